@@ -1,0 +1,47 @@
+// comm.h: the communication interface of a training step. One process (comm_single.c), MPI on
+// host buffers (comm_mpi.c) and, later, NCCL on device buffers implement it. The training step
+// calls these even with one process so that multi-rank runs only swap the implementation.
+#ifndef HT_COMM_H
+#define HT_COMM_H
+
+#include <stddef.h>
+
+typedef struct Comm {
+    int rank;        // this process's rank in [0, size)
+    int size;        // number of ranks P
+    const char *impl;// "single" or "mpi"
+    void *handle;    // implementation data (MPI communicator), NULL for single
+    // Bytes moved by each kind of collective since the last reset (for bench/).
+    double bytes_allgather, bytes_allreduce, bytes_bn;
+    double sec_allgather, sec_allreduce, sec_bn;
+} Comm;
+
+void comm_init(Comm *c, int *argc, char ***argv);
+void comm_finalize(Comm *c);
+
+// Ends this process and, under MPI, every rank (MPI_Abort). Safe before comm_init. Never returns.
+void comm_abort(int code) __attribute__((noreturn));
+
+// In-place sum over ranks.
+void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n);
+void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n);
+// Batch-norm statistic reductions (in-place sum in double); counted separately for bench/.
+void comm_bn_allreduce(Comm *c, double *buf, size_t n);
+// In-place max over ranks of one int (for consistency checks and error agreement).
+int comm_allreduce_max_int(Comm *c, int v);
+
+// Gathers uneven row shards: rank r contributes counts[r] elements, which land at recv + displs[r].
+// `send` holds this rank's counts[rank] elements (may alias recv + displs[rank]).
+void comm_allgatherv_f32(Comm *c, const float *send, float *recv, const int *counts, const int *displs);
+void comm_allgatherv_i32(Comm *c, const int *send, int *recv, const int *counts, const int *displs);
+
+void comm_bcast(Comm *c, void *buf, size_t bytes, int root);
+void comm_barrier(Comm *c);
+
+// Rank r of P owns global samples [shard_start(r), shard_start(r+1)) of a batch of n:
+// floor(r*n/P). Shards differ by at most one sample when P does not divide n.
+static inline int comm_shard_start(int n, int rank, int size) {
+    return (int)(((long long)n * rank) / size);
+}
+
+#endif

@@ -1,0 +1,50 @@
+// data.h: MNIST from the original IDX files (.gz or uncompressed), verified by SHA-256 of the
+// uncompressed contents; the training file splits into validation (first n_val images, as the
+// original code did) and training (the next n_train); and an epoch-permutation sampler keyed by
+// the counter-based RNG so that the image stream depends only on (seed, position).
+#ifndef HT_DATA_H
+#define HT_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n;            // images
+    int h, w;         // 28, 28
+    float *images;    // (n, h*w), pixels / 255
+    uint8_t *labels;  // (n)
+} Dataset;
+
+typedef struct {
+    Dataset train, val, test;
+} Mnist;
+
+// Resolves the data directory: job_dir if non-empty, else $HYPERTRAIN_DATA, else
+// "../shared/data/mnist". Returns a pointer to static storage or job_dir/getenv result.
+const char *data_resolve_dir(const char *job_dir);
+
+// Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+// t10k-labels-idx1-ubyte from dir (each as NAME.gz or NAME). verify: check SHA-256 of the
+// uncompressed contents against the originals. Fatal, naming the file, on a missing directory or
+// file, truncated/corrupt gzip, wrong magic, inconsistent sizes, or checksum mismatch.
+void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify);
+void mnist_free(Mnist *m);
+
+// Reads one IDX file (gz or raw). Checks magic (2051 images, 2049 labels) and that the data
+// length matches the header. Returns the payload (caller frees), dims in dims[0..ndim).
+uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, char sha256_hex[65]);
+
+// Epoch sampler: position p of the training stream is image perm_e[p mod n] with e = p / n, and
+// perm_e a Fisher-Yates shuffle drawn from (seed, RNG_STREAM_PERM, e).
+typedef struct {
+    uint64_t seed;
+    int n;
+    int64_t epoch[2];  // epochs whose permutations are cached (-1 = empty)
+    int *perm[2];
+} Sampler;
+
+void sampler_init(Sampler *s, uint64_t seed, int n);
+int sampler_index(Sampler *s, int64_t position);
+void sampler_free(Sampler *s);
+
+#endif
