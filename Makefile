@@ -21,7 +21,8 @@ CJSON_LIBS ?= $(or $(call PKG,--libs,libcjson),-lcjson)
 # Prefer the OpenMP build of OpenBLAS: inside our OpenMP loops it runs single-threaded instead
 # of oversubscribing the cores with its own pthreads.
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-BLAS_LIBS ?= $(if $(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),-L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR) -lopenblas,-lopenblas)
+comma := ,
+BLAS_LIBS ?= $(if $(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),-L$(OPENBLAS_OMP_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP_DIR) -lopenblas,-lopenblas)
 BLAS_CFLAGS ?= $(call PKG,--cflags,openblas)
 
 # probe(name, header, lib flags, cflags): compile-and-link check -> "yes" / "no"

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#define HT_PI 3.14159265358979323846
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
@@ -44,7 +46,7 @@ double rng_truncated_normal(uint64_t seed, uint32_t stream, uint32_t a, uint32_t
         for (int j = 0; j < 4; j += 2) {
             double u1 = rng_u01_open(r.v[j]), u2 = rng_u01_open(r.v[j + 1]);
             double rad = sqrt(-2.0 * log(u1));
-            double x0 = rad * cos(2.0 * M_PI * u2), x1 = rad * sin(2.0 * M_PI * u2);
+            double x0 = rad * cos(2.0 * HT_PI * u2), x1 = rad * sin(2.0 * HT_PI * u2);
             if (fabs(x0) <= 2.0) return x0;
             if (fabs(x1) <= 2.0) return x1;
         }

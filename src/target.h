@@ -33,4 +33,36 @@ void target_loss_grad(TargetNet *t, int n_nets, const float *theta, int n_img, c
                       size_t img_stride, const uint8_t *labels, size_t label_stride, float scale,
                       double *loss, int *correct, float *dtheta);
 
+
+// ---- Per-op functions (one network, n_img images; used by the batched calls and by tests) ----
+// Shapes are per image, NHWC, from the op; w points at the layer's weights in the flat vector:
+// (filters, fan_in + 1), filter-major, bias last; dw has the same layout and is overwritten.
+// din, when not NULL, is overwritten with dLoss/dIn (n_img, in_h, in_w, in_c).
+
+// Floats of the im2col buffer that conv needs for n_img images: n_img*out_h*out_w*k*k*in_c.
+size_t target_conv_col_floats(const TargetOp *op, int n_img);
+// out (n_img, H, W, filters) = conv SAME (stride 1, odd kernel) of in (n_img, H, W, in_c).
+void target_conv_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *col,
+                         float *out);
+// dw and (unless din is NULL) din from dout (n_img, H, W, filters); col is scratch.
+void target_conv_backward(const TargetOp *op, int n_img, const float *in, const float *w,
+                          const float *dout, float *col, float *dw, float *din);
+// out (n_img, units) = in (n_img, fan_in) . W^T + b.
+void target_fc_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *out);
+void target_fc_backward(const TargetOp *op, int n_img, const float *in, const float *w,
+                        const float *dout, float *dw, float *din);
+// n floats; in == out allowed. Backward uses the output's mask (out > 0); din == dout allowed.
+void target_relu_forward(size_t n, const float *in, float *out);
+void target_relu_backward(size_t n, const float *out, const float *dout, float *din);
+// Max pool SAME, window = stride = kernel (TensorFlow padding), out (n_img, out_h, out_w, C).
+// The backward pass sends each output's gradient to the first maximum of its window.
+void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, float *out);
+void target_maxpool_backward(const TargetOp *op, int n_img, const float *in, const float *dout,
+                             float *din);
+// Softmax cross-entropy of logits (n_img, classes). probs, dlogits (= scale * dLoss/dLogits),
+// loss (sum over images, double) and correct (argmax == label) are each optional (NULL);
+// labels may be NULL for probabilities only.
+void target_softmax_ce(int n_img, int classes, const float *logits, const uint8_t *labels,
+                       float scale, float *probs, float *dlogits, double *loss, int *correct);
+
 #endif

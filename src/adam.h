@@ -1,0 +1,13 @@
+// adam.h: Adam (Kingma & Ba) in TensorFlow's form, as the original code used:
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)      (t = 1 at the first step)
+#ifndef HT_ADAM_H
+#define HT_ADAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void adam_update(float *params, const float *grads, float *m, float *v, size_t n, double lr,
+                 double beta1, double beta2, double eps, int64_t t);
+
+#endif

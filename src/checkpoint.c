@@ -1,0 +1,585 @@
+// checkpoint.c: HDF5 checkpoints (layout and guarantees in docs/checkpoint.md).
+//
+// Every HDF5 call goes through HT_H5CHECK, which ends the run with one line naming the checkpoint,
+// the HDF5 function, the object it was working on, the innermost HDF5 error message and the
+// source line. HDF5's own error-stack printing is switched off while we work, so users see that
+// one line instead of a 30-line stack.
+//
+// Writing: HDF5 builds the file in memory (core driver); we write the bytes to "<path>.tmp.<pid>"
+// with write(2), fsync it, rename() it over <path> and fsync the directory. Any failure removes the
+// temporary file, so the file under the final name is only ever replaced by a complete one.
+#include "checkpoint.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "common.h"
+
+// What a failing HDF5 call was doing: the checkpoint's path and whether we were writing it.
+typedef struct {
+    const char *path;
+    int writing;
+} H5Ctx;
+
+// ---- error handling ----
+
+typedef struct { char desc[200]; } H5Detail;
+
+static herr_t detail_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    H5Detail *d = data;
+    if (n == 0 && e->desc) snprintf(d->desc, sizeof(d->desc), "%s", e->desc);
+    return 0;
+}
+
+// The innermost (most specific) message on HDF5's default error stack, on one line.
+static void h5_detail(char *out, size_t n) {
+    H5Detail d = { "" };
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_cb, &d);
+    snprintf(out, n, "%s", d.desc[0] ? d.desc : "no detail");
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';   // keep the error on one line
+}
+
+static void h5_die(const char *call, const H5Ctx *ctx, const char *what, const char *file, int line)
+    __attribute__((noreturn));
+static void h5_die(const char *call, const H5Ctx *ctx, const char *what, const char *file, int line) {
+    char fn[64], detail[200];
+    size_t k = 0;
+    while (call[k] && call[k] != '(' && k + 1 < sizeof(fn)) { fn[k] = call[k]; k++; }
+    fn[k] = '\0';
+    h5_detail(detail, sizeof(detail));
+    if (ctx->writing)
+        ht_fatal(file, line, "cannot write checkpoint '%s': %s failed on %s (HDF5: %s); the file under "
+                 "that name, if any, is unchanged", ctx->path, fn, what, detail);
+    ht_fatal(file, line, "'%s': %s failed on %s (HDF5: %s)", ctx->path, fn, what, detail);
+}
+
+static hid_t h5_check(hid_t r, const char *call, const H5Ctx *ctx, const char *what, const char *file,
+                      int line) {
+    if (r < 0) h5_die(call, ctx, what, file, line);
+    return r;
+}
+
+// (hdf5.h already defines a macro named H5CHECK, hence the HT_ prefix.)
+// HT_H5CHECK(call, ctx, what): a negative result of an HDF5 call is fatal; `what` names the HDF5
+// object (e.g. "/params/gen1/dense0/kernel"). Returns the call's result (ids, htri_t, herr_t).
+#define HT_H5CHECK(x, ctx, what) h5_check((hid_t)(x), #x, (ctx), (what), __FILE__, __LINE__)
+
+// Turns HDF5's automatic error printing off for the duration of one API call of ours.
+typedef struct { H5E_auto2_t func; void *data; } H5Quiet;
+
+static void h5_quiet(H5Quiet *q) {
+    q->func = NULL; q->data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void h5_restore(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+// ---- table validation (programming errors, checked before anything touches a file) ----
+
+static void validate_views(const ParamView *views, int n, size_t total, const char *kind) {
+    for (int i = 0; i < n; i++) {
+        const ParamView *v = &views[i];
+        size_t len = strnlen(v->name, HT_NAME_MAX);
+        HT_CHECK(len > 0 && len < HT_NAME_MAX && v->name[0] != '/' && v->name[len - 1] != '/' &&
+                 !strstr(v->name, "//"), "checkpoint: %s view %d has an invalid name '%.*s'", kind, i,
+                 HT_NAME_MAX, v->name);
+        HT_CHECK(v->ndim == 1 || v->ndim == 2, "checkpoint: %s view '%s' has ndim %d (1 or 2 expected)",
+                 kind, v->name, v->ndim);
+        size_t size = (size_t)v->shape[0] * (v->ndim == 2 ? (size_t)v->shape[1] : 1);
+        HT_CHECK(v->shape[0] > 0 && (v->ndim == 1 || v->shape[1] > 0) && size == v->size &&
+                 v->offset + v->size <= total,
+                 "checkpoint: %s view '%s' (offset %zu, size %zu) is inconsistent with its shape or "
+                 "with the buffer of %zu floats", kind, v->name, v->offset, v->size, total);
+    }
+}
+
+static void validate_table(const ParamTable *t) {
+    validate_views(t->views, t->n_views, t->n_params, "parameter");
+    validate_views(t->stats, t->n_stats, t->n_stat, "statistics");
+}
+
+// ---- small helpers ----
+
+// "(40, 26)" or "(40,)": shapes as h5py prints them.
+static void fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims) {
+    if (ndim == 1) { snprintf(out, n, "(%llu,)", (unsigned long long)dims[0]); return; }
+    size_t k = (size_t)snprintf(out, n, "(");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (k < n) snprintf(out + k, n - k, ")");
+}
+
+static void dir_of(const char *path, char *out, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) { snprintf(out, n, "."); return; }
+    if (slash == path) { snprintf(out, n, "/"); return; }
+    snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+// ---- writing ----
+
+static void write_attr(hid_t loc, const H5Ctx *ctx, const char *name, hid_t file_type, hid_t mem_type,
+                       const void *value) {
+    hid_t sp = HT_H5CHECK(H5Screate(H5S_SCALAR), ctx, name);
+    hid_t a = HT_H5CHECK(H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT), ctx, name);
+    HT_H5CHECK(H5Awrite(a, mem_type, value), ctx, name);
+    HT_H5CHECK(H5Aclose(a), ctx, name);
+    HT_H5CHECK(H5Sclose(sp), ctx, name);
+}
+
+// Variable-length UTF-8 string: h5py reads it as str, MATLAB's h5readatt as char.
+static void write_attr_str(hid_t loc, const H5Ctx *ctx, const char *name, const char *value) {
+    hid_t t = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, name);
+    HT_H5CHECK(H5Tset_size(t, H5T_VARIABLE), ctx, name);
+    HT_H5CHECK(H5Tset_cset(t, H5T_CSET_UTF8), ctx, name);
+    write_attr(loc, ctx, name, t, t, &value);
+    HT_H5CHECK(H5Tclose(t), ctx, name);
+}
+
+static void write_root_attrs(hid_t f, const H5Ctx *ctx, const CkptMeta *m, const char *job_json) {
+    int version = HT_CKPT_VERSION;
+    write_attr_str(f, ctx, "format", HT_CKPT_FORMAT);
+    write_attr(f, ctx, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version);
+    write_attr(f, ctx, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step);
+    write_attr(f, ctx, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
+    write_attr(f, ctx, "data_cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->data_cursor);
+    write_attr(f, ctx, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lr);
+    write_attr(f, ctx, "lambda", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lambda);
+    write_attr(f, ctx, "world_size", H5T_STD_I32LE, H5T_NATIVE_INT, &m->world_size);
+    write_attr_str(f, ctx, "job", job_json);
+    write_attr_str(f, ctx, "created_by", "hypertrain " HT_VERSION);
+}
+
+// Object creation without timestamps, so that the same state always gives the same bytes.
+static hid_t untimed_plist(hid_t cls, const H5Ctx *ctx, const char *what) {
+    hid_t p = HT_H5CHECK(H5Pcreate(cls), ctx, what);
+    HT_H5CHECK(H5Pset_obj_track_times(p, 0), ctx, what);
+    return p;
+}
+
+static void write_group(hid_t f, const H5Ctx *ctx, const char *group) {
+    hid_t gcpl = untimed_plist(H5P_GROUP_CREATE, ctx, group);
+    hid_t g = HT_H5CHECK(H5Gcreate2(f, group, H5P_DEFAULT, gcpl, H5P_DEFAULT), ctx, group);
+    HT_H5CHECK(H5Gclose(g), ctx, group);
+    HT_H5CHECK(H5Pclose(gcpl), ctx, group);
+}
+
+// Creates the groups above `name` (absolute, e.g. "/params/gen1/bn0/gamma") that do not exist
+// yet, untimed. (H5Pset_create_intermediate_group would do it too, but with timestamps.)
+static void make_parents(hid_t f, const H5Ctx *ctx, const char *name) {
+    char prefix[HT_NAME_MAX + 32];
+    for (const char *s = strchr(name + 1, '/'); s; s = strchr(s + 1, '/')) {
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)(s - name), name);
+        if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) == 0) write_group(f, ctx, prefix);
+    }
+}
+
+static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const ParamView *views, int n,
+                        const float *buf) {
+    char name[HT_NAME_MAX + 32];
+    hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), ctx, group);
+    HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), ctx, group);
+    hid_t dcpl = untimed_plist(H5P_DATASET_CREATE, ctx, group);
+    for (int i = 0; i < n; i++) {
+        const ParamView *v = &views[i];
+        hsize_t dims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
+        snprintf(name, sizeof(name), "%s/%s", group, v->name);
+        make_parents(f, ctx, name);
+        hid_t sp = HT_H5CHECK(H5Screate_simple(v->ndim, dims, NULL), ctx, name);
+        hid_t ds = HT_H5CHECK(H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), ctx, name);
+        HT_H5CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + v->offset), ctx, name);
+        HT_H5CHECK(H5Dclose(ds), ctx, name);
+        HT_H5CHECK(H5Sclose(sp), ctx, name);
+    }
+    HT_H5CHECK(H5Pclose(dcpl), ctx, group);
+    HT_H5CHECK(H5Pclose(lcpl), ctx, group);
+}
+
+// Builds the whole checkpoint as an HDF5 file image in memory (core driver, no backing store;
+// caller frees). HDF5 never touches the disk here: see "Why the file is built in memory" in
+// docs/checkpoint.md.
+static void *build_image(const H5Ctx *ctx, const ParamTable *table, const float *params,
+                         const float *adam_m, const float *adam_v, const float *stats,
+                         const CkptMeta *meta, const char *job_json, size_t *len) {
+    const char *fa = "file access properties";
+    hid_t fapl = HT_H5CHECK(H5Pcreate(H5P_FILE_ACCESS), ctx, fa);
+    HT_H5CHECK(H5Pset_fapl_core(fapl, 1 << 20, 0), ctx, fa);
+    // CLOSE_SEMI: H5Fclose fails (instead of silently deferring the close) if we leaked an object.
+    HT_H5CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI), ctx, fa);
+    hid_t f = HT_H5CHECK(H5Fcreate(ctx->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx, "the in-memory file");
+    write_root_attrs(f, ctx, meta, job_json);
+    write_group(f, ctx, "/params");
+    write_group(f, ctx, "/adam");
+    write_group(f, ctx, "/adam/m");
+    write_group(f, ctx, "/adam/v");
+    write_group(f, ctx, "/bn_running");
+    write_views(f, ctx, "/params", table->views, table->n_views, params);
+    write_views(f, ctx, "/adam/m", table->views, table->n_views, adam_m);
+    write_views(f, ctx, "/adam/v", table->views, table->n_views, adam_v);
+    write_views(f, ctx, "/bn_running", table->stats, table->n_stats, stats);
+    HT_H5CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL), ctx, "the in-memory file");
+    ssize_t n = HT_H5CHECK(H5Fget_file_image(f, NULL, 0), ctx, "the in-memory file");
+    void *image = XMALLOC((size_t)n);
+    HT_H5CHECK(H5Fget_file_image(f, image, (size_t)n), ctx, "the in-memory file");
+    HT_H5CHECK(H5Fclose(f), ctx, "the in-memory file");
+    HT_H5CHECK(H5Pclose(fapl), ctx, fa);
+    *len = (size_t)n;
+    return image;
+}
+
+// Writes the image to `tmp` and fsyncs it. On any failure: removes `tmp`, fatal.
+static void write_tmp(const char *path, const char *dir, const char *tmp, const void *image, size_t len) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) HT_FATAL("cannot write checkpoint in '%s': %s (creating '%s')", dir, strerror(errno), tmp);
+    const char *p = image, *what = "writing";
+    size_t left = len;
+    int ok = 1;
+    while (ok && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) { ok = 0; if (w == 0) errno = EIO; break; }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (ok && fsync(fd) != 0) { ok = 0; what = "syncing"; }
+    int e = errno;
+    if (close(fd) != 0 && ok) { ok = 0; e = errno; what = "closing"; }
+    if (!ok) {
+        unlink(tmp);
+        HT_FATAL("cannot write checkpoint '%s': %s '%s' failed: %s; the file under that name, if any, "
+                 "is unchanged", path, what, tmp, strerror(e));
+    }
+}
+
+// Makes the rename durable. Filesystems that cannot fsync a directory (EINVAL) are accepted.
+static void fsync_dir(const char *dir, const char *path) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) HT_FATAL("checkpoint '%s' was written but its directory '%s' cannot be opened to sync "
+                         "it: %s", path, dir, strerror(errno));
+    if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
+        int e = errno;
+        close(fd);
+        HT_FATAL("checkpoint '%s' was written but syncing its directory '%s' failed: %s", path, dir,
+                 strerror(e));
+    }
+    close(fd);
+}
+
+void checkpoint_write(const char *path, const ParamTable *table, const float *params,
+                      const float *adam_m, const float *adam_v, const float *stats,
+                      const CkptMeta *meta, const char *job_json) {
+    HT_CHECK(path && table && params && adam_m && adam_v && meta && job_json,
+             "checkpoint_write: path, table, params, adam_m, adam_v, meta and job_json are required");
+    HT_CHECK(stats || table->n_stat == 0, "checkpoint_write: stats is NULL but the table has %zu "
+             "statistics", table->n_stat);
+    validate_table(table);
+    size_t plen = strlen(path);
+    char *dir = XMALLOC(plen + 2), *tmp = XMALLOC(plen + 32);
+    dir_of(path, dir, plen + 2);
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+
+    H5Quiet q;
+    h5_quiet(&q);
+    H5Ctx ctx = { path, 1 };
+    size_t len;
+    void *image = build_image(&ctx, table, params, adam_m, adam_v, stats, meta, job_json, &len);
+    h5_restore(&q);
+
+    write_tmp(path, dir, tmp, image, len);
+    free(image);
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        HT_FATAL("cannot write checkpoint '%s': renaming '%s' to it failed: %s", path, tmp, strerror(e));
+    }
+    fsync_dir(dir, path);
+    free(dir);
+    free(tmp);
+}
+
+// ---- reading ----
+
+static int has_attr(hid_t f, const H5Ctx *ctx, const char *name) {
+    return HT_H5CHECK(H5Aexists(f, name), ctx, name) > 0;
+}
+
+// Reads a string attribute, fixed- or variable-length (caller frees).
+static char *read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
+    char what[96];
+    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
+    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
+    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
+    if (H5Tget_class(ft) != H5T_STRING)
+        HT_FATAL("'%s': %s is not a string", ctx->path, what);
+    char *out;
+    hid_t mt = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, what);
+    HT_H5CHECK(H5Tset_cset(mt, H5Tget_cset(ft)), ctx, what);   // HDF5 converts no character sets
+    if (HT_H5CHECK(H5Tis_variable_str(ft), ctx, what) > 0) {
+        char *s = NULL;
+        HT_H5CHECK(H5Tset_size(mt, H5T_VARIABLE), ctx, what);
+        HT_H5CHECK(H5Aread(a, mt, &s), ctx, what);
+        out = XSTRDUP(s ? s : "");
+        if (s) H5free_memory(s);
+    } else {
+        size_t n = H5Tget_size(ft);
+        HT_CHECK(n > 0, "'%s': %s has size 0", ctx->path, what);
+        out = XCALLOC(n + 1, 1);
+        HT_H5CHECK(H5Tset_size(mt, n + 1), ctx, what);   // room for the terminator HDF5 adds
+        HT_H5CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), ctx, what);
+        HT_H5CHECK(H5Aread(a, mt, out), ctx, what);
+    }
+    HT_H5CHECK(H5Tclose(mt), ctx, what);
+    HT_H5CHECK(H5Tclose(ft), ctx, what);
+    HT_H5CHECK(H5Aclose(a), ctx, what);
+    return out;
+}
+
+// Reads a numeric scalar attribute of the given class into `mem_type` (HDF5 converts widths).
+static void read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
+                          void *out) {
+    char what[96];
+    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
+    if (!has_attr(f, ctx, name)) HT_FATAL("'%s': missing %s", ctx->path, what);
+    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
+    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
+    hid_t sp = HT_H5CHECK(H5Aget_space(a), ctx, what);
+    if (H5Tget_class(ft) != cls || H5Sget_simple_extent_npoints(sp) != 1)
+        HT_FATAL("'%s': %s is not a scalar %s", ctx->path, what, cls == H5T_INTEGER ? "integer" : "float");
+    HT_H5CHECK(H5Aread(a, mem_type, out), ctx, what);
+    HT_H5CHECK(H5Sclose(sp), ctx, what);
+    HT_H5CHECK(H5Tclose(ft), ctx, what);
+    HT_H5CHECK(H5Aclose(a), ctx, what);
+}
+
+// Opens `path` read-only and checks that it is a hypertrain checkpoint of our format version.
+static hid_t open_checkpoint(const char *path, const H5Ctx *ctx) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) HT_FATAL("cannot open checkpoint '%s': %s", path, strerror(errno));
+    close(fd);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        char detail[200];
+        h5_detail(detail, sizeof(detail));
+        HT_FATAL("'%s' is not a readable HDF5 file (truncated, corrupt or not HDF5; HDF5: %s)", path, detail);
+    }
+    if (!has_attr(f, ctx, "format"))
+        HT_FATAL("'%s' is not a hypertrain checkpoint: it has no root attribute \"format\"", path);
+    char *format = read_attr_str(f, ctx, "format");
+    if (strcmp(format, HT_CKPT_FORMAT) != 0)
+        HT_FATAL("'%s' is not a hypertrain checkpoint: its \"format\" attribute is \"%s\", expected \"%s\"",
+                 path, format, HT_CKPT_FORMAT);
+    free(format);
+    long long version = 0;
+    read_attr_num(f, ctx, "format_version", H5T_INTEGER, H5T_NATIVE_LLONG, &version);
+    if (version != HT_CKPT_VERSION)
+        HT_FATAL("'%s' has checkpoint format_version %lld, but this hypertrain (%s) reads only version %d",
+                 path, version, HT_VERSION, HT_CKPT_VERSION);
+    return f;
+}
+
+// 1 if every link along the absolute path `name` exists (H5Lexists wants existing parents).
+static int path_exists(hid_t f, const H5Ctx *ctx, const char *name) {
+    char prefix[HT_NAME_MAX + 32];
+    const char *s = name + 1;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t)(slash - name) : strlen(name);
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)len, name);
+        if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) <= 0) return 0;
+        if (!slash) return 1;
+        s = slash + 1;
+    }
+}
+
+static void describe_type(hid_t t, char *out, size_t n) {
+    H5T_class_t c = H5Tget_class(t);
+    size_t bits = 8 * H5Tget_size(t);
+    const char *cls = c == H5T_FLOAT ? "float" : c == H5T_INTEGER ? "int" : c == H5T_STRING ? "string"
+                    : c == H5T_COMPOUND ? "compound" : "non-numeric";
+    snprintf(out, n, "%s%zu", cls, bits);
+}
+
+typedef struct { int n; } CountData;
+
+static herr_t count_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    if (info->type != H5L_TYPE_HARD) return 0;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o < 0) return -1;
+    if (H5Iget_type(o) == H5I_DATASET) ((CountData *)data)->n++;
+    H5Oclose(o);
+    return 0;
+}
+
+static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const ParamView *views, int n,
+                       float *buf) {
+    char name[HT_NAME_MAX + 32], want[64], got[64];
+    for (int i = 0; i < n; i++) {
+        const ParamView *v = &views[i];
+        snprintf(name, sizeof(name), "%s/%s", group, v->name);
+        if (!path_exists(f, ctx, name)) HT_FATAL("'%s': missing dataset %s", ctx->path, name);
+        hid_t o = HT_H5CHECK(H5Oopen(f, name, H5P_DEFAULT), ctx, name);
+        if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("'%s': %s is not a dataset", ctx->path, name);
+        HT_H5CHECK(H5Oclose(o), ctx, name);
+        hid_t ds = HT_H5CHECK(H5Dopen2(f, name, H5P_DEFAULT), ctx, name);
+        hid_t t = HT_H5CHECK(H5Dget_type(ds), ctx, name);
+        if (H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != 4) {
+            describe_type(t, got, sizeof(got));
+            HT_FATAL("'%s': %s has type %s, but checkpoints store float32", ctx->path, name, got);
+        }
+        hid_t sp = HT_H5CHECK(H5Dget_space(ds), ctx, name);
+        hsize_t fdims[H5S_MAX_RANK], vdims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
+        int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), ctx, name);
+        HT_CHECK(nd <= H5S_MAX_RANK, "'%s': %s has rank %d", ctx->path, name, nd);
+        HT_H5CHECK(H5Sget_simple_extent_dims(sp, fdims, NULL), ctx, name);
+        int same = nd == v->ndim;
+        for (int d = 0; same && d < nd; d++) same = fdims[d] == vdims[d];
+        if (!same) {
+            fmt_shape(got, sizeof(got), nd, fdims);
+            fmt_shape(want, sizeof(want), v->ndim, vdims);
+            HT_FATAL("'%s': %s has shape %s but this job's architecture expects %s — the checkpoint was "
+                     "written for a different architecture", ctx->path, name, got, want);
+        }
+        HT_H5CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + v->offset), ctx, name);
+        HT_H5CHECK(H5Sclose(sp), ctx, name);
+        HT_H5CHECK(H5Tclose(t), ctx, name);
+        HT_H5CHECK(H5Dclose(ds), ctx, name);
+    }
+    // Every view was found with its shape; a larger architecture would leave extra datasets.
+    if (!path_exists(f, ctx, group)) return;   // only reached with n == 0
+    CountData cd = { 0 };
+    hid_t g = HT_H5CHECK(H5Gopen2(f, group, H5P_DEFAULT), ctx, group);
+    HT_H5CHECK(H5Lvisit(g, H5_INDEX_NAME, H5_ITER_NATIVE, count_cb, &cd), ctx, group);
+    HT_H5CHECK(H5Gclose(g), ctx, group);
+    if (cd.n != n)
+        HT_FATAL("'%s': %s holds %d datasets but this job's architecture has %d — the checkpoint was "
+                 "written for a different architecture", ctx->path, group, cd.n, n);
+}
+
+void checkpoint_read(const char *path, const ParamTable *table, float *params, float *adam_m,
+                     float *adam_v, float *stats, CkptMeta *meta) {
+    HT_CHECK(path && table && params, "checkpoint_read: path, table and params are required");
+    validate_table(table);
+    H5Quiet q;
+    h5_quiet(&q);
+    H5Ctx ctx = { path, 0 };
+    hid_t f = open_checkpoint(path, &ctx);
+    read_views(f, &ctx, "/params", table->views, table->n_views, params);
+    if (adam_m) read_views(f, &ctx, "/adam/m", table->views, table->n_views, adam_m);
+    if (adam_v) read_views(f, &ctx, "/adam/v", table->views, table->n_views, adam_v);
+    if (stats) read_views(f, &ctx, "/bn_running", table->stats, table->n_stats, stats);
+    if (meta) {
+        memset(meta, 0, sizeof(*meta));
+        read_attr_num(f, &ctx, "step", H5T_INTEGER, H5T_NATIVE_INT64, &meta->step);
+        read_attr_num(f, &ctx, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &meta->seed);
+        read_attr_num(f, &ctx, "data_cursor", H5T_INTEGER, H5T_NATIVE_INT64, &meta->data_cursor);
+        read_attr_num(f, &ctx, "lr", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lr);
+        read_attr_num(f, &ctx, "lambda", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lambda);
+        read_attr_num(f, &ctx, "world_size", H5T_INTEGER, H5T_NATIVE_INT, &meta->world_size);
+    }
+    HT_H5CHECK(H5Fclose(f), &ctx, path);
+    h5_restore(&q);
+}
+
+char *checkpoint_read_job(const char *path) {
+    HT_CHECK(path, "checkpoint_read_job: path is NULL");
+    H5Quiet q;
+    h5_quiet(&q);
+    H5Ctx ctx = { path, 0 };
+    hid_t f = open_checkpoint(path, &ctx);
+    if (!has_attr(f, &ctx, "job")) HT_FATAL("'%s': missing root attribute \"job\" (the job JSON)", path);
+    char *job = read_attr_str(f, &ctx, "job");
+    HT_H5CHECK(H5Fclose(f), &ctx, path);
+    h5_restore(&q);
+    return job;
+}
+
+// ---- run directory ----
+
+void checkpoint_path(char *out, size_t n, const char *run_dir, int64_t step) {
+    HT_CHECK(step >= 0, "checkpoint_path: negative step %lld", (long long)step);
+    int r = snprintf(out, n, "%s/ckpt_%08lld.h5", run_dir, (long long)step);
+    HT_CHECK(r > 0 && (size_t)r < n, "checkpoint path '%s/ckpt_%08lld.h5' is too long (max %zu bytes)",
+             run_dir, (long long)step, n ? n - 1 : 0);
+}
+
+// Exactly the names checkpoint_path makes: "ckpt_" + %08lld + ".h5" (temporary files, which end
+// in ".tmp.<pid>", and look-alikes such as "ckpt_000000001.h5" are ignored).
+static int parse_ckpt_name(const char *name, long long *step) {
+    if (strncmp(name, "ckpt_", 5) != 0) return 0;
+    const char *p = name + 5, *q = p;
+    while (isdigit((unsigned char)*q)) q++;
+    if (q - p < 8 || q - p > 18 || strcmp(q, ".h5") != 0) return 0;
+    char canon[40];
+    *step = strtoll(p, NULL, 10);
+    snprintf(canon, sizeof(canon), "ckpt_%08lld.h5", *step);
+    return strcmp(canon, name) == 0;
+}
+
+// Steps of the checkpoints in run_dir, unsorted (caller frees). A missing run_dir has none.
+static long long *list_steps(const char *run_dir, int *count) {
+    *count = 0;
+    DIR *d = opendir(run_dir);
+    if (!d) {
+        if (errno == ENOENT) return NULL;
+        HT_FATAL("cannot list checkpoints in '%s': %s", run_dir, strerror(errno));
+    }
+    int cap = 16;
+    long long *steps = XMALLOC((size_t)cap * sizeof(*steps));
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) HT_FATAL("cannot list checkpoints in '%s': %s", run_dir, strerror(errno));
+            break;
+        }
+        long long s;
+        if (!parse_ckpt_name(e->d_name, &s)) continue;
+        if (*count == cap) { cap *= 2; steps = XREALLOC(steps, (size_t)cap * sizeof(*steps)); }
+        steps[(*count)++] = s;
+    }
+    closedir(d);
+    return steps;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+char *checkpoint_latest(const char *run_dir) {
+    int n;
+    long long *steps = list_steps(run_dir, &n);
+    if (n == 0) { free(steps); return NULL; }
+    qsort(steps, (size_t)n, sizeof(*steps), cmp_desc);
+    size_t len = strlen(run_dir) + 32;
+    char *out = XMALLOC(len);
+    checkpoint_path(out, len, run_dir, steps[0]);
+    free(steps);
+    return out;
+}
+
+void checkpoint_prune(const char *run_dir, int keep) {
+    if (keep <= 0) return;   // documented: 0 or less keeps everything
+    int n;
+    long long *steps = list_steps(run_dir, &n);
+    qsort(steps, (size_t)n, sizeof(*steps), cmp_desc);
+    size_t len = strlen(run_dir) + 32;
+    char *buf = XMALLOC(len);
+    for (int i = keep; i < n; i++) {
+        checkpoint_path(buf, len, run_dir, steps[i]);
+        if (unlink(buf) != 0 && errno != ENOENT)
+            HT_FATAL("cannot delete old checkpoint '%s': %s", buf, strerror(errno));
+    }
+    free(buf);
+    free(steps);
+}

@@ -1,0 +1,268 @@
+// data.c: MNIST IDX reader (gzip or raw, through zlib), SHA-256 verification while reading,
+// the validation/training split, and the epoch-permutation sampler. See docs/data.md.
+#include "data.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "common.h"
+#include "rng.h"
+#include "sha256.h"
+
+#define IDX_MAGIC_IMAGES 2051  // 0x00000803: unsigned bytes, 3 dimensions
+#define IDX_MAGIC_LABELS 2049  // 0x00000801: unsigned bytes, 1 dimension
+#define MNIST_SIDE 28
+#define IDX_MAX_BYTES ((uint64_t)1 << 31)  // far above MNIST's 47 MB; guards against bad headers
+#define READ_CHUNK ((size_t)4 << 20)
+
+// SHA-256 of the uncompressed original files (the LeCun MNIST distribution).
+static const struct { const char *name, *sha256; } mnist_files[4] = {
+    {"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
+    {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
+    {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
+    {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+};
+
+const char *data_resolve_dir(const char *job_dir) {
+    if (job_dir && job_dir[0]) return job_dir;
+    const char *env = getenv("HYPERTRAIN_DATA");
+    if (env && env[0]) return env;
+    return "../shared/data/mnist";
+}
+
+// ---------------------------------------------------------------------------------------------
+// IDX reading
+
+// Ends the process when the last gzread left an error behind. zlib reports a gzip stream that
+// ends early (truncated download) as Z_BUF_ERROR "unexpected end of file", a bad CRC or deflate
+// stream as Z_DATA_ERROR; a raw (uncompressed) file never sets either.
+static void gz_check(gzFile f, const char *path) {
+    int err = Z_OK;
+    const char *msg = gzerror(f, &err);
+    if (err == Z_OK || err == Z_STREAM_END) return;
+    if (err == Z_ERRNO) HT_FATAL("cannot read '%s': %s", path, strerror(errno));
+    size_t plen = strlen(path);  // zlib prefixes its message with "path: "
+    if (msg && !strncmp(msg, path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
+    HT_FATAL("truncated or corrupt gzip file '%s' (zlib: %s)", path, msg ? msg : "?");
+}
+
+// Reads up to n bytes, stopping early only at end of file; hashes what it read (sh may be NULL).
+static size_t gz_read_full(gzFile f, const char *path, uint8_t *buf, size_t n, Sha256 *sh) {
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < READ_CHUNK ? n - got : READ_CHUNK;
+        int r = gzread(f, buf + got, (unsigned)want);
+        if (r < 0) gz_check(f, path);
+        HT_CHECK(r >= 0, "cannot read '%s'", path);  // gz_check did not recognize the error
+        if (r == 0) break;
+        if (sh) sha256_update(sh, buf + got, (size_t)r);
+        got += (size_t)r;
+    }
+    if (got < n) gz_check(f, path);
+    return got;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static const char *idx_kind(int magic) {
+    return magic == IDX_MAGIC_IMAGES ? "images" : magic == IDX_MAGIC_LABELS ? "labels" : "IDX";
+}
+
+uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, char sha256_hex[65]) {
+    int nd = expect_magic & 0xff;
+    HT_CHECK((expect_magic >> 8) == 0x08 && nd >= 1 && nd <= 3,
+             "idx_read: unsupported IDX magic %d (unsigned bytes, 1-3 dims only)", expect_magic);
+    gzFile f = gzopen(path, "rb");
+    if (!f) HT_FATAL("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+    gzbuffer(f, 1 << 18);
+    Sha256 sh;
+    Sha256 *shp = sha256_hex ? &sh : NULL;
+    if (shp) sha256_init(shp);
+
+    uint8_t hdr[16];
+    size_t hlen = 4 + 4 * (size_t)nd;
+    size_t got = gz_read_full(f, path, hdr, 4, shp);
+    HT_CHECK(got == 4, "'%s': only %zu bytes, too short for an IDX header", path, got);
+    uint32_t magic = be32(hdr);
+    HT_CHECK(magic == (uint32_t)expect_magic, "'%s': wrong IDX magic 0x%08x, expected %d (%s)",
+             path, (unsigned)magic, expect_magic, idx_kind(expect_magic));
+    got += gz_read_full(f, path, hdr + 4, hlen - 4, shp);
+    HT_CHECK(got == hlen, "'%s': IDX header cut short (%zu of %zu bytes)", path, got, hlen);
+
+    uint64_t nbytes = 1;
+    char shape[64] = "";
+    for (int d = 0; d < nd; d++) {
+        uint32_t v = be32(hdr + 4 + 4 * d);
+        HT_CHECK(v >= 1 && v <= (1u << 30), "'%s': IDX dimension %d is %u", path, d, (unsigned)v);
+        dims[d] = (int)v;
+        nbytes *= v;
+        HT_CHECK(nbytes <= IDX_MAX_BYTES, "'%s': IDX header announces more than %llu data bytes",
+                 path, (unsigned long long)IDX_MAX_BYTES);
+        size_t used = strlen(shape);
+        snprintf(shape + used, sizeof shape - used, "%s%u", d ? " x " : "", (unsigned)v);
+    }
+    *ndim = nd;
+
+    uint8_t *data = XMALLOC((size_t)nbytes);
+    size_t ndata = gz_read_full(f, path, data, (size_t)nbytes, shp);
+    HT_CHECK(ndata == nbytes, "'%s': data length %zu bytes does not match the IDX header (dims %s: "
+             "%llu bytes): the file is truncated", path, ndata, shape, (unsigned long long)nbytes);
+    // Anything after the data is an error too; reading to the end also lets zlib check the
+    // gzip trailer (CRC and length), so a file cut inside the trailer is caught here.
+    uint8_t extra[4096];
+    size_t nextra = 0, r;
+    while ((r = gz_read_full(f, path, extra, sizeof extra, shp)) > 0) nextra += r;
+    HT_CHECK(nextra == 0, "'%s': data length %llu bytes does not match the IDX header (dims %s: "
+             "%llu bytes): the file has %zu trailing bytes", path,
+             (unsigned long long)(nbytes + nextra), shape, (unsigned long long)nbytes, nextra);
+    int rc = gzclose(f);
+    HT_CHECK(rc == Z_OK, "truncated or corrupt gzip file '%s' (gzclose: %d)", path, rc);
+
+    if (sha256_hex) {
+        uint8_t digest[32];
+        sha256_final(&sh, digest);
+        sha256_to_hex(digest, sha256_hex);
+    }
+    return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MNIST
+
+typedef struct {
+    char path[4096];
+    int dims[3], ndim;
+    uint8_t *data;
+} IdxFile;
+
+// Finds dir/NAME.gz, else dir/NAME, reads it and checks its checksum when asked.
+static void mnist_read(IdxFile *f, const char *dir, int which, int magic, int verify) {
+    const char *name = mnist_files[which].name;
+    struct stat st;
+    int n = snprintf(f->path, sizeof f->path, "%s/%s.gz", dir, name);
+    HT_CHECK(n > 0 && (size_t)n < sizeof f->path, "data path too long: '%s/%s.gz'", dir, name);
+    if (stat(f->path, &st) != 0) {
+        f->path[n - 3] = '\0';  // drop ".gz"
+        HT_CHECK(stat(f->path, &st) == 0, "data directory '%s' holds neither '%s.gz' nor '%s' "
+                 "(scripts/fetch-mnist.sh downloads MNIST)", dir, name, name);
+    }
+    char hex[65];
+    f->data = idx_read(f->path, magic, f->dims, &f->ndim, verify ? hex : NULL);
+    if (verify && strcmp(hex, mnist_files[which].sha256) != 0)
+        HT_FATAL("'%s': SHA-256 of the uncompressed contents is %s, expected %s (the original %s); "
+                 "the file is damaged or not the original MNIST. For other data in this format, "
+                 "set data.verify=false in the job", f->path, hex, mnist_files[which].sha256, name);
+}
+
+static void mnist_read_pair(IdxFile *img, IdxFile *lab, const char *dir, int which_images,
+                            int verify) {
+    mnist_read(img, dir, which_images, IDX_MAGIC_IMAGES, verify);
+    HT_CHECK(img->dims[1] == MNIST_SIDE && img->dims[2] == MNIST_SIDE,
+             "'%s': images are %d x %d, expected %d x %d", img->path, img->dims[1], img->dims[2],
+             MNIST_SIDE, MNIST_SIDE);
+    mnist_read(lab, dir, which_images + 1, IDX_MAGIC_LABELS, verify);
+    HT_CHECK(lab->dims[0] == img->dims[0], "'%s' holds %d labels but '%s' holds %d images",
+             lab->path, lab->dims[0], img->path, img->dims[0]);
+    for (int i = 0; i < lab->dims[0]; i++)
+        HT_CHECK(lab->data[i] <= 9, "'%s': label %d of item %d is not a digit 0-9", lab->path,
+                 lab->data[i], i);
+}
+
+// Copies items [first, first + n) of an images/labels pair into a Dataset, pixels / 255.
+static void dataset_fill(Dataset *ds, const IdxFile *img, const IdxFile *lab, int first, int n) {
+    float lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = (float)v / 255.0f;
+    size_t px = (size_t)img->dims[1] * (size_t)img->dims[2];
+    ds->n = n;
+    ds->h = img->dims[1];
+    ds->w = img->dims[2];
+    ds->images = XALLOC_FLOATS((size_t)n * px);
+    ds->labels = XMALLOC((size_t)n);
+    const uint8_t *src = img->data + (size_t)first * px;
+    for (size_t i = 0; i < (size_t)n * px; i++) ds->images[i] = lut[src[i]];
+    memcpy(ds->labels, lab->data + first, (size_t)n);
+}
+
+void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
+    struct stat st;
+    HT_CHECK(dir && dir[0] && stat(dir, &st) == 0,
+             "data directory '%s' does not exist (set data.dir in the job, --data DIR, or "
+             "HYPERTRAIN_DATA; scripts/fetch-mnist.sh downloads MNIST)", dir ? dir : "");
+    HT_CHECK(S_ISDIR(st.st_mode), "data directory '%s' is not a directory", dir);
+    HT_CHECK(n_train >= 0 && n_val >= 0, "n_train (%d) and n_val (%d) must be >= 0", n_train, n_val);
+    memset(m, 0, sizeof *m);
+
+    IdxFile img, lab;
+    mnist_read_pair(&img, &lab, dir, 0, verify);
+    HT_CHECK((long long)n_val + n_train <= img.dims[0],
+             "'%s' holds %d images, fewer than n_val + n_train = %d + %d", img.path, img.dims[0],
+             n_val, n_train);
+    dataset_fill(&m->val, &img, &lab, 0, n_val);  // the first n_val images, as the original did
+    dataset_fill(&m->train, &img, &lab, n_val, n_train);
+    free(img.data);
+    free(lab.data);
+
+    mnist_read_pair(&img, &lab, dir, 2, verify);
+    dataset_fill(&m->test, &img, &lab, 0, img.dims[0]);
+    free(img.data);
+    free(lab.data);
+}
+
+static void dataset_free(Dataset *d) {
+    free(d->images);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+void mnist_free(Mnist *m) {
+    dataset_free(&m->train);
+    dataset_free(&m->val);
+    dataset_free(&m->test);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampler
+
+static void sampler_fill(Sampler *s, int slot, int64_t epoch) {
+    int *perm = s->perm[slot];
+    for (int i = 0; i < s->n; i++) perm[i] = i;
+    for (int i = s->n - 1; i >= 1; i--) {
+        int j = (int)rng_below(s->seed, RNG_STREAM_PERM, (uint32_t)epoch, 0, (uint32_t)i,
+                               (uint32_t)i + 1);
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    s->epoch[slot] = epoch;
+}
+
+void sampler_init(Sampler *s, uint64_t seed, int n) {
+    HT_CHECK(n > 0, "sampler needs at least one training image (n = %d)", n);
+    s->seed = seed;
+    s->n = n;
+    for (int k = 0; k < 2; k++) {
+        s->epoch[k] = -1;
+        s->perm[k] = XMALLOC((size_t)n * sizeof(int));
+    }
+}
+
+int sampler_index(Sampler *s, int64_t position) {
+    HT_CHECK(position >= 0, "sampler position %lld is negative", (long long)position);
+    int64_t epoch = position / s->n;
+    int slot = (int)(epoch & 1);  // consecutive epochs live in different slots
+    if (s->epoch[slot] != epoch) sampler_fill(s, slot, epoch);
+    return s->perm[slot][position % s->n];
+}
+
+void sampler_free(Sampler *s) {
+    for (int k = 0; k < 2; k++) {
+        free(s->perm[k]);
+        s->perm[k] = NULL;
+        s->epoch[k] = -1;
+    }
+}

@@ -1,0 +1,36 @@
+// entropy.h: Kozachenko–Leonenko entropy estimate over the whole noise batch (paper A.5):
+//   H = psi(N) + (d/N) * sum_i log(eps_i + 1e-8)
+// with eps_i the distance (L1 as in the original code, or L2 as in the paper's text) from sample i
+// to its nearest neighbour among the N samples, and d = dim z. The gradient flows through eps_i
+// into sample i and into its neighbour. Multi-rank: every rank holds all N gauge-fixed vectors
+// (all-gathered), finds the neighbours of its own samples, and the neighbour indices and distances
+// are all-gathered so that each rank also adds the terms of remote samples whose neighbour is local.
+#ifndef HT_ENTROPY_H
+#define HT_ENTROPY_H
+
+#include "comm.h"
+#include "config.h"
+
+#define ENTROPY_EPS 1e-8
+
+double digamma(double x);
+
+// Distance between two vectors of length D (accumulated in double).
+double entropy_distance(const float *a, const float *b, size_t D, Distance dist);
+
+typedef struct {
+    int n;          // samples N
+    int *nn;        // (N) nearest neighbour of each sample (ties: lowest index)
+    float *eps;     // (N) its distance
+} EntropyWork;
+
+void entropy_work_init(EntropyWork *w, int n);
+void entropy_work_free(EntropyWork *w);
+
+// all: (N, D) every sample; this rank owns samples [start, start + n_local). Returns H (the same
+// value on every rank). If grad_local != NULL, adds scale * dH/d(sample) for the local samples
+// into grad_local (n_local, D).
+double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, size_t D, int start,
+                        int n_local, Distance dist, int d, float scale, float *grad_local);
+
+#endif

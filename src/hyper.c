@@ -1,0 +1,81 @@
+#include "hyper.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+void hyper_init(HyperNet *hn, const HyperArch *h, const TargetArch *t, int max_n) {
+    memset(hn, 0, sizeof(*hn));
+    hn->h = h;
+    hn->t = t;
+    hn->max_n = max_n;
+    mlp_cache_init(&hn->ext, &h->extractor, max_n);
+    int max_codes = 1;
+    for (int l = 0; l < h->n_gens; l++) {
+        const int rows = max_n * h->gen_codes[l];
+        mlp_cache_init(&hn->gen[l], &h->gens[l], rows);
+        hn->gen_in[l] = XALLOC_FLOATS((size_t)rows * h->code_size);
+        hn->dgen_out[l] = XALLOC_FLOATS((size_t)rows * h->gen_out[l]);
+        if (h->gen_codes[l] > max_codes) max_codes = h->gen_codes[l];
+    }
+    hn->dgen_in = XALLOC_FLOATS((size_t)max_n * max_codes * h->code_size);
+    hn->dcodes = XALLOC_FLOATS((size_t)max_n * h->n_codes * h->code_size);
+}
+
+void hyper_free(HyperNet *hn) {
+    mlp_cache_free(&hn->ext);
+    for (int l = 0; l < hn->h->n_gens; l++) {
+        mlp_cache_free(&hn->gen[l]);
+        free(hn->gen_in[l]);
+        free(hn->dgen_out[l]);
+    }
+    free(hn->dgen_in);
+    free(hn->dcodes);
+}
+
+void hyper_forward(HyperNet *hn, const float *params, float *stats, const float *z, int n,
+                   int global_n, int train, const BnConfig *bn, Comm *comm, float *raw) {
+    const HyperArch *h = hn->h;
+    const TargetArch *t = hn->t;
+    HT_CHECK(n <= hn->max_n, "hypernetwork: %d samples exceed the %d it was set up for", n, hn->max_n);
+    hn->n = n;
+    mlp_forward(&h->extractor, &h->table, params, stats, &hn->ext, z, n, global_n, train, bn, comm);
+    const float *codes = mlp_out(&h->extractor, &hn->ext); // (n, n_codes, code_size)
+    const size_t cs = (size_t)h->code_size;
+    for (int l = 0; l < h->n_gens; l++) {
+        const int nc = h->gen_codes[l];
+        for (int b = 0; b < n; b++)  // (n, nc, code_size) <- codes[b, off:off+nc, :]
+            memcpy(hn->gen_in[l] + (size_t)b * nc * cs,
+                   codes + ((size_t)b * h->n_codes + h->gen_code_offset[l]) * cs, nc * cs * sizeof(float));
+        mlp_forward(&h->gens[l], &h->table, params, stats, &hn->gen[l], hn->gen_in[l], n * nc,
+                    global_n * nc, train, bn, comm);
+        // Generator output (n, nc * gen_out) is exactly layer l's block of each sample.
+        const float *out = mlp_out(&h->gens[l], &hn->gen[l]);
+        const size_t size = t->layers[l].size;
+        for (int b = 0; b < n; b++)
+            memcpy(raw + (size_t)b * t->n_weights + t->layers[l].offset, out + (size_t)b * size,
+                   size * sizeof(float));
+    }
+}
+
+void hyper_backward(HyperNet *hn, const float *params, float *grads, const float *draw,
+                    const BnConfig *bn, Comm *comm) {
+    const HyperArch *h = hn->h;
+    const TargetArch *t = hn->t;
+    const int n = hn->n;
+    const size_t cs = (size_t)h->code_size;
+    for (int l = 0; l < h->n_gens; l++) {
+        const int nc = h->gen_codes[l];
+        const size_t size = t->layers[l].size;
+        for (int b = 0; b < n; b++)
+            memcpy(hn->dgen_out[l] + (size_t)b * size, draw + (size_t)b * t->n_weights + t->layers[l].offset,
+                   size * sizeof(float));
+        mlp_backward(&h->gens[l], &h->table, params, grads, &hn->gen[l], hn->dgen_out[l], hn->dgen_in,
+                     bn, comm);
+        for (int b = 0; b < n; b++)
+            memcpy(hn->dcodes + ((size_t)b * h->n_codes + h->gen_code_offset[l]) * cs,
+                   hn->dgen_in + (size_t)b * nc * cs, nc * cs * sizeof(float));
+    }
+    mlp_backward(&h->extractor, &h->table, params, grads, &hn->ext, hn->dcodes, NULL, bn, comm);
+}

@@ -1,0 +1,352 @@
+// test_hyper.c: gradient checks of the hypernetwork's pieces (every MLP with batch norm, gauge
+// fixing, the entropy estimator with L1 and L2), gauge invariance of the network function on
+// real images, the estimator against known entropies, and the paper's parameter counts.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "comm.h"
+#include "config.h"
+#include "data.h"
+#include "entropy.h"
+#include "fdcheck.h"
+#include "gauge.h"
+#include "hyper.h"
+#include "mlp.h"
+#include "model.h"
+#include "rng.h"
+#include "target.h"
+#include "testutil.h"
+
+static void fill_randn(float *x, size_t n, double scale, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * fd_randn(&s));
+}
+
+// ---------------- MLP with batch norm ----------------
+typedef struct {
+    const MlpArch *m; const ParamTable *t; float *params, *stats; MlpCache *c;
+    float *x; int rows; const double *w; BnConfig bn; Comm *comm;
+} MlpCtx;
+
+static double mlp_loss(void *p) {
+    MlpCtx *c = p;
+    mlp_forward(c->m, c->t, c->params, c->stats, c->c, c->x, c->rows, c->rows, 1, &c->bn, c->comm);
+    const float *out = mlp_out(c->m, c->c);
+    double L = 0.0;
+    const size_t n = (size_t)c->rows * c->m->dims[c->m->n_dense];
+    for (size_t i = 0; i < n; i++) L += c->w[i] * out[i];
+    return L;
+}
+
+static void check_mlp(TestState *ts, Model *model, const MlpArch *m, int rows, Comm *comm, uint64_t seed) {
+    const ParamTable *t = &model->harch.table;
+    MlpCache cache;
+    mlp_cache_init(&cache, m, rows);
+    const int in = m->dims[0], out = m->dims[m->n_dense];
+    float *x = XALLOC_FLOATS((size_t)rows * in), *dx = XALLOC_FLOATS((size_t)rows * in);
+    double *w = malloc(sizeof(double) * rows * out);
+    float *dout = XALLOC_FLOATS((size_t)rows * out);
+    fill_randn(x, (size_t)rows * in, 1.0, seed);
+    uint64_t s = seed + 99;
+    for (int i = 0; i < rows * out; i++) { w[i] = fd_randn(&s); dout[i] = (float)w[i]; }
+    // make batch-norm scales/offsets non-trivial so their gradients are exercised
+    for (int i = 0; i < m->n_dense - 1; i++) {
+        fill_randn(model->params + t->views[m->gamma[i]].offset, t->views[m->gamma[i]].size, 0.3, seed + i);
+        for (size_t k = 0; k < t->views[m->gamma[i]].size; k++) model->params[t->views[m->gamma[i]].offset + k] += 1.0f;
+        fill_randn(model->params + t->views[m->beta[i]].offset, t->views[m->beta[i]].size, 0.3, seed + 50 + i);
+    }
+    MlpCtx c = {m, t, model->params, model->stats, &cache, x, rows, w,
+                {(float)model->job.leaky_alpha, model->job.bn_eps, model->job.bn_decay}, comm};
+    memset(model->grads, 0, t->n_params * sizeof(float));
+    mlp_loss(&c);
+    mlp_backward(m, t, model->params, model->grads, &cache, dout, dx, &c.bn, comm);
+    char name[160];
+    for (int i = 0; i < m->n_dense; i++) {
+        const ParamView *k = &t->views[m->kernel[i]];
+        snprintf(name, sizeof(name), "%s", k->name);
+        fd_directional(ts, name, mlp_loss, &c, model->params + k->offset, model->grads + k->offset,
+                       k->size, 1e-3 * sqrt(model->job.init_scale / k->shape[0]) * 10, 1e-2, 1e-6, seed + i);
+        if (i == m->n_dense - 1) continue;
+        const ParamView *g = &t->views[m->gamma[i]], *b = &t->views[m->beta[i]];
+        fd_directional(ts, g->name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
+                       g->size, 1e-3, 1e-2, 1e-6, seed + 10 + i);
+        fd_elements(ts, g->name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
+                    g->size, 1e-3, 3e-2, 1e-3, 5);
+        fd_directional(ts, b->name, mlp_loss, &c, model->params + b->offset, model->grads + b->offset,
+                       b->size, 1e-3, 1e-2, 1e-6, seed + 20 + i);
+    }
+    snprintf(name, sizeof(name), "%s/input", m->name);
+    fd_directional(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 1e-2, 1e-6, seed + 30);
+    fd_elements(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 3e-2, 1e-3, 5);
+    mlp_cache_free(&cache);
+    free(x); free(dx); free(w); free(dout);
+}
+
+static void test_mlps(TestState *ts, Comm *comm) {
+    printf("MLP + batch norm gradients (tiny job: every MLP)\n");
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, "jobs/tiny.json");
+    Model model;
+    model_init(&model, &job);
+    check_mlp(ts, &model, &model.harch.extractor, 7, comm, 1);
+    for (int l = 0; l < model.harch.n_gens; l++)
+        check_mlp(ts, &model, &model.harch.gens[l], 7 * model.harch.gen_codes[l], comm, 10 + l);
+    model_free(&model);
+    printf("MLP + batch norm gradients (paper job: extractor and W1)\n");
+    job_defaults(&job);
+    model_init(&model, &job);
+    check_mlp(ts, &model, &model.harch.extractor, 8, comm, 3);
+    check_mlp(ts, &model, &model.harch.gens[0], 8 * 32, comm, 4);
+    model_free(&model);
+}
+
+// ---------------- gauge fixing ----------------
+typedef struct { const TargetArch *a; int n; float *raw, *out, *scales; const double *w; } GaugeCtx;
+
+static double gauge_loss(void *p) {
+    GaugeCtx *c = p;
+    gauge_forward(c->a, c->n, c->raw, c->out, c->scales);
+    double L = 0.0;
+    for (size_t i = 0; i < (size_t)c->n * c->a->n_weights; i++) L += c->w[i] * c->out[i];
+    return L;
+}
+
+static void test_gauge_grad(TestState *ts) {
+    printf("gauge fixing gradient\n");
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, "jobs/tiny.json");
+    TargetArch a;
+    arch_build_target(&a, &job);
+    const int n = 3;
+    const size_t W = a.n_weights * n;
+    float *raw = XALLOC_FLOATS(W), *out = XALLOC_FLOATS(W), *g = XALLOC_FLOATS(W);
+    float *scales = XALLOC_FLOATS((size_t)n * gauge_n_scales(&a));
+    double *w = malloc(W * sizeof(double));
+    fill_randn(raw, W, 0.5, 5);
+    uint64_t s = 77;
+    for (size_t i = 0; i < W; i++) { w[i] = fd_randn(&s); g[i] = (float)w[i]; }
+    GaugeCtx c = {&a, n, raw, out, scales, w};
+    gauge_loss(&c);
+    gauge_backward(&a, n, raw, scales, g, g);
+    for (uint64_t k = 0; k < 3; k++)
+        fd_directional(ts, "gauge/raw", gauge_loss, &c, raw, g, W, 1e-3, 1e-2, 1e-6, 40 + k);
+    fd_elements(ts, "gauge/raw", gauge_loss, &c, raw, g, W, 1e-3, 2e-2, 1e-3, 40);
+    // every layer separately: a direction restricted to one layer
+    for (int l = 0; l < a.n_layers; l++) {
+        char name[64];
+        snprintf(name, sizeof(name), "gauge/raw layer %d", l + 1);
+        fd_directional(ts, name, gauge_loss, &c, raw + a.layers[l].offset, g + a.layers[l].offset,
+                       a.layers[l].size, 1e-3, 1e-2, 1e-6, 60 + l);
+    }
+    free(raw); free(out); free(g); free(scales); free(w);
+}
+
+// Gauge fixing leaves outputs unchanged and the constraints hold, on real images.
+static void test_gauge_invariance(TestState *ts, Comm *comm) {
+    printf("gauge invariance on real MNIST images (paper architecture)\n");
+    const char *dir = "../shared/data/mnist";
+    if (access(dir, R_OK) != 0) { printf("  SKIPPED (no ../shared/data/mnist)\n"); return; }
+    Mnist data;
+    mnist_load(&data, dir, 1000, 200, 1);
+    Job job;
+    job_defaults(&job);
+    Model model;
+    model_init(&model, &job);
+    const TargetArch *a = &model.tarch;
+    const int n = 4, n_img = 100;
+    const size_t W = a->n_weights;
+    float *raw = XALLOC_FLOATS(n * W), *fixed = XALLOC_FLOATS(n * W);
+    float *scales = XALLOC_FLOATS((size_t)n * gauge_n_scales(a));
+    // networks 0, 1: generated by the hypernetwork at initialization; 2, 3: random weights with
+    // each filter scaled by a random factor in [0.05, 20] (what gauge fixing must undo)
+    HyperNet hn;
+    hyper_init(&hn, &model.harch, a, 2);
+    float z[2 * 300];
+    rng_uniform(1, RNG_STREAM_TEST, 0, 0, -1.0f, 1.0f, z, 600);
+    BnConfig bn = {0.05f, 1e-7, 0.98};
+    hyper_forward(&hn, model.params, model.stats, z, 2, 2, 1, &bn, comm, raw);
+    uint64_t s = 123;
+    for (int k = 2; k < n; k++)
+        for (int l = 0; l < a->n_layers; l++) {
+            const TargetLayer *L = &a->layers[l];
+            for (int f = 0; f < L->filters; f++) {
+                double fs = exp(fd_randn(&s) * 1.0);
+                fs = fmin(fmax(fs, 0.05), 20.0);
+                for (int j = 0; j <= L->fan_in; j++)
+                    raw[k * W + L->offset + (size_t)f * (L->fan_in + 1) + j] =
+                        (float)(fs * fd_randn(&s) * sqrt(2.0 / L->fan_in));
+            }
+        }
+    gauge_forward(a, n, raw, fixed, scales);
+    TargetNet tn;
+    target_init(&tn, a, n_img, 0);
+    float *p_raw = XALLOC_FLOATS((size_t)n * n_img * a->classes), *p_fix = XALLOC_FLOATS((size_t)n * n_img * a->classes);
+    target_forward(&tn, n, raw, n_img, data.val.images, 0, p_raw);
+    target_forward(&tn, n, fixed, n_img, data.val.images, 0, p_fix);
+    for (int k = 0; k < n; k++) {
+        double md = 0.0, spread = 0.0;
+        for (int i = 0; i < n_img * a->classes; i++) {
+            size_t o = (size_t)k * n_img * a->classes + i;
+            md = fmax(md, fabs(p_raw[o] - p_fix[o]));
+            spread = fmax(spread, fabs(p_raw[o] - 0.1));
+        }
+        T_CHECK(ts, md <= 1e-5, "network %d: max |p(raw) - p(gauge-fixed)| = %.2e over %d images "
+                "(outputs vary by up to %.3f from uniform)", k, md, n_img, spread);
+        if (k >= 2) T_CHECK(ts, spread > 0.05, "network %d has non-trivial outputs (%.3f)", k, spread);
+    }
+    // constraints
+    for (int k = 0; k < n; k++) {
+        double worst = 0.0;
+        for (int l = 0; l + 1 < a->n_layers; l++) {
+            const TargetLayer *L = &a->layers[l];
+            for (int f = 0; f < L->filters; f++) {
+                const float *w = fixed + k * W + L->offset + (size_t)f * (L->fan_in + 1);
+                double ms = 0.0;
+                for (int j = 0; j <= L->fan_in; j++) ms += (double)w[j] * w[j];
+                worst = fmax(worst, fabs(ms / (L->fan_in + 1) - 1.0));
+            }
+        }
+        T_CHECK(ts, worst < 1e-4, "network %d: per-filter mean square of layers 1..m-1 is 1 (max dev %.2e)", k, worst);
+        const TargetLayer *L = &a->layers[a->n_layers - 1];
+        double mean = 0.0;
+        for (int f = 0; f < L->filters; f++) mean += fixed[k * W + L->offset + (size_t)f * (L->fan_in + 1) + L->fan_in];
+        mean /= L->filters;
+        T_CHECK(ts, fabs(mean) < 1e-6, "network %d: output bias mean %.2e", k, mean);
+    }
+    target_free(&tn);
+    hyper_free(&hn);
+    free(raw); free(fixed); free(scales); free(p_raw); free(p_fix);
+    model_free(&model);
+    mnist_free(&data);
+}
+
+// ---------------- entropy ----------------
+typedef struct { Comm *comm; EntropyWork *w; float *x; int N; size_t D; Distance dist; int d; } EntCtx;
+
+static double ent_loss(void *p) {
+    EntCtx *c = p;
+    return entropy_estimate(c->comm, c->w, c->x, c->N, c->D, 0, c->N, c->dist, c->d, 0.0f, NULL);
+}
+
+static void test_entropy_grad(TestState *ts, Comm *comm, Distance dist) {
+    const char *dn = dist == DIST_L1 ? "L1" : "L2";
+    printf("entropy gradient (%s)\n", dn);
+    const int N = 9;
+    const size_t D = 6;
+    float *x = XALLOC_FLOATS(N * D), *g = XALLOC_FLOATS(N * D), *gself = XALLOC_FLOATS(N * D);
+    fill_randn(x, N * D, 1.0, dist == DIST_L1 ? 11 : 12);
+    EntropyWork w;
+    entropy_work_init(&w, N);
+    EntCtx c = {comm, &w, x, N, D, dist, 5};
+    entropy_estimate(comm, &w, x, N, D, 0, N, dist, 5, 1.0f, g);
+    // Some sample must be the neighbour of another (so the neighbour term is exercised).
+    int chosen = 0;
+    for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) chosen |= w.nn[j] == i;
+    T_CHECK(ts, chosen, "%s: some samples are nearest neighbours of others", dn);
+    // The gradient without the neighbour terms must differ (the test can tell them apart).
+    for (int k = 0; k < N; k++)
+        for (size_t q = 0; q < D; q++) {
+            const int j = w.nn[k];
+            double diff = (double)x[k * D + q] - x[j * D + q];
+            double e = w.eps[k];
+            double dd = dist == DIST_L1 ? (diff > 0 ? 1 : -1) : diff / e;
+            gself[k * D + q] = (float)(5.0 / N / (e + ENTROPY_EPS) * dd);
+        }
+    double dmax = 0.0;
+    for (size_t i = 0; i < N * D; i++) dmax = fmax(dmax, fabs(g[i] - gself[i]));
+    T_CHECK(ts, dmax > 1e-3, "%s: neighbour contributions change the gradient (max %.3e)", dn, dmax);
+    char name[64];
+    snprintf(name, sizeof(name), "entropy %s", dn);
+    fd_elements(ts, name, ent_loss, &c, x, g, N * D, 1e-3, 1e-2, 1e-4, (int)(N * D));
+    fd_directional(ts, name, ent_loss, &c, x, g, N * D, 1e-4, 1e-2, 1e-6, 5);
+    entropy_work_free(&w);
+    free(x); free(g); free(gself);
+}
+
+static double log_unit_ball(int d, Distance dist) {
+    if (dist == DIST_L1) return d * log(2.0) - lgamma(d + 1.0);
+    return 0.5 * d * log(3.14159265358979323846) - lgamma(0.5 * d + 1.0);
+}
+
+// Full Kozachenko–Leonenko estimate (k = 1): ours + (-psi(1) + log V_d).
+static void test_entropy_known(TestState *ts, Comm *comm) {
+    printf("entropy estimator vs known entropies (error shrinks as N grows)\n");
+    const int sizes[3] = {50, 400, 3200};
+    const int d = 2;
+    for (int dist = 0; dist < 2; dist++)
+        for (int which = 0; which < 2; which++) {
+            // which 0: U[0,1]^2 (H = 0); 1: N(0, I_2) (H = log(2 pi e))
+            const double H_true = which ? log(2.0 * 3.14159265358979323846 * exp(1.0)) : 0.0;
+            double err[3];
+            for (int si = 0; si < 3; si++) {
+                const int N = sizes[si], trials = 4;
+                double mean_err = 0.0;
+                for (int t = 0; t < trials; t++) {
+                    float *x = XALLOC_FLOATS((size_t)N * d);
+                    for (int i = 0; i < N; i++) {
+                        Philox4 r = philox4x32(7 + t, RNG_STREAM_TEST, (uint32_t)si, (uint32_t)i, 0);
+                        if (which == 0) { x[i * d] = rng_u01(r.v[0]); x[i * d + 1] = rng_u01(r.v[1]); }
+                        else {
+                            double u1 = rng_u01_open(r.v[0]), u2 = rng_u01_open(r.v[1]);
+                            x[i * d] = (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+                            x[i * d + 1] = (float)(sqrt(-2 * log(u1)) * sin(6.283185307179586 * u2));
+                        }
+                    }
+                    EntropyWork w;
+                    entropy_work_init(&w, N);
+                    double H = entropy_estimate(comm, &w, x, N, d, 0, N, (Distance)dist, d, 0.0f, NULL);
+                    H += -digamma(1.0) + log_unit_ball(d, (Distance)dist);
+                    mean_err += fabs(H - H_true) / trials;
+                    entropy_work_free(&w);
+                    free(x);
+                }
+                err[si] = mean_err;
+            }
+            T_CHECK(ts, err[2] < err[0] && err[2] < 0.05,
+                    "%s %s: |H_est - H| = %.4f (N=50), %.4f (N=400), %.4f (N=3200)", dist ? "L2" : "L1",
+                    which ? "Gaussian" : "uniform", err[0], err[1], err[2]);
+        }
+    T_CHECK(ts, fabs(digamma(1.0) + 0.5772156649015329) < 1e-12 && fabs(digamma(32.0) - 3.4499875458315876) < 1e-12,
+            "digamma(1) = %.15f, digamma(32) = %.15f", digamma(1.0), digamma(32.0));
+}
+
+static void test_counts(TestState *ts) {
+    printf("parameter counts of the paper job\n");
+    Job job;
+    job_defaults(&job);
+    TargetArch t;
+    HyperArch h;
+    arch_build_target(&t, &job);
+    arch_build_hyper(&h, &job, &t);
+    T_CHECK(ts, h.table.n_params == 633640, "trainable hypernetwork parameters: %zu (paper: 633,640)", h.table.n_params);
+    T_CHECK(ts, h.table.n_weights == 631240, "dense weights: %zu (paper: 631,240)", h.table.n_weights);
+    T_CHECK(ts, h.table.n_params - h.table.n_weights == 2400, "batch-norm scales/offsets: %zu (2,400)",
+            h.table.n_params - h.table.n_weights);
+    T_CHECK(ts, t.n_weights == 20018, "target weights: %zu (paper: 20,018)", t.n_weights);
+    T_CHECK(ts, h.n_codes == 57, "codes per sample: %d (32 + 16 + 8 + 1)", h.n_codes);
+    Job j2;
+    job_defaults(&j2);
+    job_load_file(&j2, "jobs/mnist.json");
+    char *a = job_to_json(&j2), *b = job_to_json(&job);
+    T_CHECK(ts, strcmp(a, b) == 0, "jobs/mnist.json resolves to the built-in defaults (the paper's run)");
+    free(a); free(b);
+}
+
+int main(void) {
+    TestState ts = {0, 0};
+    Comm comm;
+    comm_init(&comm, NULL, NULL);
+    test_counts(&ts);
+    test_mlps(&ts, &comm);
+    test_gauge_grad(&ts);
+    test_gauge_invariance(&ts, &comm);
+    test_entropy_grad(&ts, &comm, DIST_L1);
+    test_entropy_grad(&ts, &comm, DIST_L2);
+    test_entropy_known(&ts, &comm);
+    return test_summary(&ts, "test_hyper");
+}

@@ -1,0 +1,654 @@
+// test_target.c: the target network (src/target.c).
+//  - finite-difference gradient checks, op by op (conv weights/bias/input, maxpool, fc, relu,
+//    softmax cross-entropy) and for the whole network w.r.t. theta (several networks, shared and
+//    per-network images);
+//  - forward against a naive double-precision reference (plain loops, no im2col) on the paper's
+//    architecture and on a small one with a padded 3x3 pool;
+//  - batched == one network alone, and 1 thread == 2 threads, bitwise;
+//  - a timing line (not pass/fail): target_loss_grad on the paper network, 32 nets x 32 images.
+//
+// Tolerance of the finite-difference checks. Everything under test runs in float32; the loss
+// (a fixed random projection sum_j R_j out_j for single ops, the cross-entropy for the network) is
+// accumulated in double, so the finite difference only sees the float32 rounding of the outputs.
+// Central differences (L(x+h) - L(x-h)) / (x+h - x-h), with the step taken between the float
+// values actually stored, and h = 1e-2 times the scale of x:
+//  - truncation: zero for conv, fc, relu and maxpool (piecewise linear; test points keep ReLU
+//    inputs >= 0.1 from 0 and pool inputs >= 0.05 apart, so no kink lies within h); O(h^2) ~ 1e-4
+//    relative for the softmax;
+//  - roundoff: an output that sums K float32 products carries a rounding error of about
+//    sqrt(K)*u*|out| (u = 2^-24 = 6e-8; worst case K*u). Summed over the m outputs that one
+//    input touches (random signs) and divided by h, this is ~ sqrt(K)*u/h ~ 5e-5 (K = 75) of the
+//    gradient's scale, and ~ 1e-3 even for the worst case (K*u/h with K ~ 100-200 in the network
+//    check).
+// Hence the rule |fd - an| <= atol + rtol*max(|fd|, |an|) with atol = 2e-3 * max|an| over the
+// tensor and rtol = 1e-2: above the worst-case roundoff, and still far below the error of any
+// real bug (a wrong index or a missing term is an O(1) relative error). Each check prints its
+// worst error as a percentage of this budget.
+// The whole-network check also crosses ReLU/max-pool kinks now and then: a parameter whose two
+// one-sided differences disagree by more than the budget sits on a kink and is skipped (at most
+// 5% may be).
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "arch.h"
+#include "common.h"
+#include "target.h"
+#include "testutil.h"
+
+// ---- helpers ----
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) { // splitmix64 -> [0, 1)
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+static float srand_f(double scale) { return (float)((2.0 * urand() - 1.0) * scale); }
+static void fill(float *x, size_t n, double scale) { for (size_t i = 0; i < n; i++) x[i] = srand_f(scale); }
+
+static TargetOp make_op(OpType type, int h, int w, int c, int kernel, int out_c) {
+    TargetOp op;
+    memset(&op, 0, sizeof(op));
+    op.type = type; op.in_h = h; op.in_w = w; op.in_c = c; op.kernel = kernel; op.layer = -1;
+    switch (type) {
+    case OP_CONV: op.out_h = h; op.out_w = w; op.out_c = out_c; break;
+    case OP_FC: op.out_h = 1; op.out_w = 1; op.out_c = out_c; break;
+    case OP_RELU: op.out_h = h; op.out_w = w; op.out_c = c; break;
+    case OP_MAXPOOL: op.out_h = (h + kernel - 1) / kernel; op.out_w = (w + kernel - 1) / kernel;
+        op.out_c = c; break;
+    }
+    return op;
+}
+static size_t in_size(const TargetOp *op) { return (size_t)op->in_h * op->in_w * op->in_c; }
+static size_t out_size(const TargetOp *op) { return (size_t)op->out_h * op->out_w * op->out_c; }
+
+// Layer spec list: "c5:32" conv k5 32 filters, "r" relu, "p2" pool 2, "f8" fc 8 units.
+static void make_arch(TargetArch *a, int h, int w, int c, int classes, const char *const *spec, int n) {
+    Job job;
+    memset(&job, 0, sizeof(job));
+    job.input_h = h; job.input_w = w; job.input_c = c; job.classes = classes;
+    for (int i = 0; i < n; i++) {
+        LayerSpec *s = &job.layers[i];
+        switch (spec[i][0]) {
+        case 'c': s->type = OP_CONV; sscanf(spec[i] + 1, "%d:%d", &s->kernel, &s->filters); break;
+        case 'f': s->type = OP_FC; s->filters = atoi(spec[i] + 1); break;
+        case 'r': s->type = OP_RELU; break;
+        case 'p': s->type = OP_MAXPOOL; s->kernel = atoi(spec[i] + 1); break;
+        }
+    }
+    job.n_layers = n;
+    arch_build_target(a, &job);
+}
+
+static const char *const PAPER[] = {"c5:32", "r", "p2", "c5:16", "r", "p2", "f8", "r", "f10"};
+static const char *const SMALL[] = {"c3:2", "r", "p2", "c3:3", "r", "p2", "f4", "r", "f3"};
+static const char *const POOL3[] = {"c3:2", "r", "p3", "f3"};
+
+// Random weights: U(-s, s) with s = gain * sqrt(3 / fan_in) for weights, 0.1 for biases.
+static void init_theta(const TargetArch *a, float *theta, double gain) {
+    for (int l = 0; l < a->n_layers; l++) {
+        const TargetLayer *L = &a->layers[l];
+        double s = gain * sqrt(3.0 / L->fan_in);
+        for (int f = 0; f < L->filters; f++) {
+            float *w = theta + L->offset + (size_t)f * (L->fan_in + 1);
+            fill(w, (size_t)L->fan_in, s);
+            w[L->fan_in] = srand_f(0.1);
+        }
+    }
+}
+
+// Compares analytic and finite-difference gradients with the rule in the header comment.
+static void check_grad(TestState *ts, const char *name, const float *an, const double *fd, size_t n,
+                       const unsigned char *skip) {
+    double amax = 0.0, worst = 0.0, worst_err = 0.0;
+    for (size_t i = 0; i < n; i++) if (fabs(an[i]) > amax) amax = fabs(an[i]);
+    const double atol = 2e-3 * amax, rtol = 1e-2;
+    size_t bad = 0, skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i]) { skipped++; continue; }
+        double m = fabs(an[i]) > fabs(fd[i]) ? fabs(an[i]) : fabs(fd[i]);
+        double err = fabs(an[i] - fd[i]), budget = atol + rtol * m;
+        if (err / budget > worst || isnan(err)) { worst = isnan(err) ? INFINITY : err / budget; worst_err = err; }
+        if (!(err <= budget)) bad++;
+    }
+    T_CHECK(ts, bad == 0 && amax > 0.0 && skipped * 20 <= n,
+            "%-34s n=%4zu  max|grad| %.3e  max err %.2e = %5.1f%% of budget%s%s", name, n, amax,
+            worst_err, 100.0 * worst, skipped ? "  (kinks skipped: " : "",
+            skipped ? (skipped * 20 <= n ? "few)" : "TOO MANY)") : "");
+}
+
+static double dot_d(const double *r, const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += r[i] * (double)x[i];
+    return s;
+}
+
+// Central difference of f at x[i]; f reads x. Returns the derivative estimate.
+typedef double (*LossFn)(void *ctx);
+static double central(float *x, double h, LossFn f, void *ctx) {
+    const float v = *x, xp = (float)(v + h), xm = (float)(v - h);
+    *x = xp; double lp = f(ctx);
+    *x = xm; double lm = f(ctx);
+    *x = v;
+    return (lp - lm) / ((double)xp - (double)xm);
+}
+
+// ---- per-op checks ----
+
+typedef struct {
+    const TargetOp *op;
+    int n;
+    float *in, *w, *col, *out;
+    double *r;
+} OpCtx;
+
+static double conv_loss(void *p) {
+    OpCtx *c = p;
+    target_conv_forward(c->op, c->n, c->in, c->w, c->col, c->out);
+    return dot_d(c->r, c->out, (size_t)c->n * out_size(c->op));
+}
+static double fc_loss(void *p) {
+    OpCtx *c = p;
+    target_fc_forward(c->op, c->n, c->in, c->w, c->out);
+    return dot_d(c->r, c->out, (size_t)c->n * out_size(c->op));
+}
+static double pool_loss(void *p) {
+    OpCtx *c = p;
+    target_maxpool_forward(c->op, c->n, c->in, c->out);
+    return dot_d(c->r, c->out, (size_t)c->n * out_size(c->op));
+}
+static double relu_loss(void *p) {
+    OpCtx *c = p;
+    target_relu_forward((size_t)c->n * in_size(c->op), c->in, c->out);
+    return dot_d(c->r, c->out, (size_t)c->n * in_size(c->op));
+}
+
+// Gradient check of a conv or fc op: weights, biases and input.
+static void check_dense_op(TestState *ts, const char *name, const TargetOp *op, int n) {
+    const int conv = op->type == OP_CONV;
+    const int K = conv ? op->kernel * op->kernel * op->in_c : (int)in_size(op), F = op->out_c;
+    const size_t nin = (size_t)n * in_size(op), nout = (size_t)n * out_size(op);
+    const size_t nw = (size_t)F * (K + 1), ncol = conv ? target_conv_col_floats(op, n) : 1;
+    float *in = XALLOC_FLOATS(nin), *w = XALLOC_FLOATS(nw), *col = XALLOC_FLOATS(ncol);
+    float *out = XALLOC_FLOATS(nout), *g = XALLOC_FLOATS(nout), *dw = XALLOC_FLOATS(nw);
+    float *din = XALLOC_FLOATS(nin);
+    double *r = XMALLOC(nout * sizeof(double)), *fd = XMALLOC((nw + nin) * sizeof(double));
+    fill(in, nin, 1.0);
+    fill(w, nw, 0.5);
+    for (size_t i = 0; i < nout; i++) { r[i] = 2.0 * urand() - 1.0; g[i] = (float)r[i]; }
+    OpCtx c = {op, n, in, w, col, out, r};
+    LossFn f = conv ? conv_loss : fc_loss;
+    if (conv) target_conv_backward(op, n, in, w, g, col, dw, din);
+    else target_fc_backward(op, n, in, w, g, dw, din);
+    for (size_t i = 0; i < nw; i++) fd[i] = central(&w[i], 1e-2, f, &c);
+    for (size_t i = 0; i < nin; i++) fd[nw + i] = central(&in[i], 1e-2, f, &c);
+    // weights and biases separately
+    float *an_w = XALLOC_FLOATS(nw), *an_b = XALLOC_FLOATS(F);
+    double *fd_w = XMALLOC(nw * sizeof(double)), *fd_b = XMALLOC(F * sizeof(double));
+    size_t iw = 0;
+    for (int ff = 0; ff < F; ff++) {
+        for (int j = 0; j < K; j++, iw++) {
+            an_w[iw] = dw[(size_t)ff * (K + 1) + j];
+            fd_w[iw] = fd[(size_t)ff * (K + 1) + j];
+        }
+        an_b[ff] = dw[(size_t)ff * (K + 1) + K];
+        fd_b[ff] = fd[(size_t)ff * (K + 1) + K];
+    }
+    char buf[96];
+    snprintf(buf, sizeof(buf), "%s d/dweights", name);
+    check_grad(ts, buf, an_w, fd_w, iw, NULL);
+    snprintf(buf, sizeof(buf), "%s d/dbias", name);
+    check_grad(ts, buf, an_b, fd_b, (size_t)F, NULL);
+    snprintf(buf, sizeof(buf), "%s d/dinput", name);
+    check_grad(ts, buf, din, fd + nw, nin, NULL);
+    // din == NULL must leave dw identical
+    float *dw2 = XALLOC_FLOATS(nw);
+    if (conv) target_conv_backward(op, n, in, w, g, col, dw2, NULL);
+    else target_fc_backward(op, n, in, w, g, dw2, NULL);
+    snprintf(buf, sizeof(buf), "%s dw without input gradient", name);
+    T_CHECK(ts, memcmp(dw, dw2, nw * sizeof(float)) == 0, "%s: bitwise equal", buf);
+    free(in); free(w); free(col); free(out); free(g); free(dw); free(din); free(r); free(fd);
+    free(an_w); free(an_b); free(fd_w); free(fd_b); free(dw2);
+}
+
+// Values spaced by >= 0.05 in random order (no ties within a pool window, none within h).
+static void fill_distinct(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(0.05 * (double)i - 0.025 * (double)n);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(urand() * (double)i);
+        float t = x[i - 1]; x[i - 1] = x[j]; x[j] = t;
+    }
+}
+
+static void check_pool(TestState *ts, const char *name, const TargetOp *op, int n) {
+    const size_t nin = (size_t)n * in_size(op), nout = (size_t)n * out_size(op);
+    float *in = XALLOC_FLOATS(nin), *out = XALLOC_FLOATS(nout), *g = XALLOC_FLOATS(nout);
+    float *din = XALLOC_FLOATS(nin);
+    double *r = XMALLOC(nout * sizeof(double)), *fd = XMALLOC(nin * sizeof(double));
+    fill_distinct(in, nin);
+    for (size_t i = 0; i < nout; i++) { r[i] = 2.0 * urand() - 1.0; g[i] = (float)r[i]; }
+    OpCtx c = {op, n, in, NULL, NULL, out, r};
+    target_maxpool_backward(op, n, in, g, din);
+    for (size_t i = 0; i < nin; i++) fd[i] = central(&in[i], 1e-2, pool_loss, &c);
+    check_grad(ts, name, din, fd, nin, NULL);
+    free(in); free(out); free(g); free(din); free(r); free(fd);
+}
+
+static void check_relu(TestState *ts) {
+    TargetOp op = make_op(OP_RELU, 3, 4, 5, 0, 0);
+    const int n = 2;
+    const size_t m = (size_t)n * in_size(&op);
+    float *in = XALLOC_FLOATS(m), *out = XALLOC_FLOATS(m), *g = XALLOC_FLOATS(m), *din = XALLOC_FLOATS(m);
+    double *r = XMALLOC(m * sizeof(double)), *fd = XMALLOC(m * sizeof(double));
+    for (size_t i = 0; i < m; i++) { // |x| in [0.1, 1]: no kink within h = 1e-2
+        double v = 0.1 + 0.9 * urand();
+        in[i] = (float)(urand() < 0.5 ? -v : v);
+        r[i] = 2.0 * urand() - 1.0; g[i] = (float)r[i];
+    }
+    OpCtx c = {&op, n, in, NULL, NULL, out, r};
+    target_relu_forward(m, in, out);
+    target_relu_backward(m, out, g, din);
+    for (size_t i = 0; i < m; i++) fd[i] = central(&in[i], 1e-2, relu_loss, &c);
+    check_grad(ts, "relu d/dinput", din, fd, m, NULL);
+    // in place (as the network uses it)
+    memcpy(out, in, m * sizeof(float));
+    target_relu_forward(m, out, out);
+    memcpy(din, g, m * sizeof(float));
+    target_relu_backward(m, out, din, din);
+    float *ref = XALLOC_FLOATS(m);
+    target_relu_backward(m, out, g, ref);
+    T_CHECK(ts, memcmp(ref, din, m * sizeof(float)) == 0, "relu in place: bitwise equal");
+    free(in); free(out); free(g); free(din); free(r); free(fd); free(ref);
+}
+
+typedef struct { int n, classes; float *logits; const uint8_t *labels; } CeCtx;
+static double ce_loss(void *p) {
+    CeCtx *c = p;
+    double l;
+    target_softmax_ce(c->n, c->classes, c->logits, c->labels, 1.0f, NULL, NULL, &l, NULL);
+    return l;
+}
+
+static void check_softmax_ce(TestState *ts) {
+    const int n = 4, classes = 5;
+    const size_t m = (size_t)n * classes;
+    float *logits = XALLOC_FLOATS(m), *dl = XALLOC_FLOATS(m), *probs = XALLOC_FLOATS(m);
+    double *fd = XMALLOC(m * sizeof(double));
+    uint8_t labels[4] = {0, 3, 4, 2};
+    fill(logits, m, 3.0);
+    logits[5] += 50.0f; // a large logit: the max-subtraction must keep this finite
+    CeCtx c = {n, classes, logits, labels};
+    const float scale = 0.75f;
+    double loss;
+    int correct;
+    target_softmax_ce(n, classes, logits, labels, scale, probs, dl, &loss, &correct);
+    for (size_t i = 0; i < m; i++) fd[i] = scale * central(&logits[i], 1e-2, ce_loss, &c);
+    check_grad(ts, "softmax-CE d/dlogits (scale 0.75)", dl, fd, m, NULL);
+    double ref = 0.0;
+    int ref_correct = 0;
+    for (int i = 0; i < n; i++) {
+        double mx = -INFINITY, s = 0.0;
+        int arg = 0;
+        for (int k = 0; k < classes; k++) if (logits[i * classes + k] > mx) { mx = logits[i * classes + k]; arg = k; }
+        for (int k = 0; k < classes; k++) s += exp(logits[i * classes + k] - mx);
+        ref += mx + log(s) - logits[i * classes + labels[i]];
+        ref_correct += arg == labels[i];
+    }
+    T_CHECK(ts, t_close(loss, ref, 1e-12, 1e-12) && correct == ref_correct && isfinite(loss),
+            "softmax-CE loss %.12f (ref %.12f), correct %d (ref %d)", loss, ref, correct, ref_correct);
+    double psum = 0.0;
+    for (int k = 0; k < classes; k++) psum += probs[classes + k];
+    T_CHECK(ts, fabs(psum - 1.0) < 1e-6 && probs[classes] > 0.999f,
+            "softmax probabilities with a +50 logit: sum %.8f", psum);
+    free(logits); free(dl); free(probs); free(fd);
+}
+
+// ---- naive double reference of the whole forward pass ----
+
+static void ref_forward(const TargetArch *a, const float *theta, const float *img, double *probs) {
+    double *x = malloc(a->max_act * sizeof(double)), *y = malloc(a->max_act * sizeof(double));
+    for (int i = 0; i < a->in_size; i++) x[i] = img[i];
+    for (int o = 0; o < a->n_ops; o++) {
+        const TargetOp *op = &a->ops[o];
+        const int H = op->in_h, W = op->in_w, C = op->in_c, k = op->kernel;
+        if (op->type == OP_CONV) {
+            const TargetLayer *L = &a->layers[op->layer];
+            const int p = (k - 1) / 2;
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < W; xx++)
+                    for (int f = 0; f < op->out_c; f++) {
+                        const float *w = theta + L->offset + (size_t)f * (L->fan_in + 1);
+                        double s = w[L->fan_in];
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++)
+                                for (int c = 0; c < C; c++) {
+                                    int iy = yy + ky - p, ix = xx + kx - p;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                    s += (double)w[(ky * k + kx) * C + c] * x[(iy * W + ix) * C + c];
+                                }
+                        y[(yy * W + xx) * op->out_c + f] = s;
+                    }
+        } else if (op->type == OP_FC) {
+            const TargetLayer *L = &a->layers[op->layer];
+            for (int f = 0; f < op->out_c; f++) {
+                const float *w = theta + L->offset + (size_t)f * (L->fan_in + 1);
+                double s = w[L->fan_in];
+                for (int j = 0; j < L->fan_in; j++) s += (double)w[j] * x[j];
+                y[f] = s;
+            }
+        } else if (op->type == OP_RELU) {
+            for (size_t i = 0; i < out_size(op); i++) y[i] = x[i] > 0 ? x[i] : 0;
+        } else { // TF SAME max pool: pad with -inf, pad_top = total_pad / 2
+            const int py = (op->out_h * k - H) / 2, px = (op->out_w * k - W) / 2;
+            for (int oy = 0; oy < op->out_h; oy++)
+                for (int ox = 0; ox < op->out_w; ox++)
+                    for (int c = 0; c < C; c++) {
+                        double m = -INFINITY;
+                        for (int dy = 0; dy < k; dy++)
+                            for (int dx = 0; dx < k; dx++) {
+                                int iy = oy * k - py + dy, ix = ox * k - px + dx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                if (x[(iy * W + ix) * C + c] > m) m = x[(iy * W + ix) * C + c];
+                            }
+                        y[(oy * op->out_w + ox) * C + c] = m;
+                    }
+        }
+        double *t = x; x = y; y = t;
+    }
+    double mx = -INFINITY, s = 0.0;
+    for (int c = 0; c < a->classes; c++) if (x[c] > mx) mx = x[c];
+    for (int c = 0; c < a->classes; c++) s += exp(x[c] - mx);
+    for (int c = 0; c < a->classes; c++) probs[c] = exp(x[c] - mx) / s;
+    free(x); free(y);
+}
+
+static void check_reference(TestState *ts, const char *name, const TargetArch *a, int nets, int n_img,
+                            double gain, double tol) { // gain < 0: all weights U(-|gain|, |gain|)
+    float *theta = XALLOC_FLOATS((size_t)nets * a->n_weights);
+    float *img = XALLOC_FLOATS((size_t)nets * n_img * a->in_size);
+    float *probs = XALLOC_FLOATS((size_t)nets * n_img * a->classes);
+    double ref[64];
+    for (int k = 0; k < nets; k++) {
+        if (gain > 0) init_theta(a, theta + (size_t)k * a->n_weights, gain);
+        else fill(theta + (size_t)k * a->n_weights, a->n_weights, -gain); // U(-|gain|, |gain|)
+    }
+    for (size_t i = 0; i < (size_t)nets * n_img * a->in_size; i++) img[i] = (float)urand();
+    TargetNet t;
+    target_init(&t, a, n_img, 0);
+    target_forward(&t, nets, theta, n_img, img, (size_t)n_img * a->in_size, probs);
+    double maxdiff = 0.0, pmin = 1.0, pmax = 0.0;
+    for (int k = 0; k < nets; k++)
+        for (int i = 0; i < n_img; i++) {
+            ref_forward(a, theta + (size_t)k * a->n_weights, img + ((size_t)k * n_img + i) * a->in_size, ref);
+            for (int c = 0; c < a->classes; c++) {
+                double d = fabs(ref[c] - probs[((size_t)k * n_img + i) * a->classes + c]);
+                if (d > maxdiff || isnan(d)) maxdiff = isnan(d) ? INFINITY : d;
+                if (ref[c] < pmin) pmin = ref[c];
+                if (ref[c] > pmax) pmax = ref[c];
+            }
+        }
+    T_CHECK(ts, maxdiff <= tol, "%s: %d nets x %d images, probs in [%.3f, %.3f], max |diff| vs "
+            "naive double reference %.2e (tol %.0e)", name, nets, n_img, pmin, pmax, maxdiff, tol);
+    target_free(&t);
+    free(theta); free(img); free(probs);
+}
+
+// ---- whole network gradient ----
+
+typedef struct {
+    TargetNet *t;
+    int nets, n_img;
+    float *theta, *img;
+    size_t stride;
+    uint8_t *labels;
+    double *loss;
+} NetCtx;
+
+static double net_loss_k(NetCtx *c, int k) {
+    target_loss_grad(c->t, c->nets, c->theta, c->n_img, c->img, c->stride, c->labels,
+                     (size_t)c->n_img, 1.0f, c->loss, NULL, NULL);
+    return c->loss[k];
+}
+
+static void check_network_grad(TestState *ts, size_t img_stride_images) {
+    TargetArch a;
+    make_arch(&a, 8, 8, 1, 3, SMALL, 9);
+    const int nets = 3, n_img = 4;
+    const size_t nw = a.n_weights, n_sets = img_stride_images ? (size_t)nets : 1;
+    float *theta = XALLOC_FLOATS(nets * nw), *dtheta = XALLOC_FLOATS(nets * nw);
+    float *img = XALLOC_FLOATS(n_sets * n_img * a.in_size);
+    uint8_t *labels = XMALLOC((size_t)nets * n_img);
+    double loss[3], *fd = XMALLOC(nets * nw * sizeof(double)), *jump = XMALLOC(nets * nw * sizeof(double));
+    unsigned char *skip = XCALLOC(nets * nw, 1);
+    for (int k = 0; k < nets; k++) init_theta(&a, theta + k * nw, 1.5);
+    for (size_t i = 0; i < n_sets * n_img * a.in_size; i++) img[i] = (float)urand();
+    for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * a.classes);
+    TargetNet t;
+    target_init(&t, &a, n_img, 2);
+    const float scale = 0.5f;
+    const size_t stride = img_stride_images ? (size_t)n_img * a.in_size : 0;
+    int correct[3];
+    target_loss_grad(&t, nets, theta, n_img, img, stride, labels, (size_t)n_img, scale, loss, correct,
+                     dtheta);
+    NetCtx c = {&t, nets, n_img, theta, img, stride, labels, loss};
+    for (int k = 0; k < nets; k++) {
+        double l0 = net_loss_k(&c, k);
+        for (size_t j = 0; j < nw; j++) {
+            float *x = &theta[k * nw + j];
+            const float v = *x, xp = (float)(v + 1e-2), xm = (float)(v - 1e-2);
+            *x = xp; double lp = net_loss_k(&c, k);
+            *x = xm; double lm = net_loss_k(&c, k);
+            *x = v;
+            fd[k * nw + j] = scale * (lp - lm) / ((double)xp - (double)xm);
+            // kink detection: the one-sided slopes of a smooth loss agree to O(h)
+            double sp = (lp - l0) / ((double)xp - v), sm = (l0 - lm) / (v - (double)xm);
+            jump[k * nw + j] = scale * fabs(sp - sm);
+        }
+    }
+    double amax = 0.0;
+    for (size_t i = 0; i < nets * nw; i++) amax = fmax(amax, fabs(dtheta[i]));
+    for (size_t i = 0; i < nets * nw; i++) // same budget as check_grad, times 4 (one-sided = 2h)
+        skip[i] = jump[i] > 4.0 * (2e-3 * amax + 1e-2 * fabs(dtheta[i]));
+    char buf[96];
+    snprintf(buf, sizeof(buf), "network d/dtheta (img_stride %s)", stride ? "n*in" : "0");
+    check_grad(ts, buf, dtheta, fd, nets * nw, skip);
+    // per layer (every layer's gradient must be tested at its own scale)
+    for (int l = 0; l < a.n_layers; l++) {
+        const TargetLayer *L = &a.layers[l];
+        float *an = XALLOC_FLOATS(nets * L->size);
+        double *f = XMALLOC(nets * L->size * sizeof(double));
+        unsigned char *s = XMALLOC(nets * L->size);
+        for (int k = 0; k < nets; k++) {
+            memcpy(an + k * L->size, dtheta + k * nw + L->offset, L->size * sizeof(float));
+            memcpy(f + k * L->size, fd + k * nw + L->offset, L->size * sizeof(double));
+            memcpy(s + k * L->size, skip + k * nw + L->offset, L->size);
+        }
+        snprintf(buf, sizeof(buf), "  layer %d (%s %d x %d+1)", l,
+                 a.ops[L->op].type == OP_CONV ? "conv" : "fc", L->filters, L->fan_in);
+        check_grad(ts, buf, an, f, nets * L->size, s);
+        free(an); free(f); free(s);
+    }
+    target_free(&t);
+    free(theta); free(dtheta); free(img); free(labels); free(fd); free(skip); free(jump);
+}
+
+// ---- batched vs alone, threads, forward/loss consistency ----
+
+static void check_batching(TestState *ts) {
+    TargetArch a;
+    make_arch(&a, 28, 28, 1, 10, PAPER, 9);
+    const int nets = 4, n_img = 6;
+    const size_t nw = a.n_weights, per = (size_t)n_img * a.in_size;
+    float *theta = XALLOC_FLOATS(nets * nw), *img = XALLOC_FLOATS(nets * per);
+    float *d_all = XALLOC_FLOATS(nets * nw), *d_one = XALLOC_FLOATS(nets * nw), *d_t1 = XALLOC_FLOATS(nets * nw);
+    float *probs = XALLOC_FLOATS((size_t)nets * n_img * a.classes);
+    uint8_t *labels = XMALLOC((size_t)nets * n_img);
+    double l_all[4], l_one[4], l_t1[4];
+    int c_all[4], c_one[4], c_t1[4];
+    for (int k = 0; k < nets; k++) init_theta(&a, theta + k * nw, 1.0);
+    for (size_t i = 0; i < nets * per; i++) img[i] = (float)urand();
+    for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * 10);
+    TargetNet t;
+    target_init(&t, &a, n_img, 2);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 0.25f, l_all, c_all, d_all);
+    for (int k = 0; k < nets; k++)
+        target_loss_grad(&t, 1, theta + k * nw, n_img, img + k * per, 0, labels + k * n_img, 0, 0.25f,
+                         &l_one[k], &c_one[k], d_one + k * nw);
+    int same = memcmp(d_all, d_one, nets * nw * sizeof(float)) == 0 &&
+               memcmp(l_all, l_one, sizeof(l_all)) == 0 && memcmp(c_all, c_one, sizeof(c_all)) == 0;
+    double md = 0.0;
+    for (size_t i = 0; i < nets * nw; i++) md = fmax(md, fabs(d_all[i] - d_one[i]));
+    T_CHECK(ts, same || md <= 1e-6, "batched (4 nets) == each network alone: %s (max diff %.1e)",
+            same ? "bitwise" : "not bitwise", md);
+    omp_set_num_threads(1);
+    target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 0.25f, l_t1, c_t1, d_t1);
+    omp_set_num_threads(saved);
+    T_CHECK(ts, memcmp(d_all, d_t1, nets * nw * sizeof(float)) == 0 &&
+                memcmp(l_all, l_t1, sizeof(l_all)) == 0 && memcmp(c_all, c_t1, sizeof(c_all)) == 0,
+            "1 thread == 2 threads: bitwise (dtheta, loss, correct)");
+    // forward probabilities agree with the loss
+    target_forward(&t, nets, theta, n_img, img, per, probs);
+    double maxrel = 0.0;
+    int ok_correct = 1;
+    for (int k = 0; k < nets; k++) {
+        double l = 0.0;
+        int c = 0;
+        for (int i = 0; i < n_img; i++) {
+            const float *p = probs + ((size_t)k * n_img + i) * a.classes;
+            int arg = 0;
+            for (int j = 1; j < a.classes; j++) if (p[j] > p[arg]) arg = j;
+            l -= log((double)p[labels[k * n_img + i]]);
+            c += arg == labels[k * n_img + i];
+        }
+        maxrel = fmax(maxrel, fabs(l - l_all[k]) / fabs(l_all[k]));
+        ok_correct &= c == c_all[k];
+    }
+    T_CHECK(ts, maxrel < 1e-5 && ok_correct, "target_forward probs consistent with loss (rel %.1e)", maxrel);
+    // dtheta = scale * gradient: scale 0.5 is exactly twice scale 0.25
+    target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 0.5f, l_t1, c_t1, d_t1);
+    int twice = 1;
+    for (size_t i = 0; i < nets * nw; i++) twice &= d_t1[i] == 2.0f * d_all[i];
+    T_CHECK(ts, twice, "dtheta(scale 0.5) == 2 * dtheta(scale 0.25) exactly");
+    // all weights get a gradient (none left unwritten: poison then recompute)
+    for (size_t i = 0; i < nets * nw; i++) d_t1[i] = NAN;
+    target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 0.25f, l_t1, c_t1, d_t1);
+    T_CHECK(ts, memcmp(d_all, d_t1, nets * nw * sizeof(float)) == 0,
+            "dtheta fully overwritten (NaN-poisoned buffer gives the same result)");
+    target_free(&t);
+    free(theta); free(img); free(d_all); free(d_one); free(d_t1); free(probs); free(labels);
+}
+
+// ---- timing (printed, not pass/fail) ----
+
+static double gemm_flops(const TargetArch *a, int n_img) {
+    double fl = 0.0;
+    for (int l = 0; l < a->n_layers; l++) {
+        const TargetLayer *L = &a->layers[l];
+        const TargetOp *op = &a->ops[L->op];
+        double rows = (double)n_img * op->out_h * op->out_w;
+        double one = 2.0 * rows * L->filters * L->fan_in;
+        fl += one * (l == 0 ? 2 : 3); // forward, dW, dInput (not for the first layer)
+    }
+    return fl;
+}
+
+static void timing(void) {
+    TargetArch a;
+    make_arch(&a, 28, 28, 1, 10, PAPER, 9);
+    const int nets = 32, n_img = 32;
+    const size_t nw = a.n_weights, per = (size_t)n_img * a.in_size;
+    float *theta = XALLOC_FLOATS(nets * nw), *img = XALLOC_FLOATS(nets * per), *d = XALLOC_FLOATS(nets * nw);
+    uint8_t *labels = XMALLOC((size_t)nets * n_img);
+    double loss[32];
+    int correct[32];
+    for (int k = 0; k < nets; k++) init_theta(&a, theta + k * nw, 1.0);
+    for (size_t i = 0; i < nets * per; i++) img[i] = (float)urand();
+    for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * 10);
+    TargetNet t;
+    target_init(&t, &a, n_img, 0);
+    target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 1.0f, loss, correct, d);
+    double best = 1e30, tot = 0.0;
+    const int reps = 5;
+    for (int r = 0; r < reps; r++) {
+        double t0 = ht_now();
+        target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 1.0f, loss, correct, d);
+        double dt = ht_now() - t0;
+        tot += dt;
+        if (dt < best) best = dt;
+    }
+    double fl = gemm_flops(&a, n_img) * nets;
+    printf("  timing: target_loss_grad, paper network (%zu weights), %d nets x %d images, %d threads: "
+           "best %.1f ms, mean %.1f ms, %.1f GFLOP/s (GEMM flops %.2f G per call)\n",
+           nw, nets, n_img, t.n_threads, 1e3 * best, 1e3 * tot / reps, fl / best * 1e-9, fl * 1e-9);
+    float *probs = XALLOC_FLOATS((size_t)nets * n_img * 10);
+    double t0 = ht_now();
+    target_forward(&t, nets, theta, n_img, img, per, probs);
+    double dt = ht_now() - t0;
+    double ffl = 0.0;
+    for (int l = 0; l < a.n_layers; l++) {
+        const TargetOp *op = &a.ops[a.layers[l].op];
+        ffl += 2.0 * n_img * op->out_h * op->out_w * a.layers[l].filters * a.layers[l].fan_in;
+    }
+    printf("  timing: target_forward, same batch: %.1f ms, %.1f GFLOP/s\n", 1e3 * dt, ffl * nets / dt * 1e-9);
+    // reference point: a large square OpenBLAS sgemm on all threads
+    const int N = 1024;
+    float *A = XALLOC_FLOATS((size_t)N * N), *B = XALLOC_FLOATS((size_t)N * N), *C = XALLOC_FLOATS((size_t)N * N);
+    fill(A, (size_t)N * N, 1.0); fill(B, (size_t)N * N, 1.0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, A, N, B, N, 0.0f, C, N);
+    t0 = ht_now();
+    for (int r = 0; r < 3; r++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, A, N, B, N, 0.0f, C, N);
+    dt = (ht_now() - t0) / 3;
+    printf("  timing: reference OpenBLAS sgemm %dx%dx%d, %d threads: %.1f GFLOP/s\n", N, N, N,
+           omp_get_max_threads(), 2.0 * N * N * N / dt * 1e-9);
+    target_free(&t);
+    free(theta); free(img); free(d); free(labels); free(probs); free(A); free(B); free(C);
+}
+
+int main(void) {
+    TestState ts = {0, 0};
+    double t0 = ht_now();
+
+    printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
+    TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
+    check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
+    TargetOp conv5 = make_op(OP_CONV, 4, 3, 2, 5, 3); // kernel wider than the image
+    check_dense_op(&ts, "conv 5x5 4x3x2->3", &conv5, 2);
+    TargetOp fc = make_op(OP_FC, 2, 3, 4, 0, 5);
+    check_dense_op(&ts, "fc 2x3x4->5", &fc, 3);
+    TargetOp pool2 = make_op(OP_MAXPOOL, 5, 7, 3, 2, 0);
+    check_pool(&ts, "maxpool 2 5x7x3 d/dinput", &pool2, 2);
+    TargetOp pool3 = make_op(OP_MAXPOOL, 7, 5, 2, 3, 0); // TF SAME: pad_top 1 in y, 0 in x
+    check_pool(&ts, "maxpool 3 7x5x2 d/dinput", &pool3, 2);
+    check_relu(&ts);
+    check_softmax_ce(&ts);
+
+    printf("whole-network gradient (8x8x1, conv3->2 relu pool2 conv3->3 relu pool2 fc4 relu fc3)\n");
+    check_network_grad(&ts, 0);
+    check_network_grad(&ts, 1);
+
+    printf("forward vs naive double reference\n");
+    TargetArch paper, pool;
+    make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
+    T_CHECK(&ts, paper.n_weights == 20018, "paper network has %zu weights (20,018)", paper.n_weights);
+    check_reference(&ts, "paper network, weights ~U(+-0.1)", &paper, 2, 3, -0.1, 1e-5);
+    check_reference(&ts, "paper network, He-scaled weights", &paper, 2, 3, 1.0, 1e-5);
+    make_arch(&pool, 7, 5, 1, 3, POOL3, 4);
+    check_reference(&ts, "7x5 conv3 relu pool3 (padded) fc3", &pool, 3, 2, 1.0, 1e-5);
+
+    printf("batching and threads (paper network)\n");
+    check_batching(&ts);
+
+    timing();
+    printf("  total test time %.1f s\n", ht_now() - t0);
+    return test_summary(&ts, "test_target");
+}
