@@ -174,16 +174,6 @@ static void write_group(hid_t f, const H5Ctx *ctx, const char *group) {
     HT_H5CHECK(H5Pclose(gcpl), ctx, group);
 }
 
-// Creates the groups above `name` (absolute, e.g. "/params/gen1/bn0/gamma") that do not exist
-// yet, untimed. (H5Pset_create_intermediate_group would do it too, but with timestamps.)
-static void make_parents(hid_t f, const H5Ctx *ctx, const char *name) {
-    char prefix[HT_NAME_MAX + 32];
-    for (const char *s = strchr(name + 1, '/'); s; s = strchr(s + 1, '/')) {
-        snprintf(prefix, sizeof(prefix), "%.*s", (int)(s - name), name);
-        if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) == 0) write_group(f, ctx, prefix);
-    }
-}
-
 static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const ParamView *views, int n,
                         const float *buf) {
     char name[HT_NAME_MAX + 32];
@@ -194,7 +184,6 @@ static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const Para
         const ParamView *v = &views[i];
         hsize_t dims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
         snprintf(name, sizeof(name), "%s/%s", group, v->name);
-        make_parents(f, ctx, name);
         hid_t sp = HT_H5CHECK(H5Screate_simple(v->ndim, dims, NULL), ctx, name);
         hid_t ds = HT_H5CHECK(H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), ctx, name);
         HT_H5CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + v->offset), ctx, name);
@@ -206,17 +195,17 @@ static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const Para
 }
 
 // Builds the whole checkpoint as an HDF5 file image in memory (core driver, no backing store;
-// caller frees). HDF5 never touches the disk here: see "Why the file is built in memory" in
-// docs/checkpoint.md.
-static void *build_image(const H5Ctx *ctx, const ParamTable *table, const float *params,
-                         const float *adam_m, const float *adam_v, const float *stats,
+// caller frees). HDF5 never touches the disk here (`label` only names the file inside HDF5): see
+// "Why the file is built in memory" in docs/checkpoint.md.
+static void *build_image(const H5Ctx *ctx, const char *label, const ParamTable *table,
+                         const float *params, const float *adam_m, const float *adam_v, const float *stats,
                          const CkptMeta *meta, const char *job_json, size_t *len) {
     const char *fa = "file access properties";
     hid_t fapl = HT_H5CHECK(H5Pcreate(H5P_FILE_ACCESS), ctx, fa);
     HT_H5CHECK(H5Pset_fapl_core(fapl, 1 << 20, 0), ctx, fa);
     // CLOSE_SEMI: H5Fclose fails (instead of silently deferring the close) if we leaked an object.
     HT_H5CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI), ctx, fa);
-    hid_t f = HT_H5CHECK(H5Fcreate(ctx->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx, "the in-memory file");
+    hid_t f = HT_H5CHECK(H5Fcreate(label, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx, "the in-memory file");
     write_root_attrs(f, ctx, meta, job_json);
     write_group(f, ctx, "/params");
     write_group(f, ctx, "/adam");
@@ -292,7 +281,7 @@ void checkpoint_write(const char *path, const ParamTable *table, const float *pa
     h5_quiet(&q);
     H5Ctx ctx = { path, 1 };
     size_t len;
-    void *image = build_image(&ctx, table, params, adam_m, adam_v, stats, meta, job_json, &len);
+    void *image = build_image(&ctx, tmp, table, params, adam_m, adam_v, stats, meta, job_json, &len);
     h5_restore(&q);
 
     write_tmp(path, dir, tmp, image, len);

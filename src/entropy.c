@@ -7,7 +7,7 @@
 
 double digamma(double x) {
     double r = 0.0;
-    while (x < 6.0) { r -= 1.0 / x; x += 1.0; }
+    while (x < 10.0) { r -= 1.0 / x; x += 1.0; }
     double f = 1.0 / (x * x);
     // asymptotic series: ln x - 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6) + 1/(240x^8)
     return r + log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240))));

@@ -1,31 +1,49 @@
 // target.c: CPU reference of the target network, many generated networks per call, each on its
 // own images. One OpenMP thread runs one whole network (forward and backward) in its own
-// workspace; BLAS calls inside the parallel region run single-threaded (OpenMP OpenBLAS does
-// this by itself), so a network's result does not depend on the number of threads.
+// workspace, and its BLAS calls run single-threaded, so a network's result does not depend on
+// the number of threads or on the other networks of the call.
 //
-// Per network, with n images (NHWC each):
-//   conv (SAME, stride 1, odd kernel k, pad (k-1)/2):
-//     forward   col (n*H*W, K) = im2col(in), K = k*k*cin ordered (kh, kw, cin)
-//               out (n*H*W, F) = bias + col . W^T      W: (F, K) read in place, ld K+1
-//     backward  dW (F, K) = dOut^T . col,  dbias = column sums of dOut
-//               dcol (n*H*W, K) = dOut . W,  dIn = col2im(dcol)   (skipped where not needed)
-//   fc: the same with col = the input (n, K) (NHWC flattening), no im2col.
+// Per network, with n images (NHWC each), P = n*H*W output pixels:
+//   conv (SAME, stride 1, odd kernel k, pad (k-1)/2), K = k*k*cin ordered (kh, kw, cin):
+//     forward   out (P, F) = bias + im2col(in) (P, K) . W^T     W: (F, K) read in place, ld K+1
+//     backward  dW (F, K) = dOut^T . im2col(in),  dbias = column sums of dOut
+//               dIn = conv SAME of dOut with the flipped kernel Wf (cin, k*k*F),
+//               Wf[c][(ky, kx, f)] = W[f][(k-1-ky, k-1-kx, c)]  (no col2im, and a GEMM with
+//               inner dimension k*k*F instead of F)
+//     The pixels are processed in chunks of rows so that the im2col block stays in cache
+//     (HT_CONV_CHUNK_FLOATS); chunks depend only on the layer's shape, never on the batch.
+//   fc: the same with the input (n, K) (NHWC flattening) in place of im2col.
 //   relu: in place on the previous op's output (the backward pass only needs the mask out > 0).
 //   maxpool (SAME, window = stride = k, TensorFlow padding): windows start at o*k - pad_top with
-//     pad_top = (out*k - in)/2, clipped to the input; the backward pass recomputes the argmax
-//     (first maximum in (h, w) order) from the cached input.
+//     pad_top = (out*k - in)/2, clipped to the input; the forward pass stores the argmax (first
+//     maximum in (h, w) order) and the backward pass scatters dOut to it.
 //   softmax cross-entropy: max-subtracted, log-sum-exp and the loss in double.
 // dtheta is scale * dLoss/dtheta: the scale is folded into dLogits, and every weight and bias of
 // dtheta is overwritten by its layer's backward pass.
 #include "target.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+
+// Target size (floats) of one im2col block: about 256 KiB, half of a typical L2.
+#ifndef HT_CONV_CHUNK_FLOATS
+#define HT_CONV_CHUNK_FLOATS (64 * 1024)
+#endif
+
+// 8-wide float vectors (GCC/Clang vector extension; plain SSE2 pairs on a baseline x86-64 build)
+// for the elementwise loops, so that they run branch-free.
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+static inline vf8 vf8_load(const float *p) { vf8 v; memcpy(&v, p, sizeof(v)); return v; }
+static inline void vf8_store(float *p, vf8 v) { memcpy(p, &v, sizeof(v)); }
+static inline vi8 vi8_load(const int32_t *p) { vi8 v; memcpy(&v, p, sizeof(v)); return v; }
+static inline void vi8_store(int32_t *p, vi8 v) { memcpy(p, &v, sizeof(v)); }
 
 // ---- sizes ----
 
@@ -36,131 +54,164 @@ static int op_fan_in(const TargetOp *op) {
 }
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-size_t target_conv_col_floats(const TargetOp *op, int n_img) {
-    return (size_t)n_img * op->out_h * op->out_w * (size_t)op_fan_in(op);
+// Rows (output pixels) per im2col block for inner dimension K, over `rows` rows in total.
+static int chunk_rows(int K, size_t rows) {
+    size_t r = HT_CONV_CHUNK_FLOATS / (size_t)K;
+    if (r < 16) r = 16;
+    return (int)(r < rows ? r : rows);
+}
+
+size_t target_conv_scratch_floats(const TargetOp *op, int n_img) {
+    const size_t rows = (size_t)n_img * op->out_h * op->out_w;
+    const int kk = op->kernel * op->kernel, Kf = kk * op->in_c, Kb = kk * op->out_c;
+    const size_t col_f = (size_t)chunk_rows(Kf, rows) * Kf, col_b = (size_t)chunk_rows(Kb, rows) * Kb;
+    return round16(col_f > col_b ? col_f : col_b) + (size_t)op->in_c * Kb;
 }
 
 // ---- conv ----
 
-// col (n_img*H*W, k*k*cin): row (img, y, x) holds the k x k x cin input patch centred on (y, x),
-// zeros outside the image.
-static void im2col(const TargetOp *op, int n_img, const float *in, float *col) {
-    const int H = op->in_h, W = op->in_w, C = op->in_c, k = op->kernel, p = (k - 1) / 2;
+// col (nrows, k*k*C): rows [row0, row0+nrows) of the im2col matrix of in (images of H x W x C);
+// row (img, y, x) holds the k x k x C patch centred on (y, x), zeros outside the image.
+static void im2col_rows(int H, int W, int C, int k, const float *in, size_t row0, int nrows,
+                        float *col) {
+    const int p = (k - 1) / 2;
     const size_t K = (size_t)k * k * C, img_size = (size_t)H * W * C;
-    for (int n = 0; n < n_img; n++) {
-        const float *im = in + (size_t)n * img_size;
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                float *row = col + (((size_t)n * H + y) * W + x) * K;
-                // valid kx range: 0 <= x + kx - p < W
-                const int kx0 = x - p < 0 ? p - x : 0, kx1 = x + k - p > W ? W - x + p : k;
-                for (int ky = 0; ky < k; ky++) {
-                    float *dst = row + (size_t)ky * k * C;
-                    const int iy = y + ky - p;
-                    if (iy < 0 || iy >= H) { memset(dst, 0, (size_t)k * C * sizeof(float)); continue; }
-                    if (kx0 > 0) memset(dst, 0, (size_t)kx0 * C * sizeof(float));
-                    memcpy(dst + (size_t)kx0 * C, im + ((size_t)iy * W + (x + kx0 - p)) * C,
-                           (size_t)(kx1 - kx0) * C * sizeof(float));
-                    if (kx1 < k) memset(dst + (size_t)kx1 * C, 0, (size_t)(k - kx1) * C * sizeof(float));
-                }
-            }
+    for (int r = 0; r < nrows; r++) {
+        const size_t g = row0 + (size_t)r;
+        const size_t n = g / ((size_t)H * W);
+        const int y = (int)(g / (size_t)W % (size_t)H), x = (int)(g % (size_t)W);
+        const float *im = in + n * img_size;
+        float *row = col + (size_t)r * K;
+        // valid kx range: 0 <= x + kx - p < W
+        const int kx0 = x - p < 0 ? p - x : 0, kx1 = x + k - p > W ? W - x + p : k;
+        for (int ky = 0; ky < k; ky++) {
+            float *dst = row + (size_t)ky * k * C;
+            const int iy = y + ky - p;
+            if (iy < 0 || iy >= H) { memset(dst, 0, (size_t)k * C * sizeof(float)); continue; }
+            if (kx0 > 0) memset(dst, 0, (size_t)kx0 * C * sizeof(float));
+            memcpy(dst + (size_t)kx0 * C, im + ((size_t)iy * W + (x + kx0 - p)) * C,
+                   (size_t)(kx1 - kx0) * C * sizeof(float));
+            if (kx1 < k) memset(dst + (size_t)kx1 * C, 0, (size_t)(k - kx1) * C * sizeof(float));
+        }
     }
 }
 
-// din = col2im(dcol): the adjoint of im2col (din is overwritten).
-static void col2im(const TargetOp *op, int n_img, const float *dcol, float *din) {
-    const int H = op->in_h, W = op->in_w, C = op->in_c, k = op->kernel, p = (k - 1) / 2;
-    const size_t K = (size_t)k * k * C, img_size = (size_t)H * W * C;
-    memset(din, 0, (size_t)n_img * img_size * sizeof(float));
-    for (int n = 0; n < n_img; n++) {
-        float *im = din + (size_t)n * img_size;
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                const float *row = dcol + (((size_t)n * H + y) * W + x) * K;
-                const int kx0 = x - p < 0 ? p - x : 0, kx1 = x + k - p > W ? W - x + p : k;
-                for (int ky = 0; ky < k; ky++) {
-                    const int iy = y + ky - p;
-                    if (iy < 0 || iy >= H) continue;
-                    const float *src = row + ((size_t)ky * k + kx0) * C;
-                    float *dst = im + ((size_t)iy * W + (x + kx0 - p)) * C;
-                    const size_t len = (size_t)(kx1 - kx0) * C;
-                    for (size_t j = 0; j < len; j++) dst[j] += src[j];
-                }
-            }
+// out (n_img*H*W, F) = [bias +] conv SAME of in (n_img, H, W, C) with w (F, k*k*C), row stride ldw.
+static void conv_same(int n_img, int H, int W, int C, int k, int F, const float *in, const float *w,
+                      int ldw, const float *bias, int bias_stride, float *col, float *out) {
+    const int K = k * k * C;
+    const size_t rows = (size_t)n_img * H * W;
+    const int cr = chunk_rows(K, rows);
+    for (size_t r0 = 0; r0 < rows; r0 += (size_t)cr) {
+        const int nr = (int)(rows - r0 < (size_t)cr ? rows - r0 : (size_t)cr);
+        float *o = out + r0 * F;
+        if (bias)
+            for (int r = 0; r < nr; r++)
+                for (int f = 0; f < F; f++) o[(size_t)r * F + f] = bias[(size_t)f * bias_stride];
+        im2col_rows(H, W, C, k, in, r0, nr, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, F, K, 1.0f, col, K, w, ldw,
+                    bias ? 1.0f : 0.0f, o, F);
     }
 }
 
-// out (rows, F) = bias + a (rows, K) . W^T, W = (F, K) with ld K+1 and the bias in column K.
-static void dense_forward(int rows, int K, int F, const float *a, const float *w, float *out) {
-    for (int r = 0; r < rows; r++) {
-        float *o = out + (size_t)r * F;
-        for (int f = 0; f < F; f++) o[f] = w[(size_t)f * (K + 1) + K];
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, F, K, 1.0f, a, K, w, K + 1, 1.0f,
-                out, F);
+// Adds the column sums of g (rows, F) to dbias[f * stride].
+static void add_colsums(size_t rows, int F, const float *g, float *dbias, int stride) {
+    for (size_t r = 0; r < rows; r++)
+        for (int f = 0; f < F; f++) dbias[(size_t)f * stride] += g[r * F + f];
 }
 
-// dw (F, K+1) = [dOut^T . a | column sums of dOut]; da (rows, K) = dOut . W unless da is NULL.
-static void dense_backward(int rows, int K, int F, const float *a, const float *w, const float *dout,
-                           float *dw, float *da) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, K, rows, 1.0f, dout, F, a, K, 0.0f, dw,
-                K + 1);
-    for (int f = 0; f < F; f++) dw[(size_t)f * (K + 1) + K] = 0.0f;
-    for (int r = 0; r < rows; r++) {
-        const float *g = dout + (size_t)r * F;
-        for (int f = 0; f < F; f++) dw[(size_t)f * (K + 1) + K] += g[f];
-    }
-    if (da)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, F, 1.0f, dout, F, w, K + 1,
-                    0.0f, da, K);
-}
-
-void target_conv_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *col,
-                         float *out) {
-    im2col(op, n_img, in, col);
-    dense_forward(n_img * op->out_h * op->out_w, op_fan_in(op), op->out_c, col, w, out);
+void target_conv_forward(const TargetOp *op, int n_img, const float *in, const float *w,
+                         float *scratch, float *out) {
+    const int K = op_fan_in(op);
+    conv_same(n_img, op->in_h, op->in_w, op->in_c, op->kernel, op->out_c, in, w, K + 1, w + K, K + 1,
+              scratch, out);
 }
 
 void target_conv_backward(const TargetOp *op, int n_img, const float *in, const float *w,
-                          const float *dout, float *col, float *dw, float *din) {
-    im2col(op, n_img, in, col);
-    // dcol overwrites col once dW has been computed from it
-    dense_backward(n_img * op->out_h * op->out_w, op_fan_in(op), op->out_c, col, w, dout, dw,
-                   din ? col : NULL);
-    if (din) col2im(op, n_img, col, din);
+                          const float *dout, float *scratch, float *dw, float *din) {
+    const int H = op->in_h, W = op->in_w, C = op->in_c, k = op->kernel, F = op->out_c;
+    const int K = op_fan_in(op), Kb = k * k * F;
+    const size_t rows = (size_t)n_img * H * W;
+    float *col = scratch;
+    // dW = dOut^T . im2col(in), accumulated over blocks of rows; dbias = column sums
+    const int cr = chunk_rows(K, rows);
+    for (int f = 0; f < F; f++) dw[(size_t)f * (K + 1) + K] = 0.0f;
+    for (size_t r0 = 0; r0 < rows; r0 += (size_t)cr) {
+        const int nr = (int)(rows - r0 < (size_t)cr ? rows - r0 : (size_t)cr);
+        im2col_rows(H, W, C, k, in, r0, nr, col);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, K, nr, 1.0f, dout + r0 * F, F, col, K,
+                    r0 ? 1.0f : 0.0f, dw, K + 1);
+        add_colsums((size_t)nr, F, dout + r0 * F, dw + K, K + 1);
+    }
+    if (!din) return;
+    // dIn = conv SAME of dOut (F channels) with the flipped, transposed kernel (C, k*k*F)
+    float *wf = scratch + target_conv_scratch_floats(op, n_img) - (size_t)C * Kb;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++)
+            for (int f = 0; f < F; f++) {
+                const float *src = w + (size_t)f * (K + 1) + ((size_t)(k - 1 - ky) * k + (k - 1 - kx)) * C;
+                for (int c = 0; c < C; c++) wf[(size_t)c * Kb + ((size_t)ky * k + kx) * F + f] = src[c];
+            }
+    conv_same(n_img, H, W, F, k, C, dout, wf, Kb, NULL, 0, col, din);
 }
 
 // ---- fc ----
 
 void target_fc_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *out) {
-    dense_forward(n_img, op_fan_in(op), op->out_c, in, w, out);
+    const int K = op_fan_in(op), F = op->out_c;
+    for (int r = 0; r < n_img; r++)
+        for (int f = 0; f < F; f++) out[(size_t)r * F + f] = w[(size_t)f * (K + 1) + K];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_img, F, K, 1.0f, in, K, w, K + 1, 1.0f,
+                out, F);
 }
 
 void target_fc_backward(const TargetOp *op, int n_img, const float *in, const float *w,
                         const float *dout, float *dw, float *din) {
-    dense_backward(n_img, op_fan_in(op), op->out_c, in, w, dout, dw, din);
+    const int K = op_fan_in(op), F = op->out_c;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, K, n_img, 1.0f, dout, F, in, K, 0.0f, dw,
+                K + 1);
+    for (int f = 0; f < F; f++) dw[(size_t)f * (K + 1) + K] = 0.0f;
+    add_colsums((size_t)n_img, F, dout, dw + K, K + 1);
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_img, K, F, 1.0f, dout, F, w, K + 1,
+                    0.0f, din, K);
 }
 
 // ---- relu ----
 
 void target_relu_forward(size_t n, const float *in, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    const vf8 zero = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vf8 v = vf8_load(in + i);
+        vf8_store(out + i, (vf8)((vi8)v & (v > zero)));
+    }
+    for (; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
 void target_relu_backward(size_t n, const float *out, const float *dout, float *din) {
-    for (size_t i = 0; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    const vf8 zero = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vf8 g = vf8_load(dout + i);
+        vf8_store(din + i, (vf8)((vi8)g & (vf8_load(out + i) > zero)));
+    }
+    for (; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 // ---- maxpool ----
 
 static int pool_pad(int in, int out, int k) { return (out * k - in) / 2; }
 
-void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, float *out) {
+void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, float *out,
+                            int32_t *argmax) {
     const int H = op->in_h, W = op->in_w, C = op->in_c, OH = op->out_h, OW = op->out_w, k = op->kernel;
     const int py = pool_pad(H, OH, k), px = pool_pad(W, OW, k);
+    const vi8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int n = 0; n < n_img; n++) {
-        const float *im = in + (size_t)n * H * W * C;
+        const size_t base = (size_t)n * H * W * C;
         float *om = out + (size_t)n * OH * OW * C;
+        int32_t *am = argmax + (size_t)n * OH * OW * C;
         for (int oy = 0; oy < OH; oy++) {
             const int y0 = oy * k - py < 0 ? 0 : oy * k - py;
             const int y1 = oy * k - py + k > H ? H : oy * k - py + k;
@@ -168,47 +219,43 @@ void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, floa
                 const int x0 = ox * k - px < 0 ? 0 : ox * k - px;
                 const int x1 = ox * k - px + k > W ? W : ox * k - px + k;
                 float *o = om + ((size_t)oy * OW + ox) * C;
-                const float *first = im + ((size_t)y0 * W + x0) * C;
-                for (int c = 0; c < C; c++) o[c] = first[c];
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) {
-                        const float *v = im + ((size_t)y * W + x) * C;
-                        for (int c = 0; c < C; c++) o[c] = v[c] > o[c] ? v[c] : o[c];
-                    }
+                int32_t *a = am + ((size_t)oy * OW + ox) * C;
+                const int32_t first = (int32_t)(base + ((size_t)y0 * W + x0) * C);
+                int c = 0;
+                for (; c + 8 <= C; c += 8) { // strict > keeps the first maximum
+                    vf8 best = vf8_load(in + first + c);
+                    vi8 bi = first + c + lane;
+                    for (int y = y0; y < y1; y++)
+                        for (int x = x0; x < x1; x++) {
+                            const int32_t i = (int32_t)(base + ((size_t)y * W + x) * C) + c;
+                            const vf8 v = vf8_load(in + i);
+                            const vi8 m = v > best;
+                            best = (vf8)(((vi8)v & m) | ((vi8)best & ~m));
+                            bi = ((i + lane) & m) | (bi & ~m);
+                        }
+                    vf8_store(o + c, best);
+                    vi8_store(a + c, bi);
+                }
+                for (; c < C; c++) {
+                    int32_t best = first + c;
+                    for (int y = y0; y < y1; y++)
+                        for (int x = x0; x < x1; x++) {
+                            const int32_t i = (int32_t)(base + ((size_t)y * W + x) * C) + c;
+                            if (in[i] > in[best]) best = i;
+                        }
+                    o[c] = in[best];
+                    a[c] = best;
+                }
             }
         }
     }
 }
 
-// din (overwritten): dout routed to the first maximum of each window (recomputed from in).
-void target_maxpool_backward(const TargetOp *op, int n_img, const float *in, const float *dout,
+void target_maxpool_backward(const TargetOp *op, int n_img, const int32_t *argmax, const float *dout,
                              float *din) {
-    const int H = op->in_h, W = op->in_w, C = op->in_c, OH = op->out_h, OW = op->out_w, k = op->kernel;
-    const int py = pool_pad(H, OH, k), px = pool_pad(W, OW, k);
-    memset(din, 0, (size_t)n_img * H * W * C * sizeof(float));
-    for (int n = 0; n < n_img; n++) {
-        const float *im = in + (size_t)n * H * W * C;
-        float *dm = din + (size_t)n * H * W * C;
-        const float *gm = dout + (size_t)n * OH * OW * C;
-        for (int oy = 0; oy < OH; oy++) {
-            const int y0 = oy * k - py < 0 ? 0 : oy * k - py;
-            const int y1 = oy * k - py + k > H ? H : oy * k - py + k;
-            for (int ox = 0; ox < OW; ox++) {
-                const int x0 = ox * k - px < 0 ? 0 : ox * k - px;
-                const int x1 = ox * k - px + k > W ? W : ox * k - px + k;
-                const float *g = gm + ((size_t)oy * OW + ox) * C;
-                for (int c = 0; c < C; c++) {
-                    size_t best = ((size_t)y0 * W + x0) * C + c;
-                    for (int y = y0; y < y1; y++)
-                        for (int x = x0; x < x1; x++) {
-                            const size_t i = ((size_t)y * W + x) * C + c;
-                            if (im[i] > im[best]) best = i;
-                        }
-                    dm[best] += g[c];
-                }
-            }
-        }
-    }
+    const size_t nin = (size_t)n_img * op_in_size(op), nout = (size_t)n_img * op_out_size(op);
+    memset(din, 0, nin * sizeof(float));
+    for (size_t i = 0; i < nout; i++) din[argmax[i]] += dout[i];
 }
 
 // ---- softmax cross-entropy ----
@@ -247,29 +294,36 @@ void target_softmax_ce(int n_img, int classes, const float *logits, const uint8_
 
 // Workspace of one thread (offsets in floats, each 16-float aligned).
 typedef struct {
-    size_t act[HT_MAX_OPS]; // output of op i (relu after op 0: the previous op's buffer)
-    size_t col;             // im2col / dcol buffer
-    size_t grad[2];         // ping-pong gradient buffers
+    size_t act[HT_MAX_OPS];    // output of op i (relu after op 0: the previous op's buffer)
+    size_t argmax[HT_MAX_OPS]; // maxpool ops: int32 argmax per output (region used only as int32)
+    size_t scratch;            // conv scratch (im2col block + flipped kernel)
+    size_t grad[2];            // ping-pong gradient buffers
     size_t total;
 } WsLayout;
 
 static void ws_layout(const TargetArch *a, int n, WsLayout *L) {
-    size_t off = 0, col = 0;
+    size_t off = 0, scratch = 0;
     for (int i = 0; i < a->n_ops; i++) {
         const TargetOp *op = &a->ops[i];
+        L->argmax[i] = 0;
         if (op->type == OP_RELU && i > 0) { L->act[i] = L->act[i - 1]; continue; }
         L->act[i] = off;
         off += round16((size_t)n * op_out_size(op));
+        if (op->type == OP_MAXPOOL) {
+            L->argmax[i] = off;
+            off += round16((size_t)n * op_out_size(op));
+        }
         if (op->type == OP_CONV) {
-            size_t c = target_conv_col_floats(op, n);
-            if (c > col) col = c;
+            size_t s = target_conv_scratch_floats(op, n);
+            if (s > scratch) scratch = s;
         }
     }
-    L->col = off;
-    off += round16(col);
-    for (int g = 0; g < 2; g++) {
-        L->grad[g] = off;
-        off += round16((size_t)n * (a->max_act > (size_t)a->classes ? a->max_act : (size_t)a->classes));
+    L->scratch = off;
+    off += round16(scratch);
+    const size_t g = (size_t)n * (a->max_act > (size_t)a->classes ? a->max_act : (size_t)a->classes);
+    for (int i = 0; i < 2; i++) {
+        L->grad[i] = off;
+        off += round16(g);
     }
     L->total = off;
 }
@@ -278,6 +332,8 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
     HT_CHECK(max_images >= 1, "target_init: max_images must be >= 1 (got %d)", max_images);
     HT_CHECK(arch->n_ops >= 1 && arch->ops[arch->n_ops - 1].type == OP_FC,
              "target_init: the target network must end with an fc layer");
+    HT_CHECK((double)max_images * (double)arch->max_act < (double)INT32_MAX,
+             "target_init: %d images of %zu floats overflow the pool index", max_images, arch->max_act);
     for (int i = 0; i < arch->n_ops; i++) {
         const TargetOp *op = &arch->ops[i];
         HT_CHECK(op->type != OP_CONV || (op->kernel >= 1 && op->kernel % 2 == 1),
@@ -309,21 +365,23 @@ static const float *net_forward(const TargetArch *a, const WsLayout *L, float *w
         float *out = ws + L->act[i];
         const float *w = op->layer >= 0 ? theta + a->layers[op->layer].offset : NULL;
         switch (op->type) {
-        case OP_CONV: target_conv_forward(op, n, in, w, ws + L->col, out); break;
+        case OP_CONV: target_conv_forward(op, n, in, w, ws + L->scratch, out); break;
         case OP_FC: target_fc_forward(op, n, in, w, out); break;
         case OP_RELU: target_relu_forward((size_t)n * op_out_size(op), in, out); break;
-        case OP_MAXPOOL: target_maxpool_forward(op, n, in, out); break;
+        case OP_MAXPOOL:
+            target_maxpool_forward(op, n, in, out, (int32_t *)(ws + L->argmax[i]));
+            break;
         }
         in = out;
     }
     return in;
 }
 
-// Backward pass of one network after net_forward; g holds dLogits (in ws + L->grad[0]).
+// Backward pass of one network after net_forward, with dLogits in ws + L->grad[0].
 static void net_backward(const TargetArch *a, const WsLayout *L, float *ws, const float *theta,
                          int n, const float *images, float *dtheta) {
-    int first = a->layers[0].op; // no input gradient is needed at or below the first layer
-    int cur = 0;                 // grad buffer holding dOut of op i
+    const int first = a->layers[0].op; // no input gradient is needed at or below the first layer
+    int cur = 0;                       // grad buffer holding dOut of op i
     for (int i = a->n_ops - 1; i >= first; i--) {
         const TargetOp *op = &a->ops[i];
         const float *in = i > 0 ? ws + L->act[i - 1] : images;
@@ -331,17 +389,20 @@ static void net_backward(const TargetArch *a, const WsLayout *L, float *ws, cons
         const float *w = op->layer >= 0 ? theta + a->layers[op->layer].offset : NULL;
         float *dw = op->layer >= 0 ? dtheta + a->layers[op->layer].offset : NULL;
         switch (op->type) {
-        case OP_CONV: target_conv_backward(op, n, in, w, g, ws + L->col, dw, din); break;
+        case OP_CONV: target_conv_backward(op, n, in, w, g, ws + L->scratch, dw, din); break;
         case OP_FC: target_fc_backward(op, n, in, w, g, dw, din); break;
         case OP_RELU:
             target_relu_backward((size_t)n * op_out_size(op), ws + L->act[i], g, g);
             continue; // in place: dIn stays in the same buffer
-        case OP_MAXPOOL: target_maxpool_backward(op, n, in, g, din); break;
+        case OP_MAXPOOL:
+            target_maxpool_backward(op, n, (const int32_t *)(ws + L->argmax[i]), g, din);
+            break;
         }
         cur = 1 - cur;
     }
 }
 
+// Threads of the team: at most the workspaces, the OpenMP setting and the networks.
 static int team_size(const TargetNet *t, int n_nets) {
     int nt = omp_get_max_threads();
     if (nt > t->n_threads) nt = t->n_threads;
@@ -349,51 +410,51 @@ static int team_size(const TargetNet *t, int n_nets) {
     return nt < 1 ? 1 : nt;
 }
 
-void target_forward(TargetNet *t, int n_nets, const float *theta, int n_img, const float *images,
-                    size_t img_stride, float *probs) {
+// One network: forward, loss and (if dtheta) backward. probs, loss, correct, dtheta optional.
+static void run_net(const TargetNet *t, const WsLayout *L, float *ws, const float *theta, int n,
+                    const float *images, const uint8_t *labels, float scale, float *probs,
+                    double *loss, int *correct, float *dtheta) {
+    const TargetArch *a = t->arch;
+    const float *logits = net_forward(a, L, ws, theta, n, images);
+    target_softmax_ce(n, a->classes, logits, labels, scale, probs, dtheta ? ws + L->grad[0] : NULL,
+                      loss, correct);
+    if (dtheta) net_backward(a, L, ws, theta, n, images, dtheta);
+}
+
+// Runs the networks over the team, one whole network per thread.
+static void run_all(TargetNet *t, int n_nets, const float *theta, int n_img, const float *images,
+                    size_t img_stride, const uint8_t *labels, size_t label_stride, float scale,
+                    float *probs, double *loss, int *correct, float *dtheta) {
     const TargetArch *a = t->arch;
     HT_CHECK(n_img >= 1 && n_img <= t->max_images,
-             "target_forward: %d images per network (workspace holds %d)", n_img, t->max_images);
+             "target: %d images per network (the workspace holds %d)", n_img, t->max_images);
     WsLayout L;
     ws_layout(a, t->max_images, &L);
+    const size_t nw = a->n_weights, np = (size_t)n_img * a->classes;
 #pragma omp parallel num_threads(team_size(t, n_nets))
     {
-    omp_set_num_threads(1); // this thread's BLAS calls run single-threaded, even in a team of 1
-#pragma omp for schedule(static)
-    for (int k = 0; k < n_nets; k++) {
+        // This thread's BLAS calls run single-threaded, also in a team of one (the setting is
+        // local to this thread's task and ends with the region).
+        omp_set_num_threads(1);
         float *ws = t->ws + (size_t)omp_get_thread_num() * t->ws_floats;
-        const float *th = theta + (size_t)k * a->n_weights;
-        const float *logits = net_forward(a, &L, ws, th, n_img, images + (size_t)k * img_stride);
-        target_softmax_ce(n_img, a->classes, logits, NULL, 0.0f,
-                          probs + (size_t)k * n_img * a->classes, NULL, NULL, NULL);
+#pragma omp for schedule(static)
+        for (int k = 0; k < n_nets; k++)
+            run_net(t, &L, ws, theta + (size_t)k * nw, n_img, images + (size_t)k * img_stride,
+                    labels ? labels + (size_t)k * label_stride : NULL, scale,
+                    probs ? probs + (size_t)k * np : NULL, loss ? &loss[k] : NULL,
+                    correct ? &correct[k] : NULL, dtheta ? dtheta + (size_t)k * nw : NULL);
     }
-    }
+}
+
+void target_forward(TargetNet *t, int n_nets, const float *theta, int n_img, const float *images,
+                    size_t img_stride, float *probs) {
+    run_all(t, n_nets, theta, n_img, images, img_stride, NULL, 0, 0.0f, probs, NULL, NULL, NULL);
 }
 
 void target_loss_grad(TargetNet *t, int n_nets, const float *theta, int n_img, const float *images,
                       size_t img_stride, const uint8_t *labels, size_t label_stride, float scale,
                       double *loss, int *correct, float *dtheta) {
-    const TargetArch *a = t->arch;
-    HT_CHECK(n_img >= 1 && n_img <= t->max_images,
-             "target_loss_grad: %d images per network (workspace holds %d)", n_img, t->max_images);
-    WsLayout L;
-    ws_layout(a, t->max_images, &L);
-#pragma omp parallel num_threads(team_size(t, n_nets))
-    {
-    omp_set_num_threads(1); // this thread's BLAS calls run single-threaded, even in a team of 1
-#pragma omp for schedule(static)
-    for (int k = 0; k < n_nets; k++) {
-        float *ws = t->ws + (size_t)omp_get_thread_num() * t->ws_floats;
-        const float *th = theta + (size_t)k * a->n_weights;
-        const float *img = images + (size_t)k * img_stride;
-        const float *logits = net_forward(a, &L, ws, th, n_img, img);
-        double l = 0.0;
-        int c = 0;
-        target_softmax_ce(n_img, a->classes, logits, labels + (size_t)k * label_stride, scale, NULL,
-                          dtheta ? ws + L.grad[0] : NULL, &l, &c);
-        if (loss) loss[k] = l;
-        if (correct) correct[k] = c;
-        if (dtheta) net_backward(a, &L, ws, th, n_img, img, dtheta + (size_t)k * a->n_weights);
-    }
-    }
+    HT_CHECK(labels, "target_loss_grad: labels are required");
+    run_all(t, n_nets, theta, n_img, images, img_stride, labels, label_stride, scale, NULL, loss,
+            correct, dtheta);
 }

@@ -39,14 +39,14 @@ void target_loss_grad(TargetNet *t, int n_nets, const float *theta, int n_img, c
 // (filters, fan_in + 1), filter-major, bias last; dw has the same layout and is overwritten.
 // din, when not NULL, is overwritten with dLoss/dIn (n_img, in_h, in_w, in_c).
 
-// Floats of the im2col buffer that conv needs for n_img images: n_img*out_h*out_w*k*k*in_c.
-size_t target_conv_col_floats(const TargetOp *op, int n_img);
+// Floats of scratch that conv needs for n_img images (an im2col block and the flipped kernel).
+size_t target_conv_scratch_floats(const TargetOp *op, int n_img);
 // out (n_img, H, W, filters) = conv SAME (stride 1, odd kernel) of in (n_img, H, W, in_c).
-void target_conv_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *col,
-                         float *out);
-// dw and (unless din is NULL) din from dout (n_img, H, W, filters); col is scratch.
+void target_conv_forward(const TargetOp *op, int n_img, const float *in, const float *w,
+                         float *scratch, float *out);
+// dw and (unless din is NULL) din from dout (n_img, H, W, filters).
 void target_conv_backward(const TargetOp *op, int n_img, const float *in, const float *w,
-                          const float *dout, float *col, float *dw, float *din);
+                          const float *dout, float *scratch, float *dw, float *din);
 // out (n_img, units) = in (n_img, fan_in) . W^T + b.
 void target_fc_forward(const TargetOp *op, int n_img, const float *in, const float *w, float *out);
 void target_fc_backward(const TargetOp *op, int n_img, const float *in, const float *w,
@@ -54,10 +54,12 @@ void target_fc_backward(const TargetOp *op, int n_img, const float *in, const fl
 // n floats; in == out allowed. Backward uses the output's mask (out > 0); din == dout allowed.
 void target_relu_forward(size_t n, const float *in, float *out);
 void target_relu_backward(size_t n, const float *out, const float *dout, float *din);
-// Max pool SAME, window = stride = kernel (TensorFlow padding), out (n_img, out_h, out_w, C).
-// The backward pass sends each output's gradient to the first maximum of its window.
-void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, float *out);
-void target_maxpool_backward(const TargetOp *op, int n_img, const float *in, const float *dout,
+// Max pool SAME, window = stride = kernel (TensorFlow padding: pad_top = (out*k - in)/2),
+// out (n_img, out_h, out_w, C); argmax (same shape) gets the index into in of each output's
+// first maximum, and the backward pass sends each output's gradient there.
+void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, float *out,
+                            int32_t *argmax);
+void target_maxpool_backward(const TargetOp *op, int n_img, const int32_t *argmax, const float *dout,
                              float *din);
 // Softmax cross-entropy of logits (n_img, classes). probs, dlogits (= scale * dLoss/dLogits),
 // loss (sum over images, double) and correct (argmax == label) are each optional (NULL);

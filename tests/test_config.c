@@ -32,7 +32,7 @@ static char *write_tmp(const char *name, const char *text) {
 
 typedef enum { BAD_FILE, BAD_SET, BAD_VALIDATE, BAD_STRING } BadKind;
 
-// Runs one fallible call in a child; returns 1 if it exited non-zero with a message that contains
+// Runs one fallible call in a child; passes if the child exited non-zero with a message containing
 // every needle (needles separated by '|'). The captured message is printed with the result.
 static void expect_fatal(const char *label, BadKind kind, const char *arg, const char *set2,
                          const char *needles) {

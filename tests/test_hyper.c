@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "common.h"
 #include "comm.h"
 #include "config.h"
 #include "data.h"
@@ -41,7 +42,12 @@ static double mlp_loss(void *p) {
     return L;
 }
 
-static void check_mlp(TestState *ts, Model *model, const MlpArch *m, int rows, Comm *comm, uint64_t seed) {
+// mode 0: the job's leaky slope, directional checks with a step too small to cross kinks.
+// mode 1: slope 1 (leaky ReLU is piecewise linear and a finite difference across a kink is not
+// the derivative; with slope 1 the MLP is smooth and every dense and batch-norm term is still
+// exercised), per-element checks on the largest entries, which tolerate larger steps.
+static void check_mlp(TestState *ts, Model *model, const MlpArch *m, int rows, Comm *comm, uint64_t seed,
+                      int mode) {
     const ParamTable *t = &model->harch.table;
     MlpCache cache;
     mlp_cache_init(&cache, m, rows);
@@ -58,29 +64,45 @@ static void check_mlp(TestState *ts, Model *model, const MlpArch *m, int rows, C
         for (size_t k = 0; k < t->views[m->gamma[i]].size; k++) model->params[t->views[m->gamma[i]].offset + k] += 1.0f;
         fill_randn(model->params + t->views[m->beta[i]].offset, t->views[m->beta[i]].size, 0.3, seed + 50 + i);
     }
+    const float alpha = mode == 0 ? (float)model->job.leaky_alpha : 1.0f;
     MlpCtx c = {m, t, model->params, model->stats, &cache, x, rows, w,
-                {(float)model->job.leaky_alpha, model->job.bn_eps, model->job.bn_decay}, comm};
+                {alpha, model->job.bn_eps, model->job.bn_decay}, comm};
     memset(model->grads, 0, t->n_params * sizeof(float));
     mlp_loss(&c);
     mlp_backward(m, t, model->params, model->grads, &cache, dout, dx, &c.bn, comm);
-    char name[160];
+    char name[200];
+    const char *tag = mode == 0 ? "" : " (slope 1)";
     for (int i = 0; i < m->n_dense; i++) {
         const ParamView *k = &t->views[m->kernel[i]];
-        snprintf(name, sizeof(name), "%s", k->name);
-        fd_directional(ts, name, mlp_loss, &c, model->params + k->offset, model->grads + k->offset,
-                       k->size, 1e-3 * sqrt(model->job.init_scale / k->shape[0]) * 10, 1e-2, 1e-6, seed + i);
+        snprintf(name, sizeof(name), "%s%s", k->name, tag);
+        if (mode == 0)
+            fd_directional(ts, name, mlp_loss, &c, model->params + k->offset, model->grads + k->offset,
+                           k->size, 1e-3 * sqrt(model->job.init_scale / k->shape[0]), 1e-2, 1e-6, seed + i);
+        else
+            fd_elements(ts, name, mlp_loss, &c, model->params + k->offset, model->grads + k->offset,
+                        k->size, 1e-3, 3e-2, 1e-3, 8);
         if (i == m->n_dense - 1) continue;
         const ParamView *g = &t->views[m->gamma[i]], *b = &t->views[m->beta[i]];
-        fd_directional(ts, g->name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
-                       g->size, 1e-3, 1e-2, 1e-6, seed + 10 + i);
-        fd_elements(ts, g->name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
-                    g->size, 1e-3, 3e-2, 1e-3, 5);
-        fd_directional(ts, b->name, mlp_loss, &c, model->params + b->offset, model->grads + b->offset,
-                       b->size, 1e-3, 1e-2, 1e-6, seed + 20 + i);
+        snprintf(name, sizeof(name), "%s%s", g->name, tag);
+        if (mode == 0)
+            fd_directional(ts, name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
+                           g->size, 1e-3, 1e-2, 1e-6, seed + 10 + i);
+        else
+            fd_elements(ts, name, mlp_loss, &c, model->params + g->offset, model->grads + g->offset,
+                        g->size, 1e-3, 3e-2, 1e-3, 5);
+        // With slope 1 a batch-norm offset followed by a linear layer and another batch norm has
+        // exactly zero gradient (the next batch norm removes the shift): only mode 0 tests it.
+        snprintf(name, sizeof(name), "%s%s", b->name, tag);
+        if (mode == 0)
+            fd_directional(ts, name, mlp_loss, &c, model->params + b->offset, model->grads + b->offset,
+                           b->size, 1e-3, 1e-2, 1e-6, seed + 20 + i);
+        else if (i == m->n_dense - 2)
+            fd_elements(ts, name, mlp_loss, &c, model->params + b->offset, model->grads + b->offset,
+                        b->size, 1e-3, 3e-2, 1e-3, 5);
     }
-    snprintf(name, sizeof(name), "%s/input", m->name);
-    fd_directional(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 1e-2, 1e-6, seed + 30);
-    fd_elements(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 3e-2, 1e-3, 5);
+    snprintf(name, sizeof(name), "%s/input%s", m->name, tag);
+    if (mode == 0) fd_directional(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 1e-2, 1e-6, seed + 30);
+    else fd_elements(ts, name, mlp_loss, &c, x, dx, (size_t)rows * in, 1e-3, 3e-2, 1e-3, 5);
     mlp_cache_free(&cache);
     free(x); free(dx); free(w); free(dout);
 }
@@ -92,15 +114,17 @@ static void test_mlps(TestState *ts, Comm *comm) {
     job_load_file(&job, "jobs/tiny.json");
     Model model;
     model_init(&model, &job);
-    check_mlp(ts, &model, &model.harch.extractor, 7, comm, 1);
-    for (int l = 0; l < model.harch.n_gens; l++)
-        check_mlp(ts, &model, &model.harch.gens[l], 7 * model.harch.gen_codes[l], comm, 10 + l);
+    for (int mode = 0; mode < 2; mode++) {
+        check_mlp(ts, &model, &model.harch.extractor, 7, comm, 1, mode);
+        for (int l = 0; l < model.harch.n_gens; l++)
+            check_mlp(ts, &model, &model.harch.gens[l], 7 * model.harch.gen_codes[l], comm, 10 + l, mode);
+    }
     model_free(&model);
     printf("MLP + batch norm gradients (paper job: extractor and W1)\n");
     job_defaults(&job);
     model_init(&model, &job);
-    check_mlp(ts, &model, &model.harch.extractor, 8, comm, 3);
-    check_mlp(ts, &model, &model.harch.gens[0], 8 * 32, comm, 4);
+    check_mlp(ts, &model, &model.harch.extractor, 8, comm, 3, 1);
+    check_mlp(ts, &model, &model.harch.gens[0], 8 * 32, comm, 4, 1);
     model_free(&model);
 }
 
@@ -158,7 +182,7 @@ static void test_gauge_invariance(TestState *ts, Comm *comm) {
     Model model;
     model_init(&model, &job);
     const TargetArch *a = &model.tarch;
-    const int n = 4, n_img = 100;
+    const int n = 5, n_img = 100;
     const size_t W = a->n_weights;
     float *raw = XALLOC_FLOATS(n * W), *fixed = XALLOC_FLOATS(n * W);
     float *scales = XALLOC_FLOATS((size_t)n * gauge_n_scales(a));
@@ -177,9 +201,12 @@ static void test_gauge_invariance(TestState *ts, Comm *comm) {
             for (int f = 0; f < L->filters; f++) {
                 double fs = exp(fd_randn(&s) * 1.0);
                 fs = fmin(fmax(fs, 0.05), 20.0);
+                // network 2: He-scaled, filter scales in [0.05, 20]; 3: He-scaled, scales in
+                // [0.5, 2]; 4: unit-scale weights (constraint check only: its logits are huge)
+                if (k >= 3) fs = fmin(fmax(fs, 0.5), 2.0);
+                const double sd = k == 4 ? 1.0 : sqrt(2.0 / L->fan_in);
                 for (int j = 0; j <= L->fan_in; j++)
-                    raw[k * W + L->offset + (size_t)f * (L->fan_in + 1) + j] =
-                        (float)(fs * fd_randn(&s) * sqrt(2.0 / L->fan_in));
+                    raw[k * W + L->offset + (size_t)f * (L->fan_in + 1) + j] = (float)(fs * fd_randn(&s) * sd);
             }
         }
     gauge_forward(a, n, raw, fixed, scales);
@@ -188,7 +215,7 @@ static void test_gauge_invariance(TestState *ts, Comm *comm) {
     float *p_raw = XALLOC_FLOATS((size_t)n * n_img * a->classes), *p_fix = XALLOC_FLOATS((size_t)n * n_img * a->classes);
     target_forward(&tn, n, raw, n_img, data.val.images, 0, p_raw);
     target_forward(&tn, n, fixed, n_img, data.val.images, 0, p_fix);
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < 4; k++) {
         double md = 0.0, spread = 0.0;
         for (int i = 0; i < n_img * a->classes; i++) {
             size_t o = (size_t)k * n_img * a->classes + i;
@@ -211,7 +238,14 @@ static void test_gauge_invariance(TestState *ts, Comm *comm) {
                 worst = fmax(worst, fabs(ms / (L->fan_in + 1) - 1.0));
             }
         }
-        T_CHECK(ts, worst < 1e-4, "network %d: per-filter mean square of layers 1..m-1 is 1 (max dev %.2e)", k, worst);
+        // The two 1e-8 terms of the original code (DESIGN.md) make the mean square
+        // q / (sqrt(q + 1e-8) + 1e-8)^2 for a filter of raw mean square q: exactly 1 only for
+        // filters well above 1e-8 (network 4, tolerance 1e-5). Small filters (the hypernetwork at
+        // initialization, He-scaled weights after the previous layer's scale) deviate by up to
+        // ~3e-2, as in the original.
+        const double tol = k == 4 ? 1e-5 : 5e-2;
+        T_CHECK(ts, worst < tol, "network %d: per-filter mean square of layers 1..m-1 is 1 (max dev %.2e, tol %.0e)",
+                k, worst, tol);
         const TargetLayer *L = &a->layers[a->n_layers - 1];
         double mean = 0.0;
         for (int f = 0; f < L->filters; f++) mean += fixed[k * W + L->offset + (size_t)f * (L->fan_in + 1) + L->fan_in];
@@ -311,8 +345,13 @@ static void test_entropy_known(TestState *ts, Comm *comm) {
                     "%s %s: |H_est - H| = %.4f (N=50), %.4f (N=400), %.4f (N=3200)", dist ? "L2" : "L1",
                     which ? "Gaussian" : "uniform", err[0], err[1], err[2]);
         }
-    T_CHECK(ts, fabs(digamma(1.0) + 0.5772156649015329) < 1e-12 && fabs(digamma(32.0) - 3.4499875458315876) < 1e-12,
-            "digamma(1) = %.15f, digamma(32) = %.15f", digamma(1.0), digamma(32.0));
+    // psi(n) = -gamma + sum_{k<n} 1/k
+    double worst = 0.0, h = 0.0;
+    for (int n = 1; n <= 300; n++) {
+        worst = fmax(worst, fabs(digamma((double)n) - (h - 0.57721566490153286)));
+        h += 1.0 / n;
+    }
+    T_CHECK(ts, worst < 1e-12, "digamma(n) = -gamma + H_(n-1) for n = 1..300 (max err %.1e)", worst);
 }
 
 static void test_counts(TestState *ts) {
