@@ -2,6 +2,8 @@
 // the validation/training split, and the epoch-permutation sampler. See docs/data.md.
 #include "data.h"
 
+#include <unistd.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@ const char *data_resolve_dir(const char *job_dir) {
     if (job_dir && job_dir[0]) return job_dir;
     const char *env = getenv("HYPERTRAIN_DATA");
     if (env && env[0]) return env;
+    // scripts/fetch-mnist.sh's default destination, else the shared copy beside the checkout
+    if (access("data/mnist", F_OK) == 0) return "data/mnist";
     return "../shared/data/mnist";
 }
 

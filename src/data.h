@@ -19,8 +19,8 @@ typedef struct {
     Dataset train, val, test;
 } Mnist;
 
-// Resolves the data directory: job_dir if non-empty, else $HYPERTRAIN_DATA, else
-// "../shared/data/mnist". Returns a pointer to static storage or job_dir/getenv result.
+// Resolves the data directory: job_dir if non-empty, else $HYPERTRAIN_DATA, else "data/mnist"
+// (where scripts/fetch-mnist.sh puts it) if it exists, else "../shared/data/mnist".
 const char *data_resolve_dir(const char *job_dir);
 
 // Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,

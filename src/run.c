@@ -85,8 +85,9 @@ static void log_train(Run *r, const StepStats *st, double steps_per_s) {
     const Model *m = &r->model;
     if (r->comm->rank != 0) return;
     fprintf(r->metrics, "{\"type\":\"train\",\"step\":%lld,\"loss\":%.9g,\"ce\":%.9g,\"entropy\":%.9g,"
-            "\"acc\":%.6f,\"lr\":%.9g,\"lambda\":%.9g,\"steps_per_s\":%.4g}\n",
-            (long long)m->step, st->loss, st->ce, st->entropy, st->acc, st->lr, st->lambda, steps_per_s);
+            "\"acc\":%.6f,\"grad_norm\":%.6g,\"lr\":%.9g,\"lambda\":%.9g,\"steps_per_s\":%.4g}\n",
+            (long long)m->step, st->loss, st->ce, st->entropy, st->acc, st->grad_norm, st->lr, st->lambda,
+            steps_per_s);
     fflush(r->metrics);
     if (r->opt->quiet) return;
     char eta[32];

@@ -31,19 +31,20 @@
 
 #include "common.h"
 
-// Target size (floats) of one im2col block: about 256 KiB, half of a typical L2.
+// Target size (floats) of one im2col block: 512 KiB, about one core's L2. Measured on the paper
+// network (2-core Zen 3): 128K-1M floats all run the conv layers 2-3x faster than one block for
+// all images (which streams a 20 MB im2col matrix through memory).
 #ifndef HT_CONV_CHUNK_FLOATS
-#define HT_CONV_CHUNK_FLOATS (64 * 1024)
+#define HT_CONV_CHUNK_FLOATS (128 * 1024)
 #endif
 
-// 8-wide float vectors (GCC/Clang vector extension; plain SSE2 pairs on a baseline x86-64 build)
-// for the elementwise loops, so that they run branch-free.
-typedef float vf8 __attribute__((vector_size(32)));
-typedef int32_t vi8 __attribute__((vector_size(32)));
-static inline vf8 vf8_load(const float *p) { vf8 v; memcpy(&v, p, sizeof(v)); return v; }
-static inline void vf8_store(float *p, vf8 v) { memcpy(p, &v, sizeof(v)); }
-static inline vi8 vi8_load(const int32_t *p) { vi8 v; memcpy(&v, p, sizeof(v)); return v; }
-static inline void vi8_store(int32_t *p, vi8 v) { memcpy(p, &v, sizeof(v)); }
+// 4-wide float vectors (GCC/Clang vector extension, one SSE2 register on any x86-64) for the
+// elementwise loops, so that they run branch-free.
+typedef float vf4 __attribute__((vector_size(16)));
+typedef int32_t vi4 __attribute__((vector_size(16)));
+static inline vf4 vf4_load(const float *p) { vf4 v; memcpy(&v, p, sizeof(v)); return v; }
+static inline void vf4_store(float *p, vf4 v) { memcpy(p, &v, sizeof(v)); }
+static inline void vi4_store(int32_t *p, vi4 v) { memcpy(p, &v, sizeof(v)); }
 
 // ---- sizes ----
 
@@ -70,28 +71,43 @@ size_t target_conv_scratch_floats(const TargetOp *op, int n_img) {
 
 // ---- conv ----
 
+// Short copies and fills inline (conv1 of MNIST has 5-float runs), long ones through libc.
+static inline void copy_floats(float *dst, const float *src, size_t n) {
+    if (n > 32) { memcpy(dst, src, n * sizeof(float)); return; }
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vf4_store(dst + i, vf4_load(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+static inline void zero_floats(float *dst, size_t n) {
+    if (n > 32) { memset(dst, 0, n * sizeof(float)); return; }
+    const vf4 zero = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vf4_store(dst + i, zero);
+    for (; i < n; i++) dst[i] = 0.0f;
+}
+
 // col (nrows, k*k*C): rows [row0, row0+nrows) of the im2col matrix of in (images of H x W x C);
 // row (img, y, x) holds the k x k x C patch centred on (y, x), zeros outside the image.
 static void im2col_rows(int H, int W, int C, int k, const float *in, size_t row0, int nrows,
                         float *col) {
     const int p = (k - 1) / 2;
-    const size_t K = (size_t)k * k * C, img_size = (size_t)H * W * C;
-    for (int r = 0; r < nrows; r++) {
-        const size_t g = row0 + (size_t)r;
-        const size_t n = g / ((size_t)H * W);
-        const int y = (int)(g / (size_t)W % (size_t)H), x = (int)(g % (size_t)W);
+    const size_t K = (size_t)k * k * C, img_size = (size_t)H * W * C, kC = (size_t)k * C;
+    size_t n = row0 / ((size_t)H * W);
+    int y = (int)(row0 / (size_t)W % (size_t)H), x = (int)(row0 % (size_t)W);
+    for (int r = 0; r < nrows; r++, x++) {
+        if (x == W) { x = 0; if (++y == H) { y = 0; n++; } }
         const float *im = in + n * img_size;
         float *row = col + (size_t)r * K;
         // valid kx range: 0 <= x + kx - p < W
         const int kx0 = x - p < 0 ? p - x : 0, kx1 = x + k - p > W ? W - x + p : k;
         for (int ky = 0; ky < k; ky++) {
-            float *dst = row + (size_t)ky * k * C;
+            float *dst = row + (size_t)ky * kC;
             const int iy = y + ky - p;
-            if (iy < 0 || iy >= H) { memset(dst, 0, (size_t)k * C * sizeof(float)); continue; }
-            if (kx0 > 0) memset(dst, 0, (size_t)kx0 * C * sizeof(float));
-            memcpy(dst + (size_t)kx0 * C, im + ((size_t)iy * W + (x + kx0 - p)) * C,
-                   (size_t)(kx1 - kx0) * C * sizeof(float));
-            if (kx1 < k) memset(dst + (size_t)kx1 * C, 0, (size_t)(k - kx1) * C * sizeof(float));
+            if (iy < 0 || iy >= H) { zero_floats(dst, kC); continue; }
+            zero_floats(dst, (size_t)kx0 * C);
+            copy_floats(dst + (size_t)kx0 * C, im + ((size_t)iy * W + (x + kx0 - p)) * C,
+                        (size_t)(kx1 - kx0) * C);
+            zero_floats(dst + (size_t)kx1 * C, (size_t)(k - kx1) * C);
         }
     }
 }
@@ -180,21 +196,21 @@ void target_fc_backward(const TargetOp *op, int n_img, const float *in, const fl
 // ---- relu ----
 
 void target_relu_forward(size_t n, const float *in, float *out) {
-    const vf8 zero = {0};
+    const vf4 zero = {0};
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8 v = vf8_load(in + i);
-        vf8_store(out + i, (vf8)((vi8)v & (v > zero)));
+    for (; i + 4 <= n; i += 4) {
+        vf4 v = vf4_load(in + i);
+        vf4_store(out + i, (vf4)((vi4)v & (v > zero)));
     }
     for (; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
 void target_relu_backward(size_t n, const float *out, const float *dout, float *din) {
-    const vf8 zero = {0};
+    const vf4 zero = {0};
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8 g = vf8_load(dout + i);
-        vf8_store(din + i, (vf8)((vi8)g & (vf8_load(out + i) > zero)));
+    for (; i + 4 <= n; i += 4) {
+        vf4 g = vf4_load(dout + i);
+        vf4_store(din + i, (vf4)((vi4)g & (vf4_load(out + i) > zero)));
     }
     for (; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
@@ -207,7 +223,7 @@ void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, floa
                             int32_t *argmax) {
     const int H = op->in_h, W = op->in_w, C = op->in_c, OH = op->out_h, OW = op->out_w, k = op->kernel;
     const int py = pool_pad(H, OH, k), px = pool_pad(W, OW, k);
-    const vi8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    const vi4 lane = {0, 1, 2, 3};
     for (int n = 0; n < n_img; n++) {
         const size_t base = (size_t)n * H * W * C;
         float *om = out + (size_t)n * OH * OW * C;
@@ -222,19 +238,19 @@ void target_maxpool_forward(const TargetOp *op, int n_img, const float *in, floa
                 int32_t *a = am + ((size_t)oy * OW + ox) * C;
                 const int32_t first = (int32_t)(base + ((size_t)y0 * W + x0) * C);
                 int c = 0;
-                for (; c + 8 <= C; c += 8) { // strict > keeps the first maximum
-                    vf8 best = vf8_load(in + first + c);
-                    vi8 bi = first + c + lane;
+                for (; c + 4 <= C; c += 4) { // strict > keeps the first maximum
+                    vf4 best = vf4_load(in + first + c);
+                    vi4 bi = first + c + lane;
                     for (int y = y0; y < y1; y++)
                         for (int x = x0; x < x1; x++) {
                             const int32_t i = (int32_t)(base + ((size_t)y * W + x) * C) + c;
-                            const vf8 v = vf8_load(in + i);
-                            const vi8 m = v > best;
-                            best = (vf8)(((vi8)v & m) | ((vi8)best & ~m));
+                            const vf4 v = vf4_load(in + i);
+                            const vi4 m = v > best;
+                            best = (vf4)(((vi4)v & m) | ((vi4)best & ~m));
                             bi = ((i + lane) & m) | (bi & ~m);
                         }
-                    vf8_store(o + c, best);
-                    vi8_store(a + c, bi);
+                    vf4_store(o + c, best);
+                    vi4_store(a + c, bi);
                 }
                 for (; c < C; c++) {
                     int32_t best = first + c;

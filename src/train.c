@@ -195,13 +195,21 @@ void trainer_loss_grad(Trainer *tr, StepStats *st) {
     tr->times.comm += ht_now() - t0;
 }
 
+static double grad_norm(const float *g, size_t n) {
+    double s = 0.0;
+    #pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
 void trainer_step(Trainer *tr, StepStats *st) {
     Model *m = tr->m;
     trainer_loss_grad(tr, st);
-    if (!isfinite(st->loss) || !isfinite(st->ce) || !isfinite(st->entropy))
-        HT_FATAL("training diverged at step %lld: loss=%g (cross-entropy %g, entropy %g); no update "
-                 "was applied and the last checkpoint is kept. Lower lr or lambda and resume.",
-                 (long long)m->step, st->loss, st->ce, st->entropy);
+    st->grad_norm = grad_norm(m->grads, m->harch.table.n_params);
+    if (!isfinite(st->loss) || !isfinite(st->ce) || !isfinite(st->entropy) || !isfinite(st->grad_norm))
+        HT_FATAL("training diverged at step %lld: loss %g (cross-entropy %g, entropy %g), gradient "
+                 "norm %g; no update was applied and the last checkpoint is kept. Lower lr or lambda "
+                 "and resume.", (long long)m->step + 1, st->loss, st->ce, st->entropy, st->grad_norm);
     double t0 = ht_now();
     adam_update(m->params, m->grads, m->adam_m, m->adam_v, m->harch.table.n_params, st->lr,
                 m->job.beta1, m->job.beta2, m->job.adam_eps, m->step + 1);

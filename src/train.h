@@ -19,6 +19,7 @@ typedef struct {
     double entropy;     // Kozachenko–Leonenko estimate over the batch
     double acc;         // training accuracy of this step's networks on their images (toy: 0)
     double lr, lambda;
+    double grad_norm;   // L2 norm of the all-reduced gradient (trainer_step only)
 } StepStats;
 
 #define VAL_HIST_BINS 20

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Command-line tests of ./hypertrain: a smoke run on real MNIST, resume through the CLI (bit for
+# bit), and bad input: each must exit non-zero with a clear message and change nothing.
+set -u
+cd "$(dirname "$0")/.."
+BIN=./hypertrain
+DATA=../shared/data/mnist
+T=$(mktemp -d /tmp/ht_cli_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+pass() { passes=$((passes+1)); echo "  PASS $*"; }
+fail() { fails=$((fails+1)); echo "  FAIL $*"; }
+# expect_fail NAME PATTERN CMD...: non-zero exit and stderr matching PATTERN
+expect_fail() {
+  local name=$1 pat=$2; shift 2
+  if "$@" >"$T/out" 2>"$T/err"; then fail "$name: exited 0"; return; fi
+  if grep -qE -- "$pat" "$T/err"; then pass "$name: $(grep -m1 -E 'error' "$T/err" | cut -c1-150)"
+  else fail "$name: message does not match /$pat/:"; sed 's/^/      /' "$T/err" | head -5; fi
+}
+same_file() { cmp -s "$1" "$2"; }
+
+[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
+
+echo "help and job printing"
+$BIN --help | grep -q -- "--resume" && pass "--help documents --resume" || fail "--help"
+$BIN --print-job | grep -q "633640 trainable" && pass "--print-job: 633,640 parameters" || fail "--print-job counts"
+$BIN --print-job | grep -q "20018 weights" && pass "--print-job: 20,018 target weights" || fail "--print-job target"
+
+echo "job input errors"
+printf '{ "lr": 0.1, }' > "$T/malformed.json"
+expect_fail "malformed JSON" "malformed.json" $BIN "$T/malformed.json" --print-job
+printf '{ "learning_rate": 0.1 }' > "$T/unknown.json"
+expect_fail "unknown key" "learning_rate" $BIN "$T/unknown.json" --print-job
+printf '{ "steps": "many" }' > "$T/type.json"
+expect_fail "wrong type" "steps" $BIN "$T/type.json" --print-job
+expect_fail "out-of-range value" "lr" $BIN --set lr=-1 --print-job
+expect_fail "missing job file" "nope.json" $BIN "$T/nope.json" --print-job
+expect_fail "unknown option" "--frobnicate" $BIN --frobnicate
+
+if [ ! -d "$DATA" ]; then
+  echo "  SKIPPED (no $DATA): runs on real MNIST"
+  echo "t_cli: $passes passed, $fails failed"; [ $fails -eq 0 ] && [ $passes -gt 0 ]; exit $?
+fi
+
+echo "smoke run on real MNIST"
+if $BIN jobs/smoke.json --data "$DATA" --out "$T/a" --quiet >"$T/a.log" 2>&1; then pass "smoke run exits 0"
+else fail "smoke run"; tail -5 "$T/a.log"; fi
+[ -f "$T/a/ckpt_00000004.h5" ] && [ -f "$T/a/ckpt_00000002.h5" ] && pass "checkpoints at steps 2 and 4" || fail "checkpoints missing: $(ls "$T/a")"
+[ "$(grep -c '"type":"train"' "$T/a/metrics.jsonl")" -eq 4 ] && pass "4 train lines in metrics.jsonl" || fail "train lines"
+[ "$(grep -c '"type":"val"' "$T/a/metrics.jsonl")" -eq 2 ] && pass "2 validation lines" || fail "val lines"
+grep -q '"batch": 4' "$T/a/job.json" && pass "resolved job stored in job.json" || fail "job.json"
+python3 - "$T/a/metrics.jsonl" <<'PY' && pass "metrics.jsonl is valid JSON Lines" || fail "metrics.jsonl not JSON"
+import json, sys
+for line in open(sys.argv[1]): json.loads(line)
+PY
+
+echo "resume through the CLI: 4 steps == 2 + resume + 2, bit for bit"
+$BIN jobs/smoke.json --data "$DATA" --out "$T/b" --set steps=2 --quiet >/dev/null 2>&1
+$BIN jobs/smoke.json --data "$DATA" --out "$T/b" --resume --quiet >"$T/b.log" 2>&1
+if h5diff "$T/a/ckpt_00000004.h5" "$T/b/ckpt_00000004.h5" /params /params >/dev/null 2>&1 &&
+   h5diff "$T/a/ckpt_00000004.h5" "$T/b/ckpt_00000004.h5" /adam /adam >/dev/null 2>&1 &&
+   h5diff "$T/a/ckpt_00000004.h5" "$T/b/ckpt_00000004.h5" /bn_running /bn_running >/dev/null 2>&1; then
+  pass "parameters, Adam state and running stats identical (h5diff, exact)"
+else fail "resumed run differs"; fi
+if diff <(grep '"type":"train"' "$T/a/metrics.jsonl" | sed 's/,"steps_per_s".*//') \
+        <(grep '"type":"train"' "$T/b/metrics.jsonl" | sed 's/,"steps_per_s".*//') >/dev/null; then
+  pass "logged losses identical, no duplicated lines"
+else fail "metrics differ after resume"; fi
+grep -q "resumed from .*ckpt_00000002.h5 at step 2" "$T/b.log" && pass "resume message" || fail "resume message"
+
+echo "run-directory and checkpoint errors (nothing overwritten)"
+cp "$T/a/ckpt_00000004.h5" "$T/keep.h5"
+expect_fail "existing run without --resume" "already holds checkpoints" $BIN jobs/smoke.json --data "$DATA" --out "$T/a" --quiet
+same_file "$T/a/ckpt_00000004.h5" "$T/keep.h5" && pass "checkpoint untouched" || fail "checkpoint changed"
+mkdir -p "$T/c"; cp "$T/a/ckpt_00000004.h5" "$T/c/ckpt_00000004.h5"; cp "$T/a/job.json" "$T/c/job.json"
+head -c 3000 "$T/keep.h5" > "$T/c/ckpt_00000004.h5"; cp "$T/c/ckpt_00000004.h5" "$T/corrupt.h5"
+expect_fail "corrupt checkpoint on --resume" "ckpt_00000004.h5" $BIN jobs/smoke.json --data "$DATA" --out "$T/c" --resume --quiet
+same_file "$T/c/ckpt_00000004.h5" "$T/corrupt.h5" && [ "$(ls "$T/c" | grep -c ckpt_)" -eq 1 ] && pass "no checkpoint written or replaced" || fail "files changed: $(ls "$T/c")"
+expect_fail "checkpoint of another architecture" "shape|architecture" $BIN jobs/smoke.json --data "$DATA" --out "$T/a" --resume --set extractor_hidden=[300,200] --quiet
+same_file "$T/a/ckpt_00000004.h5" "$T/keep.h5" && pass "checkpoint untouched" || fail "checkpoint changed"
+touch "$T/file"
+expect_fail "output directory not writable" "file" $BIN jobs/smoke.json --data "$DATA" --out "$T/file/run" --quiet
+
+echo "data errors"
+expect_fail "missing data directory" "does not exist" $BIN jobs/smoke.json --data "$T/nodata" --out "$T/d1" --quiet
+mkdir -p "$T/bad"; for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do zcat "$DATA/$f.gz" > "$T/bad/$f"; done
+printf '\x07' | dd of="$T/bad/t10k-labels-idx1-ubyte" bs=1 seek=100 conv=notrunc 2>/dev/null
+expect_fail "wrong checksum" "t10k-labels.*(checksum|SHA-256)|(checksum|SHA-256).*t10k-labels" $BIN jobs/smoke.json --data "$T/bad" --out "$T/d2" --quiet
+zcat "$DATA/t10k-labels-idx1-ubyte.gz" > "$T/bad/t10k-labels-idx1-ubyte"
+head -c 100000 "$DATA/t10k-images-idx3-ubyte.gz" > "$T/bad/t10k-images-idx3-ubyte.gz"
+expect_fail "truncated .gz" "t10k-images.*(truncated|corrupt)|(truncated|corrupt).*t10k-images" $BIN jobs/smoke.json --data "$T/bad" --out "$T/d3" --quiet
+rm "$T/bad/t10k-images-idx3-ubyte.gz"
+printf '\x00\x00\x08\x01' | dd of="$T/bad/t10k-images-idx3-ubyte" bs=1 seek=0 conv=notrunc 2>/dev/null
+expect_fail "wrong IDX magic" "t10k-images.*magic|magic.*t10k-images" $BIN jobs/smoke.json --data "$T/bad" --out "$T/d4" --quiet --set data.verify=false
+
+echo "divergence: a NaN/Inf step stops the run and keeps the last good checkpoint"
+$BIN jobs/smoke.json --data "$DATA" --out "$T/e" --set steps=2 --quiet >/dev/null 2>&1
+cp "$T/e/ckpt_00000002.h5" "$T/e2.h5"
+expect_fail "diverging run" "diverged at step 3" $BIN jobs/smoke.json --data "$DATA" --out "$T/e" --resume --set lambda=1e39 --quiet
+same_file "$T/e/ckpt_00000002.h5" "$T/e2.h5" && [ ! -f "$T/e/ckpt_00000004.h5" ] && [ ! -f "$T/e/ckpt_00000003.h5" ] \
+  && pass "ckpt_00000002.h5 kept unchanged, no later checkpoint" || fail "checkpoints after divergence: $(ls "$T/e")"
+
+echo "t_cli: $passes passed, $fails failed"
+[ $fails -eq 0 ] && [ $passes -gt 0 ]
