@@ -11,7 +11,8 @@
 //               Wf[c][(ky, kx, f)] = W[f][(k-1-ky, k-1-kx, c)]  (no col2im, and a GEMM with
 //               inner dimension k*k*F instead of F)
 //     The pixels are processed in chunks of rows so that the im2col block stays in cache
-//     (HT_CONV_CHUNK_FLOATS); chunks depend only on the layer's shape, never on the batch.
+//     (HT_CONV_CHUNK_FLOATS); the blocks depend on the layer and n_img only, never on the number
+//     of networks or threads.
 //   fc: the same with the input (n, K) (NHWC flattening) in place of im2col.
 //   relu: in place on the previous op's output (the backward pass only needs the mask out > 0).
 //   maxpool (SAME, window = stride = k, TensorFlow padding): windows start at o*k - pad_top with
@@ -23,7 +24,6 @@
 #include "target.h"
 
 #include <cblas.h>
-#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@
 #include "common.h"
 
 // Target size (floats) of one im2col block: 512 KiB, about one core's L2. Measured on the paper
-// network (2-core Zen 3): 128K-1M floats all run the conv layers 2-3x faster than one block for
+// network (2-core Zen 3): 128K-1M floats all run the conv layers about 2x faster than one block for
 // all images (which streams a 20 MB im2col matrix through memory).
 #ifndef HT_CONV_CHUNK_FLOATS
 #define HT_CONV_CHUNK_FLOATS (128 * 1024)

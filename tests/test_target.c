@@ -219,6 +219,47 @@ static void check_dense_op(TestState *ts, const char *name, const TargetOp *op, 
     free(an_w); free(an_b); free(fd_w); free(fd_b); free(dw2);
 }
 
+// Conv backward against naive double loops on shapes that span several im2col blocks (so that the
+// dW accumulation over blocks and the flipped-kernel input gradient are both exercised at size).
+// Float32 sums of R terms carry ~sqrt(R)*u relative error of the terms' scale: R <= 600 here,
+// so 1e-5 * max|ref| is ~7x above it.
+static void check_conv_backward_ref(TestState *ts, const char *name, const TargetOp *op, int n) {
+    const int H = op->in_h, W = op->in_w, C = op->in_c, k = op->kernel, F = op->out_c, p = (k - 1) / 2;
+    const int K = k * k * C;
+    const size_t nin = (size_t)n * in_size(op), nout = (size_t)n * out_size(op), nw = (size_t)F * (K + 1);
+    float *in = XALLOC_FLOATS(nin), *w = XALLOC_FLOATS(nw), *g = XALLOC_FLOATS(nout);
+    float *dw = XALLOC_FLOATS(nw), *din = XALLOC_FLOATS(nin), *scratch = XALLOC_FLOATS(target_conv_scratch_floats(op, n));
+    double *rdw = XCALLOC(nw, sizeof(double)), *rdin = XCALLOC(nin, sizeof(double));
+    fill(in, nin, 1.0); fill(w, nw, 0.2); fill(g, nout, 1.0);
+    target_conv_backward(op, n, in, w, g, scratch, dw, din);
+    for (int b = 0; b < n; b++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const float *gg = g + (((size_t)b * H + y) * W + x) * F;
+                for (int f = 0; f < F; f++) {
+                    rdw[(size_t)f * (K + 1) + K] += gg[f];
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            const int iy = y + ky - p, ix = x + kx - p;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            for (int c = 0; c < C; c++) {
+                                const size_t ii = (((size_t)b * H + iy) * W + ix) * C + c;
+                                const size_t wi = (size_t)f * (K + 1) + (size_t)(ky * k + kx) * C + c;
+                                rdw[wi] += (double)gg[f] * in[ii];
+                                rdin[ii] += (double)gg[f] * w[wi];
+                            }
+                        }
+                }
+            }
+    double mw = 0, mi = 0, ew = 0, ei = 0;
+    for (size_t i = 0; i < nw; i++) { mw = fmax(mw, fabs(rdw[i])); ew = fmax(ew, fabs(rdw[i] - dw[i])); }
+    for (size_t i = 0; i < nin; i++) { mi = fmax(mi, fabs(rdin[i])); ei = fmax(ei, fabs(rdin[i] - din[i])); }
+    T_CHECK(ts, ew <= 1e-5 * mw && ei <= 1e-5 * mi && !isnan(ew + ei),
+            "%s x%d vs naive double: dW+bias max err %.1e (max %.1e), dIn max err %.1e (max %.1e), "
+            "tol 1e-5 * max", name, n, ew, mw, ei, mi);
+    free(in); free(w); free(g); free(dw); free(din); free(scratch); free(rdw); free(rdin);
+}
+
 // Values spaced by >= 0.05 in random order (no ties within a pool window, none within h).
 static void fill_distinct(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(0.05 * (double)i - 0.025 * (double)n);
@@ -562,6 +603,11 @@ static void check_batching(TestState *ts) {
     T_CHECK(ts, memcmp(d_all, d_t1, nets * nw * sizeof(float)) == 0 &&
                 memcmp(l_all, l_t1, sizeof(l_all)) == 0 && memcmp(c_all, c_t1, sizeof(c_all)) == 0,
             "1 thread == 2 threads: bitwise (dtheta, loss, correct)");
+    omp_set_num_threads(2); // a team of one sets its BLAS to one thread: that must not leak out
+    target_loss_grad(&t, 1, theta, n_img, img, 0, labels, 0, 0.25f, l_one, c_one, d_one);
+    T_CHECK(ts, omp_get_max_threads() == 2, "OpenMP thread setting unchanged by a call (%d)",
+            omp_get_max_threads());
+    omp_set_num_threads(saved);
     // forward probabilities agree with the loss
     target_forward(&t, nets, theta, n_img, img, per, probs);
     double maxrel = 0.0;
@@ -678,6 +724,9 @@ int main(void) {
     check_pool(&ts, "maxpool 3 7x5x2 d/dinput", &pool3, 2);
     check_relu(&ts);
     check_softmax_ce(&ts);
+    TargetOp conv_p2 = make_op(OP_CONV, 14, 14, 32, 5, 16), conv_p1 = make_op(OP_CONV, 28, 28, 1, 5, 32);
+    check_conv_backward_ref(&ts, "conv backward 14x14x32->16 k5", &conv_p2, 3);
+    check_conv_backward_ref(&ts, "conv backward 28x28x1->32 k5", &conv_p1, 2);
 
     printf("whole-network gradient (8x8x1, conv3->2 relu pool2 conv3->3 relu pool2 fc4 relu fc3)\n");
     check_network_grad(&ts, 0);

@@ -1,0 +1,132 @@
+// bench_step: speed and memory of the paper job's training step on this machine, next to what
+// OpenBLAS sgemm reaches on the same cores in the same run (the ratio is what we track).
+//   build/bench/bench_step [--threads N] [--steps N] [--job JOB.json] [--eval-images N]
+// Prints ms/step split into hypernetwork, gauge fixing, target network, entropy, communication,
+// Adam and data; target-network GFLOP/s; sample evaluation (forward only) GFLOP/s; peak memory
+// and its growth over the measured steps. Uses synthetic MNIST-shaped data (speed does not
+// depend on pixel values), so it runs without the dataset.
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "comm.h"
+#include "config.h"
+#include "model.h"
+#include "rng.h"
+#include "train.h"
+
+// FLOPs of the target network for one image: forward, and forward + backward (weight and input
+// gradients; no input gradient for the first layer).
+static void target_flops(const TargetArch *a, double *fwd, double *fwd_bwd) {
+    double f = 0.0, b = 0.0;
+    for (int l = 0; l < a->n_layers; l++) {
+        const TargetOp *op = &a->ops[a->layers[l].op];
+        const double macs = (double)op->out_h * op->out_w * a->layers[l].filters * a->layers[l].fan_in;
+        f += 2.0 * macs;
+        b += 2.0 * macs * (l == 0 ? 1 : 2);
+    }
+    *fwd = f;
+    *fwd_bwd = f + b;
+}
+
+static double sgemm_gflops(int n, int reps) {
+    float *A = XALLOC_FLOATS((size_t)n * n), *B = XALLOC_FLOATS((size_t)n * n), *C = XALLOC_FLOATS((size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) { A[i] = (float)(i % 7) * 0.1f; B[i] = (float)(i % 5) * 0.1f; }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = ht_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        double t = ht_now() - t0;
+        if (t < best) best = t;
+    }
+    free(A); free(B); free(C);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+static void synthetic(Mnist *d, int n_train, int n_val) {
+    memset(d, 0, sizeof(*d));
+    Dataset *sets[3] = {&d->train, &d->val, &d->test};
+    int sizes[3] = {n_train, n_val, 1};
+    for (int s = 0; s < 3; s++) {
+        Dataset *ds = sets[s];
+        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
+        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
+        ds->labels = XMALLOC((size_t)ds->n);
+        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    }
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, steps = 10, eval_images = 500;
+    const char *job_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--job") && i + 1 < argc) job_file = argv[++i];
+        else if (!strcmp(argv[i], "--eval-images") && i + 1 < argc) eval_images = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: bench_step [--threads N] [--steps N] [--job FILE] [--eval-images N]\n"); return 2; }
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
+    Job job;
+    job_defaults(&job);
+    if (job_file) job_load_file(&job, job_file);
+    job.val_images = eval_images;
+    job_validate(&job);
+    Mnist data;
+    synthetic(&data, 5000, eval_images);
+    Model m;
+    model_init(&m, &job);
+    Trainer tr;
+    trainer_init(&tr, &m, &comm, &data);
+    double f1, fb;
+    target_flops(&m.tarch, &f1, &fb);
+    const double step_flops = fb * job.batch * job.images_per_sample;
+
+    printf("bench_step: job %s, %d thread(s), batch %d x %d images, %zu target weights, %zu parameters\n",
+           job.name, omp_get_max_threads(), job.batch, job.images_per_sample, m.tarch.n_weights,
+           m.harch.table.n_params);
+    const double gemm = sgemm_gflops(2048, 3);
+    printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n", gemm);
+
+    StepStats st;
+    for (int i = 0; i < 2; i++) trainer_step(&tr, &st); // warm-up
+    memset(&tr.times, 0, sizeof(tr.times));
+    const size_t rss0 = ht_peak_rss_bytes();
+    double t0 = ht_now();
+    for (int i = 0; i < steps; i++) trainer_step(&tr, &st);
+    const double per = (ht_now() - t0) / steps;
+    const size_t rss1 = ht_peak_rss_bytes();
+    const StepTimes *t = &tr.times;
+    printf("training step: %.1f ms/step (%d steps)\n", 1e3 * per, steps);
+    printf("  hypernetwork %.1f | gauge %.1f | target network %.1f | entropy %.1f | comm %.1f | adam %.1f | data %.1f ms\n",
+           1e3 * t->hyper / steps, 1e3 * t->gauge / steps, 1e3 * t->target / steps, 1e3 * t->entropy / steps,
+           1e3 * t->comm / steps, 1e3 * t->adam / steps, 1e3 * t->data / steps);
+    const double tgt = step_flops / (t->target / steps) / 1e9, whole = step_flops / per / 1e9;
+    printf("target network: %.2f GFLOP/step, %.1f GFLOP/s in its kernels (%.0f%% of sgemm)\n", step_flops / 1e9,
+           tgt, 100.0 * tgt / gemm);
+    printf("whole step: %.1f GFLOP/s counting target FLOPs (%.0f%% of sgemm)\n", whole, 100.0 * whole / gemm);
+
+    ValStats vs;
+    double v0 = ht_now();
+    trainer_validate(&tr, &vs);
+    const double vt = ht_now() - v0;
+    const double vflops = f1 * (double)job.val_samples * eval_images;
+    printf("sample evaluation (forward): %d networks x %d images in %.2f s, %.1f GFLOP/s (%.0f%% of sgemm); "
+           "full validation set (5,000 images) ~ %.0f s\n", job.val_samples, eval_images, vt, vflops / vt / 1e9,
+           100.0 * vflops / vt / 1e9 / gemm, vt * 5000.0 / eval_images);
+    printf("peak memory: %.1f MiB after warm-up, %.1f MiB after %d more steps (growth %.1f MiB), %.1f MiB after validation\n",
+           rss0 / 1048576.0, rss1 / 1048576.0, steps, (rss1 - rss0) / 1048576.0, ht_peak_rss_bytes() / 1048576.0);
+    printf("projected: 13,000 steps %.1f h on this machine (without validation)\n", per * 13000 / 3600);
+    trainer_free(&tr);
+    model_free(&m);
+    comm_finalize(&comm);
+    return 0;
+}
