@@ -61,11 +61,14 @@ LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(COMM_SRC)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# MPI test programs (run under mpirun by tests/t_mpi.sh), only in an MPI build.
+MPI_TEST_SRC := $(if $(filter mpi/comm_mpi.c,$(COMM_SRC)),$(wildcard tests/mpi_*.c))
+MPI_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(MPI_TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test clean summary check-deps
-all: summary check-deps hypertrain $(TEST_BIN) $(BENCH_BIN)
+all: summary check-deps hypertrain $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)
 
 summary:
 	@echo "hypertrain build configuration:"

@@ -36,6 +36,11 @@ void comm_allgatherv_f32(Comm *c, const float *send, float *recv, const int *cou
 void comm_allgatherv_i32(Comm *c, const int *send, int *recv, const int *counts, const int *displs);
 
 void comm_bcast(Comm *c, void *buf, size_t bytes, int root);
+
+// Consistency check: every rank must hold bit-identical buf (e.g. the parameters after the same
+// Adam updates). Compares a checksum across ranks and ends the job with a clear message naming
+// `what` and the ranks that differ. No-op with one process.
+void comm_check_same(Comm *c, const float *buf, size_t n, const char *what);
 void comm_barrier(Comm *c);
 
 // Rank r of P owns global samples [shard_start(r), shard_start(r+1)) of a batch of n:

@@ -100,6 +100,16 @@ static void log_train(Run *r, const StepStats *st, double steps_per_s) {
 static void log_val(Run *r, const ValStats *vs, double seconds) {
     const Model *m = &r->model;
     if (r->comm->rank != 0) return;
+    if (m->job.task == TASK_TOY) {
+        fprintf(r->metrics, "{\"type\":\"val\",\"step\":%lld,\"points\":%d,\"mean_nll\":%.6f,"
+                "\"mean_density\":%.6f,\"entropy\":%.6f,\"seconds\":%.3f}\n", (long long)m->step,
+                vs->n_nets, vs->mean_nll, vs->mean_acc, vs->entropy, seconds);
+        fflush(r->metrics);
+        if (!r->opt->quiet)
+            printf("validation @ %lld: mean -log p %.4f | entropy %.3f (%d points)\n", (long long)m->step,
+                   vs->mean_nll, vs->entropy, vs->n_nets);
+        return;
+    }
     fprintf(r->metrics, "{\"type\":\"val\",\"step\":%lld,\"networks\":%d,\"images\":%d,\"mean_acc\":%.6f,"
             "\"std_acc\":%.6f,\"min_acc\":%.6f,\"max_acc\":%.6f,\"majority_acc\":%.6f,"
             "\"mean_prob_acc\":%.6f,\"mean_nll\":%.6f,\"entropy\":%.6f,\"hist\":[",
@@ -109,11 +119,7 @@ static void log_val(Run *r, const ValStats *vs, double seconds) {
     fprintf(r->metrics, "],\"seconds\":%.3f}\n", seconds);
     fflush(r->metrics);
     if (r->opt->quiet) return;
-    if (m->job.task == TASK_TOY)
-        printf("validation @ %lld: mean -log p %.4f | entropy %.3f (%d points)\n", (long long)m->step,
-               vs->mean_nll, vs->entropy, vs->n_nets);
-    else
-        printf("validation @ %lld: mean acc %.4f (std %.4f, min %.4f, max %.4f) | majority %.4f | "
+    printf("validation @ %lld: mean acc %.4f (std %.4f, min %.4f, max %.4f) | majority %.4f | "
                "mean-prob %.4f | entropy %.2f | %d nets x %d images, %.1fs\n",
                (long long)m->step, vs->mean_acc, vs->std_acc, vs->min_acc, vs->max_acc, vs->majority_acc,
                vs->mean_prob_acc, vs->entropy, vs->n_nets, vs->n_images, seconds);
@@ -121,6 +127,8 @@ static void log_val(Run *r, const ValStats *vs, double seconds) {
 }
 
 static void validate(Run *r) {
+    // Every rank applied the same updates: their parameters must agree bit for bit.
+    comm_check_same(r->comm, r->model.params, r->model.harch.table.n_params, "parameters");
     ValStats vs;
     double t0 = ht_now();
     trainer_validate(&r->tr, &vs);

@@ -230,7 +230,7 @@ static void test_job_files(void) {
     load(&j, "jobs/toy.json");
     T_CHECK(&ts, j.task == TASK_TOY && j.z_dim == 1 && j.distance == DIST_L2 && !j.gauge_fixing &&
             j.n_toy_hidden == 3 && j.toy_hidden[0] == 30 && j.toy_hidden[1] == 10 && j.toy_hidden[2] == 10 &&
-            j.lambda == 1 && j.batch >= 2 && j.toy_n_mix >= 1, "toy: task toy, z_dim %d, l2, no gauge fixing, "
+            j.lambda == 0.2 && j.batch >= 2 && j.toy_n_mix >= 1, "toy: task toy, z_dim %d, l2, no gauge fixing, "
             "hidden [30,10,10], batch %d, %d means", j.z_dim, j.batch, j.toy_n_mix);
 
     load(&j, "jobs/smoke.json");

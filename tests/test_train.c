@@ -240,16 +240,22 @@ static void test_toy(TestState *ts, Comm *comm) {
     }
     trainer_validate(&tr, &v1);
     T_CHECK(ts, last < first - 1.0, "mean -log p over the first/last %d steps: %.3f -> %.3f", window, first, last);
-    // fraction of 200 validation points within 2 sigma of some peak, before and after
-    int near0 = 0, near1 = 0;
+    // Validation points within 2 sigma of a peak, and which peaks they visit. The 2-sigma disks
+    // cover ~16% of the [-2.5, 2.5]^2 square: a generator that ignored the density would put few
+    // points there; the paper's Fig. 1 has a path through every peak.
+    int near0 = 0, near1 = 0, visited = 0;
+    int hit[HT_MAX_MIX] = {0};
     for (int k = 0; k < tr.V; k++) {
         const float *x = tr.all + 2 * k;
         double best = INFINITY;
-        for (int c = 0; c < job.toy_n_mix; c++)
-            best = fmin(best, hypot(x[0] - job.toy_means[c][0], x[1] - job.toy_means[c][1]));
-        near1 += best < 2.0 * job.toy_sigma;
+        int arg = 0;
+        for (int c = 0; c < job.toy_n_mix; c++) {
+            double d = hypot(x[0] - job.toy_means[c][0], x[1] - job.toy_means[c][1]);
+            if (d < best) { best = d; arg = c; }
+        }
+        if (best < 2.0 * job.toy_sigma) { near1++; hit[arg] = 1; }
     }
-    // initial generator: recompute with a fresh model
+    for (int c = 0; c < job.toy_n_mix; c++) visited += hit[c];
     Model m0;
     model_init(&m0, &job);
     Trainer t0;
@@ -263,8 +269,9 @@ static void test_toy(TestState *ts, Comm *comm) {
             best = fmin(best, hypot(x[0] - job.toy_means[c][0], x[1] - job.toy_means[c][1]));
         near0 += best < 2.0 * job.toy_sigma;
     }
-    T_CHECK(ts, near1 >= tr.V * 6 / 10 && near1 > near0,
+    T_CHECK(ts, near1 >= tr.V * 4 / 10 && near1 > near0,
             "points within 2 sigma of a peak: %d/%d after training (%d at initialization)", near1, tr.V, near0);
+    T_CHECK(ts, visited == job.toy_n_mix, "validation points visit %d of the %d peaks", visited, job.toy_n_mix);
     T_CHECK(ts, v1.mean_nll < v0.mean_nll, "validation mean -log p %.3f -> %.3f, entropy %.3f -> %.3f",
             v0.mean_nll, v1.mean_nll, v0.entropy, v1.entropy);
     trainer_free(&t0); model_free(&m0);
