@@ -218,7 +218,7 @@ void comm_check_same(Comm *c, const float *buf, size_t n, const char *what) {
             for (int q = 0; q < r; q++) seen |= sums[q] == sums[r];
             if (seen) continue;
             size_t len = strlen(msg);
-            snprintf(msg + len, sizeof(msg) - len, "%sranks ", groups++ ? "; " : "");
+            snprintf(msg + len, sizeof(msg) - len, "%srank(s) ", groups++ ? "; " : "");
             append_group(msg, sizeof(msg), sums, c->size, r);
         }
         ht_fatal(__FILE__, __LINE__, "consistency check failed: %s (%zu floats) differ across the %d ranks: "

@@ -69,7 +69,7 @@ static Comm single_comm(void) {
 
 static void test_collectives(Comm *w) {
     const int P = w->size, me = w->rank;
-    printf("collectives on %d rank(s)\n", P);
+    if (me == 0) printf("collectives on %d rank(s)\n", P);
     enum { N = 7, PER = 3 };
     int counts[64], displs[64];
     for (int r = 0; r < P; r++) {
@@ -203,7 +203,7 @@ static void test_bn_mlp(Comm *w, Comm *one, Model *m, const MlpArch *a, int rows
 }
 
 static void test_bn(Comm *w, Comm *one) {
-    printf("synchronized batch norm: rows split over %d rank(s) == full batch on one\n", w->size);
+    if (w->rank == 0) printf("synchronized batch norm: rows split over %d rank(s) == full batch on one\n", w->size);
     Job job;
     job_defaults(&job);
     job_load_file(&job, "jobs/tiny.json");
@@ -276,7 +276,7 @@ int main(int argc, char **argv) {
     Comm one = single_comm();
     test_collectives(&world);
     test_bn(&world, &one);
-    printf("entropy across %d rank(s) == one rank\n", world.size);
+    if (world.rank == 0) printf("entropy across %d rank(s) == one rank\n", world.size);
     test_entropy(&world, &one, DIST_L1);
     test_entropy(&world, &one, DIST_L2);
     // Every rank learns whether any rank failed, so all exit with the same status.

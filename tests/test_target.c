@@ -594,6 +594,55 @@ static void check_network_grad(TestState *ts, size_t img_stride_images) {
     free(theta); free(dtheta); free(img); free(labels); free(fd); free(fd_r); free(fd_l); free(fd_ref); free(th);
 }
 
+// Paper network, 2 networks x 2 images: per network and layer, 2 biases and 10 random parameters
+// against double finite differences (h = 1e-6) of the naive reference; exercises the real sizes
+// (several im2col blocks, 4-channel vector pool paths). Budget 1e-4 * max|grad of the layer| +
+// 1e-3 relative, as for the small network.
+static void check_paper_grad(TestState *ts) {
+    TargetArch a;
+    make_arch(&a, 28, 28, 1, 10, PAPER, 9);
+    const int nets = 2, n_img = 2;
+    const size_t nw = a.n_weights;
+    float *theta = XALLOC_FLOATS(nets * nw), *dtheta = XALLOC_FLOATS(nets * nw);
+    float *img = XALLOC_FLOATS((size_t)nets * n_img * a.in_size);
+    double *th = XMALLOC(nw * sizeof(double)), loss[2];
+    uint8_t labels[4] = {3, 7, 1, 9};
+    for (int k = 0; k < nets; k++) init_theta(&a, theta + k * nw, 1.0);
+    for (size_t i = 0; i < (size_t)nets * n_img * a.in_size; i++) img[i] = (float)urand();
+    TargetNet t;
+    target_init(&t, &a, n_img, 0);
+    target_loss_grad(&t, nets, theta, n_img, img, (size_t)n_img * a.in_size, labels, n_img, 1.0f,
+                     loss, NULL, dtheta);
+    double worst = 0.0;
+    int checked = 0;
+    for (int k = 0; k < nets; k++) {
+        const float *imk = img + (size_t)k * n_img * a.in_size;
+        for (size_t j = 0; j < nw; j++) th[j] = theta[k * nw + j];
+        for (int l = 0; l < a.n_layers; l++) {
+            const TargetLayer *L = &a.layers[l];
+            double amax = 0.0;
+            for (size_t j = 0; j < L->size; j++) amax = fmax(amax, fabs(dtheta[k * nw + L->offset + j]));
+            for (int q = 0; q < 12; q++, checked++) {
+                size_t j = L->offset + (q < 2 ? (size_t)(q + 1) * (L->fan_in + 1) - 1  // two biases
+                                              : (size_t)(urand() * (double)L->size));
+                const double v = th[j];
+                th[j] = v + 1e-6;
+                double lp = ref_loss(&a, th, n_img, imk, labels + k * n_img);
+                th[j] = v - 1e-6;
+                double lm = ref_loss(&a, th, n_img, imk, labels + k * n_img);
+                th[j] = v;
+                const double fd = (lp - lm) / 2e-6, an = dtheta[k * nw + j];
+                double e = fabs(an - fd) / (1e-4 * amax + 1e-3 * fmax(fabs(an), fabs(fd)));
+                worst = isnan(e) ? INFINITY : fmax(worst, e);
+            }
+        }
+    }
+    T_CHECK(ts, worst <= 1.0, "paper network d/dtheta, %d sampled parameters vs double reference FD: "
+            "worst %.1f%% of budget", checked, 100.0 * worst);
+    target_free(&t);
+    free(theta); free(dtheta); free(img); free(th);
+}
+
 // ---- batched vs alone, threads, forward/loss consistency ----
 
 static void check_batching(TestState *ts) {
@@ -761,6 +810,7 @@ int main(void) {
     printf("whole-network gradient (8x8x1, conv3->2 relu pool2 conv3->3 relu pool2 fc4 relu fc3)\n");
     check_network_grad(&ts, 0);
     check_network_grad(&ts, 1);
+    check_paper_grad(&ts);
 
     printf("forward vs naive double reference\n");
     TargetArch paper, pool;
