@@ -31,6 +31,9 @@ static void usage(FILE *f) {
         "  --threads N       OpenMP threads per rank (same as --set threads=N)\n"
         "  --print-job       print the resolved job and parameter counts, then exit\n"
         "  --quiet           no progress lines (metrics.jsonl is still written)\n"
+        "\n"
+        "SIGTERM, SIGUSR1 or SIGINT: checkpoint after the current step and exit with status 75\n"
+        "(resume with --resume). Other exit statuses: 0 done, 1 error.\n"
         "  --help, --version\n"
         "\n"
         "Job keys are documented in docs/jobs.md; file formats in docs/checkpoint.md.\n");
@@ -124,7 +127,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     RunOptions opt = {.out_dir = out_dir, .resume = cli.resume, .quiet = cli.quiet};
-    run_train(&comm, &job, &opt);
+    const int rc = run_train(&comm, &job, &opt);
     comm_finalize(&comm);
-    return 0;
+    return rc;
 }

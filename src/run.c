@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,22 @@
 #include "data.h"
 #include "model.h"
 #include "train.h"
+
+// The one piece of global mutable state: a signal handler can only talk to the program through
+// a volatile sig_atomic_t. SIGTERM (preemption, scancel) and SIGUSR1 (Slurm's --signal before the
+// time limit) ask the run to checkpoint after the current step and exit with HT_EXIT_INTERRUPTED.
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    HT_CHECK(sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0 &&
+             sigaction(SIGINT, &sa, NULL) == 0, "cannot install signal handlers: %s", strerror(errno));
+}
 
 typedef struct {
     Comm *comm;
@@ -180,7 +197,7 @@ static void resume(Run *r) {
     free(path);
 }
 
-void run_train(Comm *comm, const Job *job, const RunOptions *opt) {
+int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     Run r;
     memset(&r, 0, sizeof(r));
     r.comm = comm;
@@ -207,16 +224,35 @@ void run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     trainer_init(&r.tr, m, comm, r.have_data ? &r.data : NULL);
     r.step0 = m->step;
     r.t_start = ht_now();
-    int validated = 0, saved = 0;
+    int validated = 0, saved = 0, stop = 0;
+    install_signal_handlers();
     while (m->step < job->steps) {
         StepStats st;
         trainer_step(&r.tr, &st);
         validated = saved = 0;
+        // All ranks agree on stopping (a signal may reach only some of them).
+        stop = comm_allreduce_max_int(comm, (int)g_stop_signal);
+        if (stop) {
+            log_train(&r, &st, (m->step - r.step0) / (ht_now() - r.t_start));
+            save_checkpoint(&r);
+            if (comm->rank == 0)
+                printf("received signal %d: checkpoint written at step %lld; continue with --resume\n",
+                       stop, (long long)m->step);
+            break;
+        }
         const double sps = (m->step - r.step0) / (ht_now() - r.t_start);
         if (m->step == r.step0 + 1 || m->step % job->log_every == 0 || m->step == job->steps)
             log_train(&r, &st, sps);
         if (job->val_every > 0 && m->step % job->val_every == 0) { validate(&r); validated = 1; }
         if (job->ckpt_every > 0 && m->step % job->ckpt_every == 0) { save_checkpoint(&r); saved = 1; }
+    }
+    if (stop) {
+        if (comm->rank == 0) XFCLOSE(r.metrics, "metrics.jsonl");
+        trainer_free(&r.tr);
+        if (r.have_data) mnist_free(&r.data);
+        model_free(m);
+        free(r.job_json);
+        return HT_EXIT_INTERRUPTED;
     }
     if (!validated) validate(&r);
     if (!saved) save_checkpoint(&r);
@@ -234,4 +270,5 @@ void run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     if (r.have_data) mnist_free(&r.data);
     model_free(m);
     free(r.job_json);
+    return 0;
 }

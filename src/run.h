@@ -12,7 +12,12 @@ typedef struct {
     int quiet;               // no progress lines
 } RunOptions;
 
-// Trains `job` (already resolved and validated). job_json: its resolved JSON.
-void run_train(Comm *comm, const Job *job, const RunOptions *opt);
+// Exit status of a run stopped by SIGTERM/SIGUSR1/SIGINT after writing a checkpoint
+// (EX_TEMPFAIL: "try again", i.e. --resume).
+#define HT_EXIT_INTERRUPTED 75
+
+// Trains `job` (already resolved and validated). Returns 0 when all steps ran, or
+// HT_EXIT_INTERRUPTED when a signal stopped it after a checkpoint.
+int run_train(Comm *comm, const Job *job, const RunOptions *opt);
 
 #endif

@@ -100,5 +100,17 @@ expect_fail "diverging run" "diverged at step 3" $BIN jobs/smoke.json --data "$D
 same_file "$T/e/ckpt_00000002.h5" "$T/e2.h5" && [ ! -f "$T/e/ckpt_00000004.h5" ] && [ ! -f "$T/e/ckpt_00000003.h5" ] \
   && pass "ckpt_00000002.h5 kept unchanged, no later checkpoint" || fail "checkpoints after divergence: $(ls "$T/e")"
 
+echo "signals: SIGUSR1 checkpoints after the current step and exits 75; --resume continues"
+$BIN jobs/smoke.json --data "$DATA" --out "$T/s" --set steps=100000 --set val_every=0 --set checkpoint_every=0 --quiet >"$T/s.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q '"step":2,' "$T/s/metrics.jsonl" 2>/dev/null && break; sleep 0.2; done
+kill -USR1 $pid; wait $pid; rc=$?
+[ $rc -eq 75 ] && pass "exit status 75 after SIGUSR1" || fail "exit status $rc after SIGUSR1"
+ck=$(ls "$T/s" | grep ckpt_ | head -1)
+[ -n "$ck" ] && grep -q "received signal 10: checkpoint written" "$T/s.log" && pass "checkpoint $ck written on the signal" || fail "no checkpoint after signal: $(ls "$T/s")"
+n=$((10#$(echo "$ck" | sed "s/ckpt_\([0-9]*\)\.h5/\1/")))
+$BIN jobs/smoke.json --data "$DATA" --out "$T/s" --resume --set steps=$((n + 2)) --set val_every=0 --set checkpoint_every=0 --quiet >"$T/s2.log" 2>&1 \
+  && grep -q "resumed from .*$ck at step $n" "$T/s2.log" && pass "resumed at step $n and finished" || fail "resume after signal"
+
 echo "t_cli: $passes passed, $fails failed"
 [ $fails -eq 0 ] && [ $passes -gt 0 ]

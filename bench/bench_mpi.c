@@ -1,0 +1,122 @@
+// bench_mpi: where the time of a training step goes on P ranks, and how many bytes each kind of
+// collective moves (the Comm counters filled by mpi/comm_mpi.c).
+//   mpirun -np P build/bench/bench_mpi [--steps N] [--job JOB.json] [--threads T] [--set KEY=VALUE]...
+// Prints, from rank 0, ms per step split into compute, all-gather (gauge-fixed weights, entropy
+// neighbours), all-reduce (gradients, losses, stop flag) and batch-norm reductions, each as
+// rank 0's time and the maximum over ranks, and the bytes per step of each collective on rank 0.
+// Communication times include waiting for the slowest rank at the collective (load imbalance).
+// Uses synthetic MNIST-shaped data (speed does not depend on pixel values). Without MPI (or with
+// one rank) it prints the same lines with zero communication.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "comm.h"
+#include "config.h"
+#include "model.h"
+#include "train.h"
+
+static void synthetic(Mnist *d, int n_train, int n_val) {
+    memset(d, 0, sizeof(*d));
+    Dataset *sets[3] = {&d->train, &d->val, &d->test};
+    const int sizes[3] = {n_train, n_val, 1};
+    for (int s = 0; s < 3; s++) {
+        Dataset *ds = sets[s];
+        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
+        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
+        ds->labels = XMALLOC((size_t)ds->n);
+        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    }
+}
+
+static void reset_counters(Comm *c) {
+    c->bytes_allgather = c->bytes_allreduce = c->bytes_bn = 0.0;
+    c->sec_allgather = c->sec_allreduce = c->sec_bn = 0.0;
+}
+
+static const char *human_bytes(double b, char *buf, size_t n) {
+    if (b >= 1048576.0) snprintf(buf, n, "%.2f MiB", b / 1048576.0);
+    else if (b >= 1024.0) snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    else snprintf(buf, n, "%.0f B", b);
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
+    int threads = 0, steps = 10;
+    const char *job_file = NULL, *sets[64];
+    int n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--job") && i + 1 < argc) job_file = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
+        else HT_FATAL("usage: bench_mpi [--steps N] [--job FILE] [--threads T] [--set KEY=VALUE]...");
+    }
+    HT_CHECK(steps > 0, "--steps must be positive");
+    if (threads > 0) omp_set_num_threads(threads);
+    Job job;
+    job_defaults(&job);
+    if (job_file) job_load_file(&job, job_file);
+    for (int i = 0; i < n_sets; i++) job_set(&job, sets[i]);
+    job_validate(&job);
+    HT_CHECK(job.task == TASK_MNIST, "bench_mpi measures the MNIST task");
+    Mnist data;
+    synthetic(&data, 5000, 100);
+    Model m;
+    model_init(&m, &job);
+    Trainer tr;
+    trainer_init(&tr, &m, &comm, &data);
+    if (comm.rank == 0)
+        printf("bench_mpi: job %s, %d rank(s) (%s) x %d thread(s), batch %d (%d on rank 0), %zu target weights, "
+               "%zu parameters\n", job.name, comm.size, comm.impl, omp_get_max_threads(), job.batch, tr.n_local,
+               m.tarch.n_weights, m.harch.table.n_params);
+
+    StepStats st;
+    for (int i = 0; i < 2; i++) trainer_step(&tr, &st); // warm-up
+    comm_barrier(&comm);
+    reset_counters(&comm);
+    memset(&tr.times, 0, sizeof(tr.times));
+    const double t0 = ht_now();
+    for (int i = 0; i < steps; i++) trainer_step(&tr, &st);
+    const double per = (ht_now() - t0) / steps;
+    const Comm c = comm; // the counters of the measured steps (the reductions below add to comm's)
+
+    // per step, in ms: total, all-gather, all-reduce, batch norm, compute (= the rest)
+    double mine[5] = {per, c.sec_allgather / steps, c.sec_allreduce / steps, c.sec_bn / steps, 0.0};
+    mine[4] = mine[0] - mine[1] - mine[2] - mine[3];
+    for (int k = 0; k < 5; k++) mine[k] *= 1e3;
+    double mx[5];
+    for (int k = 0; k < 5; k++) {
+        // max over ranks through a sum of one-hot slots (comm.h has a max only for int)
+        double *slot = XCALLOC((size_t)comm.size, sizeof(double));
+        slot[comm.rank] = mine[k];
+        comm_allreduce_sum_f64(&comm, slot, (size_t)comm.size);
+        mx[k] = 0.0;
+        for (int r = 0; r < comm.size; r++) if (slot[r] > mx[k]) mx[k] = slot[r];
+        free(slot);
+    }
+    if (comm.rank == 0) {
+        char b1[32], b2[32], b3[32];
+        printf("step: %.1f ms (%d steps) = compute %.1f + all-gather %.2f + all-reduce %.2f + batch-norm %.2f "
+               "ms on rank 0\n", mine[0], steps, mine[4], mine[1], mine[2], mine[3]);
+        printf("      max over ranks: step %.1f, compute %.1f, all-gather %.2f, all-reduce %.2f, batch-norm %.2f ms\n",
+               mx[0], mx[4], mx[1], mx[2], mx[3]);
+        printf("bytes per step on rank 0: all-gather %s (received from other ranks), all-reduce %s, "
+               "batch-norm %s (buffer sizes)\n", human_bytes(c.bytes_allgather / steps, b1, sizeof(b1)),
+               human_bytes(c.bytes_allreduce / steps, b2, sizeof(b2)), human_bytes(c.bytes_bn / steps, b3, sizeof(b3)));
+        printf("trainer split on rank 0 (ms/step): hypernetwork %.1f | gauge %.1f | target %.1f | entropy %.1f | "
+               "comm %.1f | adam %.1f | data %.1f (hypernetwork includes batch-norm reductions, entropy its small "
+               "all-gathers)\n", 1e3 * tr.times.hyper / steps, 1e3 * tr.times.gauge / steps,
+               1e3 * tr.times.target / steps, 1e3 * tr.times.entropy / steps,
+               1e3 * tr.times.comm / steps, 1e3 * tr.times.adam / steps, 1e3 * tr.times.data / steps);
+    }
+    trainer_free(&tr);
+    model_free(&m);
+    comm_finalize(&comm);
+    return 0;
+}
