@@ -64,6 +64,9 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 # MPI test programs (run under mpirun by tests/t_mpi.sh), only in an MPI build.
 MPI_TEST_SRC := $(if $(filter mpi/comm_mpi.c,$(COMM_SRC)),$(wildcard tests/mpi_*.c))
 MPI_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(MPI_TEST_SRC))
+ANALYSIS_SRC := $(wildcard analysis/*.c)
+ANALYSIS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(ANALYSIS_SRC))
+ANALYSIS_BIN := $(if $(ANALYSIS_SRC),hyperanalyze)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -93,6 +96,13 @@ $(BUILD)/%.o: %.c $(wildcard src/*.h mpi/*.h) Makefile
 hypertrain: $(BUILD)/src/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+hyperanalyze: $(ANALYSIS_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/analysis/%.o: analysis/%.c $(wildcard src/*.h mpi/*.h analysis/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ianalysis -c $< -o $@
+
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
@@ -105,4 +115,4 @@ test: all
 	bash tests/run.sh
 
 clean:
-	rm -rf $(BUILD) hypertrain
+	rm -rf $(BUILD) hypertrain hyperanalyze
