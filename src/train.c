@@ -112,28 +112,37 @@ static void load_images(Trainer *tr) {
         }
 }
 
-// Generates and gauge-fixes n local samples into all[g0 ...]; training or evaluation mode.
-static void generate(Trainer *tr, const float *z, int n, int global_n, int g0, int train) {
+// Draws z for samples [g0, g0 + n) of `global_n` (keyed by the step), generates them (the
+// hypernetwork and gauge fixing; for the toy task the generator's 2-D output) into all[g0 ...] in
+// training or evaluation mode, and all-gathers every rank's samples.
+static void generate(Trainer *tr, uint32_t stream, int n, int global_n, int g0, int train) {
     Model *m = tr->m;
-    double t0 = ht_now();
-    hyper_forward(&tr->hn, m->params, m->stats, z, n, global_n, train, &tr->bn, tr->comm, tr->raw);
-    double t1 = ht_now();
+    const Job *job = &m->job;
+    draw_z(job, stream, m->step, g0, n, tr->z);
     float *out = tr->all + (size_t)g0 * tr->out_dim;
-    if (m->job.gauge_fixing) gauge_forward(&m->tarch, n, tr->raw, out, tr->scales);
-    else memcpy(out, tr->raw, (size_t)n * tr->out_dim * sizeof(float));
-    tr->times.hyper += t1 - t0;
-    tr->times.gauge += ht_now() - t1;
+    double t0 = ht_now();
+    if (job->task == TASK_TOY) {
+        const MlpArch *g = &m->harch.extractor;
+        mlp_forward(g, &m->harch.table, m->params, m->stats, &tr->hn.ext, tr->z, n, global_n, train,
+                    &tr->bn, tr->comm);
+        memcpy(out, mlp_out(g, &tr->hn.ext), (size_t)n * tr->out_dim * sizeof(float));
+        tr->times.hyper += ht_now() - t0;
+    } else {
+        hyper_forward(&tr->hn, m->params, m->stats, tr->z, n, global_n, train, &tr->bn, tr->comm, tr->raw);
+        double t1 = ht_now();
+        if (job->gauge_fixing) gauge_forward(&m->tarch, n, tr->raw, out, tr->scales);
+        else memcpy(out, tr->raw, (size_t)n * tr->out_dim * sizeof(float));
+        tr->times.hyper += t1 - t0;
+        tr->times.gauge += ht_now() - t1;
+    }
+    gather_rows(tr, tr->all, global_n, tr->out_dim);
 }
 
 static void toy_loss_grad(Trainer *tr, StepStats *st) {
     Model *m = tr->m;
     const Job *job = &m->job;
     const MlpArch *g = &m->harch.extractor;
-    draw_z(job, RNG_STREAM_Z, m->step, tr->start, tr->n_local, tr->z);
-    mlp_forward(g, &m->harch.table, m->params, m->stats, &tr->hn.ext, tr->z, tr->n_local, tr->B, 1,
-                &tr->bn, tr->comm);
-    memcpy(tr->all + (size_t)tr->start * 2, mlp_out(g, &tr->hn.ext), (size_t)tr->n_local * 2 * sizeof(float));
-    gather_rows(tr, tr->all, tr->B, 2);
+    generate(tr, RNG_STREAM_Z, tr->n_local, tr->B, tr->start, 1);
     memset(tr->dtheta, 0, (size_t)tr->n_local * 2 * sizeof(float));
     double red[2];
     red[0] = toy_nll_grad(job, tr->all + (size_t)tr->start * 2, tr->n_local, st->lambda / tr->B,
@@ -154,11 +163,9 @@ static void mnist_loss_grad(Trainer *tr, StepStats *st) {
     const size_t W = m->tarch.n_weights;
     const int ips = job->images_per_sample;
     double t0 = ht_now();
-    draw_z(job, RNG_STREAM_Z, m->step, tr->start, tr->n_local, tr->z);
     load_images(tr);
     tr->times.data += ht_now() - t0;
-    generate(tr, tr->z, tr->n_local, tr->B, tr->start, 1);
-    gather_rows(tr, tr->all, tr->B, W);
+    generate(tr, RNG_STREAM_Z, tr->n_local, tr->B, tr->start, 1);
     float *local = tr->all + (size_t)tr->start * W;
     t0 = ht_now();
     target_loss_grad(&tr->tn, tr->n_local, local, ips, tr->images, (size_t)ips * m->tarch.in_size,
@@ -249,9 +256,7 @@ static void mnist_validate(Trainer *tr, ValStats *vs) {
     const int C = m->tarch.classes, in = m->tarch.in_size;
     const size_t W = m->tarch.n_weights;
     const int n_val = job->val_images > 0 && job->val_images < val->n ? job->val_images : val->n;
-    draw_z(job, RNG_STREAM_VAL_Z, m->step, tr->vstart, tr->v_local, tr->z);
-    generate(tr, tr->z, tr->v_local, tr->V, tr->vstart, 0);
-    gather_rows(tr, tr->all, tr->V, W);
+    generate(tr, RNG_STREAM_VAL_Z, tr->v_local, tr->V, tr->vstart, 0);
     vs->entropy = entropy_estimate(tr->comm, &tr->ew, tr->all, tr->V, W, tr->vstart, tr->v_local,
                                    job->distance, job->z_dim, 0.0f, NULL);
     memset(tr->ens, 0, 2 * (size_t)n_val * C * sizeof(float));
@@ -283,12 +288,7 @@ static void mnist_validate(Trainer *tr, ValStats *vs) {
 static void toy_validate(Trainer *tr, ValStats *vs) {
     Model *m = tr->m;
     const Job *job = &m->job;
-    const MlpArch *g = &m->harch.extractor;
-    draw_z(job, RNG_STREAM_VAL_Z, m->step, tr->vstart, tr->v_local, tr->z);
-    mlp_forward(g, &m->harch.table, m->params, m->stats, &tr->hn.ext, tr->z, tr->v_local, tr->V, 0,
-                &tr->bn, tr->comm);
-    memcpy(tr->all + (size_t)tr->vstart * 2, mlp_out(g, &tr->hn.ext), (size_t)tr->v_local * 2 * sizeof(float));
-    gather_rows(tr, tr->all, tr->V, 2);
+    generate(tr, RNG_STREAM_VAL_Z, tr->v_local, tr->V, tr->vstart, 0);
     vs->entropy = entropy_estimate(tr->comm, &tr->ew, tr->all, tr->V, 2, tr->vstart, tr->v_local,
                                    job->distance, job->z_dim, 0.0f, NULL);
     vs->mean_nll = toy_nll_grad(job, tr->all, tr->V, 0.0, 0.0, NULL, NULL) / tr->V;

@@ -220,6 +220,21 @@ static void test_validation(TestState *ts, Comm *comm) {
 }
 
 // ---------------- toy problem ----------------
+// Points of pts (n, 2) within 2 sigma of a mixture component; hit[c] set for each one visited.
+static int count_near_peaks(const Job *job, const float *pts, int n, int *hit) {
+    int near = 0;
+    for (int k = 0; k < n; k++) {
+        double best = INFINITY;
+        int arg = 0;
+        for (int c = 0; c < job->toy_n_mix; c++) {
+            const double d = hypot(pts[2 * k] - job->toy_means[c][0], pts[2 * k + 1] - job->toy_means[c][1]);
+            if (d < best) { best = d; arg = c; }
+        }
+        if (best < 2.0 * job->toy_sigma) { near++; if (hit) hit[arg] = 1; }
+    }
+    return near;
+}
+
 static void test_toy(TestState *ts, Comm *comm) {
     printf("toy problem: loss decreases, points near the mixture's peaks\n");
     Job job;
@@ -243,18 +258,8 @@ static void test_toy(TestState *ts, Comm *comm) {
     // Validation points within 2 sigma of a peak, and which peaks they visit. The 2-sigma disks
     // cover ~16% of the [-2.5, 2.5]^2 square: a generator that ignored the density would put few
     // points there; the paper's Fig. 1 has a path through every peak.
-    int near0 = 0, near1 = 0, visited = 0;
-    int hit[HT_MAX_MIX] = {0};
-    for (int k = 0; k < tr.V; k++) {
-        const float *x = tr.all + 2 * k;
-        double best = INFINITY;
-        int arg = 0;
-        for (int c = 0; c < job.toy_n_mix; c++) {
-            double d = hypot(x[0] - job.toy_means[c][0], x[1] - job.toy_means[c][1]);
-            if (d < best) { best = d; arg = c; }
-        }
-        if (best < 2.0 * job.toy_sigma) { near1++; hit[arg] = 1; }
-    }
+    int hit[HT_MAX_MIX] = {0}, visited = 0;
+    const int near1 = count_near_peaks(&job, tr.all, tr.V, hit);
     for (int c = 0; c < job.toy_n_mix; c++) visited += hit[c];
     Model m0;
     model_init(&m0, &job);
@@ -262,13 +267,7 @@ static void test_toy(TestState *ts, Comm *comm) {
     trainer_init(&t0, &m0, comm, NULL);
     ValStats tmp;
     trainer_validate(&t0, &tmp);
-    for (int k = 0; k < t0.V; k++) {
-        const float *x = t0.all + 2 * k;
-        double best = INFINITY;
-        for (int c = 0; c < job.toy_n_mix; c++)
-            best = fmin(best, hypot(x[0] - job.toy_means[c][0], x[1] - job.toy_means[c][1]));
-        near0 += best < 2.0 * job.toy_sigma;
-    }
+    const int near0 = count_near_peaks(&job, t0.all, t0.V, NULL);
     T_CHECK(ts, near1 >= tr.V * 4 / 10 && near1 > near0,
             "points within 2 sigma of a peak: %d/%d after training (%d at initialization)", near1, tr.V, near0);
     T_CHECK(ts, visited == job.toy_n_mix, "validation points visit %d of the %d peaks", visited, job.toy_n_mix);
