@@ -2,7 +2,7 @@
 #   make            build ./hypertrain, tests and benchmarks
 #   make test       build and run every test (tests/run.sh)
 #   make MPI=1      build against Open MPI (auto when mpicc is found; MPI=0 turns it off)
-#   make CUDA=1     add the CUDA backend (auto when nvcc is found; CUDA=0 turns it off)
+#   make CUDA=1     add the CUDA backend into build-cuda/ (see the CUDA block; docs/cuda.md)
 # Library locations can be given with HDF5_CFLAGS/HDF5_LIBS, CJSON_CFLAGS/CJSON_LIBS, BLAS_LIBS.
 
 CC ?= gcc
@@ -57,6 +57,41 @@ ifeq ($(MPI),1)
   endif
 endif
 
+# ---- CUDA (configuration) ------------------------------------------------------------------
+# make CUDA=1 adds the CUDA backend: cuda/*.cu (nvcc) and mpi/comm_nccl.c, linked with cudart,
+# cuBLAS and NCCL; HT_CUDA=1 is defined (src/run.c then picks the device at run time: --device
+# cpu|cuda|auto). A CUDA build lives in its own directory, build-cuda/ unless BUILD is given, with
+# its binaries there too (build-cuda/hypertrain, build-cuda/tests/gpu/*), so that it never mixes
+# objects or binaries with the CPU build (build/, ./hypertrain). The CPU build never needs nvcc.
+#   CUDA_HOME  toolkit root (default: from nvcc on PATH, else /usr/local/cuda)
+#   NCCL_HOME  NCCL root when it is not in the toolkit or the system library directories
+#   CUDA_ARCH  nvcc -gencode flags (default: sm_90 (H100/H200) and sm_80 (A100))
+# No --use_fast_math and --fmad=false: the GPU path is tested against src/ (tests/gpu/).
+HT_BIN := hypertrain
+HA_BIN := hyperanalyze
+ifeq ($(CUDA),1)
+  ifeq ($(HAVE_NVCC),no)
+    $(error CUDA=1 but nvcc was not found (PATH, /usr/local/cuda/bin); set CUDA_HOME or NVCC)
+  endif
+  ifeq ($(origin BUILD),file)
+    BUILD := build-cuda
+  endif
+  CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
+  NVCC ?= $(CUDA_HOME)/bin/nvcc
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
+  NCCL_CFLAGS ?= $(if $(NCCL_HOME),-I$(NCCL_HOME)/include)
+  NCCL_LIBS ?= $(if $(NCCL_HOME),-L$(NCCL_HOME)/lib -Wl$(comma)-rpath$(comma)$(NCCL_HOME)/lib) -lnccl
+  CUDA_LIBDIR := $(or $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib)),$(CUDA_HOME)/lib64)
+  CUDA_LIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart $(NCCL_LIBS) -lstdc++
+  CFLAGS += -DHT_CUDA=1 -Icuda -I$(CUDA_HOME)/include $(NCCL_CFLAGS)
+  NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) --fmad=false -lineinfo -Xcompiler -Wall,-Wno-unused-function \
+               -DHT_CUDA=1 -D_POSIX_C_SOURCE=200809L -Isrc -Impi -Icuda $(NCCL_CFLAGS) $(EXTRA_NVCCFLAGS)
+  COMM_SRC += mpi/comm_nccl.c
+  HT_BIN := $(BUILD)/hypertrain
+  HA_BIN := $(BUILD)/hyperanalyze
+endif
+# ---- end CUDA (configuration) --------------------------------------------------------------
+
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(COMM_SRC)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -66,12 +101,47 @@ MPI_TEST_SRC := $(if $(filter mpi/comm_mpi.c,$(COMM_SRC)),$(wildcard tests/mpi_*
 MPI_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(MPI_TEST_SRC))
 ANALYSIS_SRC := $(wildcard analysis/*.c)
 ANALYSIS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(ANALYSIS_SRC))
-ANALYSIS_BIN := $(if $(ANALYSIS_SRC),hyperanalyze)
+ANALYSIS_BIN := $(if $(ANALYSIS_SRC),$(HA_BIN))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+
+# ---- CUDA (objects, GPU tests) ---------------------------------------------------------------
+ifeq ($(CUDA),1)
+CUDA_SRC := $(wildcard cuda/*.cu)
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(CUDA_SRC))
+CUDA_HDRS := $(wildcard cuda/*.cuh cuda/*.h src/*.h mpi/*.h)
+GPU_TEST_SRC := $(wildcard tests/gpu/*.cu)
+GPU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(GPU_TEST_SRC))
+GPU_TEST_BIN := $(patsubst tests/gpu/%.cu,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRC))
+LIB_OBJ += $(CUDA_OBJ)
+LDLIBS += $(CUDA_LIBS)
+.DEFAULT_GOAL := all
+.SECONDARY: $(GPU_TEST_OBJ)
+.PHONY: cuda-summary
+all: cuda-summary $(GPU_TEST_BIN)
+cuda-summary:
+	@echo "  CUDA build: $(NVCC) $(CUDA_ARCH); objects and binaries in $(BUILD)/ ($(HT_BIN), $(BUILD)/tests/gpu/)"
+# Objects remember the flags they were built with: a change of flags (CUDA_ARCH, MPI, ...)
+# rebuilds them instead of linking stale ones.
+CUDA_STAMP := $(BUILD)/.cuda-flags
+CUDA_FLAGS_LINE := $(CC) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) | $(LDLIBS)
+$(shell mkdir -p $(BUILD) && { test "$$(cat $(CUDA_STAMP) 2>/dev/null)" = '$(CUDA_FLAGS_LINE)' || \
+        printf '%s\n' '$(CUDA_FLAGS_LINE)' > $(CUDA_STAMP); })
+$(LIB_OBJ) $(BUILD)/src/main.o $(GPU_TEST_OBJ) $(ANALYSIS_OBJ): $(CUDA_STAMP)
+$(BUILD)/cuda/%.o: cuda/%.cu $(CUDA_HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(BUILD)/tests/gpu/%.o: tests/gpu/%.cu $(CUDA_HDRS) $(wildcard tests/*.h tests/gpu/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Itests -c $< -o $@
+$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
+endif
+# ---- end CUDA (objects, GPU tests) -----------------------------------------------------------
+
 .PHONY: all test clean summary check-deps
-all: summary check-deps hypertrain $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)
+all: summary check-deps $(HT_BIN) $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)
 
 summary:
 	@echo "hypertrain build configuration:"
@@ -93,10 +163,10 @@ $(BUILD)/%.o: %.c $(wildcard src/*.h mpi/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-hypertrain: $(BUILD)/src/main.o $(LIB_OBJ)
+$(HT_BIN): $(BUILD)/src/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-hyperanalyze: $(ANALYSIS_OBJ) $(LIB_OBJ)
+$(HA_BIN): $(ANALYSIS_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/analysis/%.o: analysis/%.c $(wildcard src/*.h mpi/*.h analysis/*.h) Makefile
@@ -115,4 +185,4 @@ test: all
 	bash tests/run.sh
 
 clean:
-	rm -rf $(BUILD) hypertrain hyperanalyze
+	rm -rf $(BUILD) $(HT_BIN) $(HA_BIN)

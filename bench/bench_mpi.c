@@ -5,6 +5,9 @@
 // neighbours), all-reduce (gradients, losses, stop flag) and batch-norm reductions, each as
 // rank 0's time and the maximum over ranks, and the bytes per step of each collective on rank 0.
 // Communication times include waiting for the slowest rank at the collective (load imbalance).
+// Then times the same collectives in isolation (barrier first, median of 21 repetitions): the
+// all-gather of the batch's weights, the gradient all-reduce, and the step's batch-norm calls
+// replayed with their sizes: the cost of moving the bytes, without waiting for other ranks.
 // Uses synthetic MNIST-shaped data (speed does not depend on pixel values). Without MPI (or with
 // one rank) it prints the same lines with zero communication.
 #include <omp.h>
@@ -35,6 +38,50 @@ static void synthetic(Mnist *d, int n_train, int n_val) {
 static void reset_counters(Comm *c) {
     c->bytes_allgather = c->bytes_allreduce = c->bytes_bn = 0.0;
     c->sec_allgather = c->sec_allreduce = c->sec_bn = 0.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// The step's batch-norm reductions: per hidden layer of every MLP, 2 x features doubles forward
+// and 2 x features backward. Returns the number of calls; sizes[] gets their lengths.
+static int bn_calls(const HyperArch *h, size_t *sizes, int max) {
+    int n = 0;
+    for (int g = -1; g < h->n_gens; g++) {
+        const MlpArch *m = g < 0 ? &h->extractor : &h->gens[g];
+        for (int i = 0; i + 1 < m->n_dense && n + 2 <= max; i++) {
+            sizes[n++] = 2 * (size_t)m->dims[i + 1];
+            sizes[n++] = 2 * (size_t)m->dims[i + 1];
+        }
+    }
+    return n;
+}
+
+// Median time (ms) over `reps` of: barrier, then the collective `kind` (0 all-gather of B rows of
+// W floats, 1 all-reduce of n floats, 2 the batch-norm calls).
+static double isolated_ms(Comm *c, int kind, int reps, int B, size_t W, size_t n, const size_t *bn, int n_bn) {
+    float *buf = XCALLOC(kind == 0 ? (size_t)B * W : kind == 1 ? n : 1, sizeof(float));
+    double *dbuf = XCALLOC(4096, sizeof(double));
+    int *counts = XMALLOC(sizeof(int) * c->size), *displs = XMALLOC(sizeof(int) * c->size);
+    for (int r = 0; r < c->size; r++) {
+        displs[r] = (int)(comm_shard_start(B, r, c->size) * W);
+        counts[r] = (int)(comm_shard_start(B, r + 1, c->size) * W) - displs[r];
+    }
+    double *t = XMALLOC(sizeof(double) * reps);
+    for (int k = 0; k < reps; k++) {
+        comm_barrier(c);
+        const double t0 = ht_now();
+        if (kind == 0) comm_allgatherv_f32(c, buf + displs[c->rank], buf, counts, displs);
+        else if (kind == 1) comm_allreduce_sum_f32(c, buf, n);
+        else for (int i = 0; i < n_bn; i++) comm_bn_allreduce(c, dbuf, bn[i] < 4096 ? bn[i] : 4096);
+        t[k] = 1e3 * (ht_now() - t0);
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    const double med = t[reps / 2];
+    free(buf); free(dbuf); free(counts); free(displs); free(t);
+    return med;
 }
 
 static const char *human_bytes(double b, char *buf, size_t n) {
@@ -115,6 +162,15 @@ int main(int argc, char **argv) {
                1e3 * tr.times.target / steps, 1e3 * tr.times.entropy / steps,
                1e3 * tr.times.comm / steps, 1e3 * tr.times.adam / steps, 1e3 * tr.times.data / steps);
     }
+    size_t bn[256];
+    const int n_bn = bn_calls(&m.harch, bn, 256);
+    const double iso_ag = isolated_ms(&comm, 0, 21, job.batch, m.tarch.n_weights, 0, NULL, 0);
+    const double iso_ar = isolated_ms(&comm, 1, 21, 0, 0, m.harch.table.n_params, NULL, 0);
+    const double iso_bn = isolated_ms(&comm, 2, 21, 0, 0, 0, bn, n_bn);
+    if (comm.rank == 0)
+        printf("isolated collectives (after a barrier, median of 21): all-gather of %d x %zu floats %.2f ms | "
+               "gradient all-reduce of %zu floats %.2f ms | %d batch-norm reductions %.2f ms\n", job.batch,
+               m.tarch.n_weights, iso_ag, m.harch.table.n_params, iso_ar, n_bn, iso_bn);
     trainer_free(&tr);
     model_free(&m);
     comm_finalize(&comm);

@@ -31,9 +31,11 @@ static void mpi_check(int err, const char *call, const char *file, int line) {
     int len = 0;
     if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof(msg), "MPI error code %d", err);
     else msg[len] = '\0';
-    int rank = -1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    ht_fatal(file, line, "rank %d: %s failed: %s", rank, call, msg);
+    int init = 0, fin = 0, rank = -1;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    ht_fatal(file, line, "rank %d: %.*s failed: %s", rank, (int)strcspn(call, "("), call, msg);
 }
 #define MPI_CHECK(call) mpi_check((call), #call, __FILE__, __LINE__)
 
@@ -44,7 +46,7 @@ static MPI_Comm mcomm(const Comm *c) { return *(const MPI_Comm *)c->handle; }
 void comm_init(Comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof(*c));
     int init = 0;
-    MPI_Initialized(&init);
+    MPI_CHECK(MPI_Initialized(&init));
     if (!init) {
         int provided = 0;
         // OpenMP threads never call MPI: only the main thread communicates.
@@ -66,8 +68,8 @@ void comm_init(Comm *c, int *argc, char ***argv) {
 
 void comm_finalize(Comm *c) {
     int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
+    MPI_CHECK(MPI_Initialized(&init));
+    MPI_CHECK(MPI_Finalized(&fin));
     if (!init || fin) return;
     fflush(stdout);
     fflush(stderr);
@@ -76,6 +78,7 @@ void comm_finalize(Comm *c) {
     if (c) c->handle = NULL;
 }
 
+// The MPI calls here are deliberately unchecked: this is the error path MPI_CHECK ends in.
 void comm_abort(int code) {
     fflush(stdout);
     fflush(stderr);

@@ -10,10 +10,12 @@
 #include "common.h"
 #include "config.h"
 #include "run.h"
+#include "sample.h"
 
 static void usage(FILE *f) {
     fprintf(f,
         "usage: hypertrain [JOB.json] [options]\n"
+        "       hypertrain sample --checkpoint CKPT --count N --out FILE.h5 [...]  (see sample --help)\n"
         "\n"
         "Trains the hypernetwork described by JOB.json (default: the paper's MNIST run, the same as\n"
         "jobs/mnist.json). The resolved job (defaults + file + --set) is printed and stored in the run\n"
@@ -29,6 +31,8 @@ static void usage(FILE *f) {
         "  --resume [CKPT]   continue from CKPT, or from the latest checkpoint in the run directory\n"
         "                    (starts at step 0 if there is none); the job defaults to the stored one\n"
         "  --threads N       OpenMP threads per rank (same as --set threads=N)\n"
+        "  --device D        cpu, cuda or auto (default: $HYPERTRAIN_DEVICE, else auto = the GPU when\n"
+        "                    this is a CUDA build and every rank sees one, else the CPU)\n"
         "  --print-job       print the resolved job and parameter counts, then exit\n"
         "  --quiet           no progress lines (metrics.jsonl is still written)\n"
         "\n"
@@ -47,16 +51,18 @@ typedef struct {
     const char *data;
     const char *threads;
     const char *resume;
+    const char *device;
     int print_job, quiet;
 } Cli;
 
-static void parse_args(Cli *cli, int argc, char **argv) {
+// --help and --version end the process here; under mpirun every rank must finalize MPI first.
+static void parse_args(Cli *cli, int argc, char **argv, Comm *comm) {
     memset(cli, 0, sizeof(*cli));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_next = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
-        else if (!strcmp(a, "--version")) { printf("hypertrain %s\n", HT_VERSION); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); comm_finalize(comm); exit(0); }
+        else if (!strcmp(a, "--version")) { printf("hypertrain %s\n", HT_VERSION); comm_finalize(comm); exit(0); }
         else if (!strcmp(a, "--set")) {
             HT_CHECK(has_next, "--set needs KEY=VALUE");
             HT_CHECK(cli->n_sets < 256, "too many --set options (max 256)");
@@ -64,6 +70,7 @@ static void parse_args(Cli *cli, int argc, char **argv) {
         } else if (!strcmp(a, "--out")) { HT_CHECK(has_next, "--out needs a directory"); cli->out = argv[++i]; }
         else if (!strcmp(a, "--data")) { HT_CHECK(has_next, "--data needs a directory"); cli->data = argv[++i]; }
         else if (!strcmp(a, "--threads")) { HT_CHECK(has_next, "--threads needs a number"); cli->threads = argv[++i]; }
+        else if (!strcmp(a, "--device")) { HT_CHECK(has_next, "--device needs cpu, cuda or auto"); cli->device = argv[++i]; }
         else if (!strcmp(a, "--resume")) {
             cli->resume = "";
             if (has_next && strlen(argv[i + 1]) > 3 && !strcmp(argv[i + 1] + strlen(argv[i + 1]) - 3, ".h5"))
@@ -101,10 +108,17 @@ static void resolve_job(Job *job, const Cli *cli, const char *out_dir_hint) {
 }
 
 int main(int argc, char **argv) {
+    // Line-buffered output so progress streams through pipes (srun, mpirun, tee, nohup).
+    setvbuf(stdout, NULL, _IOLBF, 0);
     Comm comm;
     comm_init(&comm, &argc, &argv);
+    if (argc > 1 && !strcmp(argv[1], "sample")) {   // hypertrain sample ... (src/sample.c)
+        const int rc = sample_main(&comm, argc - 1, argv + 1);
+        comm_finalize(&comm);
+        return rc;
+    }
     Cli cli;
-    parse_args(&cli, argc, argv);
+    parse_args(&cli, argc, argv, &comm);
     Job job;
     char out_dir[HT_PATH_MAX];
     if (cli.out) snprintf(out_dir, sizeof(out_dir), "%s", cli.out);
@@ -126,7 +140,7 @@ int main(int argc, char **argv) {
         comm_finalize(&comm);
         return 0;
     }
-    RunOptions opt = {.out_dir = out_dir, .resume = cli.resume, .quiet = cli.quiet};
+    RunOptions opt = {.out_dir = out_dir, .resume = cli.resume, .quiet = cli.quiet, .device = cli.device};
     const int rc = run_train(&comm, &job, &opt);
     comm_finalize(&comm);
     return rc;

@@ -14,6 +14,7 @@ enum {
     RNG_STREAM_VAL_Z = 4,  // validation noise: (step, sample, block)
     RNG_STREAM_TOY = 5,    // toy problem noise
     RNG_STREAM_TEST = 99,  // tests
+    RNG_STREAM_SAMPLE = 6, // sample sets (hypertrain sample, hyperanalyze paths): (sample index lo, hi, block)
 };
 
 typedef struct { uint32_t v[4]; } Philox4;

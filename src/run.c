@@ -13,6 +13,9 @@
 #include "data.h"
 #include "model.h"
 #include "train.h"
+#ifdef HT_CUDA
+#include "cuda_backend.h"
+#endif
 
 // The one piece of global mutable state: a signal handler can only talk to the program through
 // a volatile sig_atomic_t. SIGTERM (preemption, scancel) and SIGUSR1 (Slurm's --signal before the
@@ -35,6 +38,7 @@ typedef struct {
     const RunOptions *opt;
     Model model;
     Trainer tr;
+    struct CudaTrainer *gpu; // CUDA build on a GPU: steps and validation run there (--device)
     Mnist data;
     int have_data;
     char *job_json;
@@ -80,8 +84,50 @@ static void write_text(const char *dir, const char *name, const char *text) {
     XFCLOSE(f, path);
 }
 
+// ---- device: the CPU trainer, or the GPU trainer of a CUDA build (docs/cuda.md) ----
+
+// 1 when this run trains on a GPU (--device, else $HYPERTRAIN_DEVICE, else auto).
+static int choose_device(Run *r, const Job *job) {
+    const char *dev = r->opt->device ? r->opt->device : getenv("HYPERTRAIN_DEVICE");
+    if (!dev || !dev[0]) dev = "auto";
+#ifdef HT_CUDA
+    return cuda_backend_select(r->comm, dev, job->task == TASK_TOY);
+#else
+    (void)job;
+    HT_CHECK(!strcmp(dev, "cpu") || !strcmp(dev, "auto") || !strcmp(dev, "cuda"),
+             "--device must be cpu, cuda or auto (got '%s')", dev);
+    HT_CHECK(strcmp(dev, "cuda") != 0, "--device cuda: this hypertrain was built without CUDA "
+             "(build it with make CUDA=1; the binary is then build-cuda/hypertrain)");
+    return 0;
+#endif
+}
+
+// The GPU keeps the training state; the Model's host copy is refreshed before it is read.
+static void sync_host(Run *r) {
+#ifdef HT_CUDA
+    if (r->gpu) cuda_trainer_to_host(r->gpu);
+#else
+    (void)r;
+#endif
+}
+
+static void run_step(Run *r, StepStats *st) {
+#ifdef HT_CUDA
+    if (r->gpu) { cuda_trainer_step(r->gpu, st); return; }
+#endif
+    trainer_step(&r->tr, st);
+}
+
+static void free_device(Run *r) {
+#ifdef HT_CUDA
+    cuda_trainer_destroy(r->gpu);
+#endif
+    r->gpu = NULL;
+}
+
 static void save_checkpoint(Run *r) {
     Model *m = &r->model;
+    sync_host(r);
     if (r->comm->rank == 0) {
         char path[HT_PATH_MAX + 64];
         checkpoint_path(path, sizeof(path), r->opt->out_dir, m->step);
@@ -145,9 +191,14 @@ static void log_val(Run *r, const ValStats *vs, double seconds) {
 
 static void validate(Run *r) {
     // Every rank applied the same updates: their parameters must agree bit for bit.
+    sync_host(r);
     comm_check_same(r->comm, r->model.params, r->model.harch.table.n_params, "parameters");
     ValStats vs;
     double t0 = ht_now();
+#ifdef HT_CUDA
+    if (r->gpu) cuda_trainer_validate(r->gpu, &vs);
+    else
+#endif
     trainer_validate(&r->tr, &vs);
     log_val(r, &vs, ht_now() - t0);
 }
@@ -205,6 +256,7 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     r.job_json = job_to_json(job);
     if (job->threads > 0) omp_set_num_threads(job->threads);
     open_run(&r, job);
+    const int use_gpu = choose_device(&r, job);
     if (job->task == TASK_MNIST) {
         const char *dir = data_resolve_dir(job->data_dir);
         mnist_load(&r.data, dir, job->n_train, job->n_val, job->verify_checksums);
@@ -222,13 +274,18 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
         if (!r.metrics) HT_FATAL("cannot open '%s': %s", path, strerror(errno));
     }
     trainer_init(&r.tr, m, comm, r.have_data ? &r.data : NULL);
+#ifdef HT_CUDA
+    if (use_gpu) r.gpu = cuda_trainer_create(&r.tr);
+#else
+    (void)use_gpu;
+#endif
     r.step0 = m->step;
     r.t_start = ht_now();
     int validated = 0, saved = 0, stop = 0;
     install_signal_handlers();
     while (m->step < job->steps) {
         StepStats st;
-        trainer_step(&r.tr, &st);
+        run_step(&r, &st);
         validated = saved = 0;
         // All ranks agree on stopping (a signal may reach only some of them).
         stop = comm_allreduce_max_int(comm, (int)g_stop_signal);
@@ -248,6 +305,7 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     }
     if (stop) {
         if (comm->rank == 0) XFCLOSE(r.metrics, "metrics.jsonl");
+        free_device(&r);
         trainer_free(&r.tr);
         if (r.have_data) mnist_free(&r.data);
         model_free(m);
@@ -266,6 +324,7 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
         printf("done: %lld steps in %.1fs; peak memory %.1f MiB\n", (long long)(m->step - r.step0),
                ht_now() - r.t_start, ht_peak_rss_bytes() / 1048576.0);
     }
+    free_device(&r);
     trainer_free(&r.tr);
     if (r.have_data) mnist_free(&r.data);
     model_free(m);

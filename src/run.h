@@ -10,6 +10,7 @@ typedef struct {
     const char *out_dir;     // run directory (created)
     const char *resume;      // NULL: fresh run; "" latest checkpoint of out_dir; else a path
     int quiet;               // no progress lines
+    const char *device;      // "cpu", "cuda" or "auto"; NULL: $HYPERTRAIN_DEVICE, else auto
 } RunOptions;
 
 // Exit status of a run stopped by SIGTERM/SIGUSR1/SIGINT after writing a checkpoint

@@ -1,0 +1,52 @@
+// cmds_samples.h: the hyperanalyze subcommands that read sample sets and checkpoints
+// (docs/samples.md): accuracy, ensemble, pca, paths; and small helpers they share.
+//
+// Each returns the exit status (0 success, 2 usage error); errors in files end the process with
+// one line naming the file and dataset (exit 1), through the library's HT_FATAL.
+#ifndef HT_CMDS_SAMPLES_H
+#define HT_CMDS_SAMPLES_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch.h"
+#include "config.h"
+#include "hyperanalyze.h"
+
+int cmd_accuracy(int argc, char **argv);   // analysis/accuracy.c
+int cmd_ensemble(int argc, char **argv);   // analysis/ensemble.c
+int cmd_pca(int argc, char **argv);        // analysis/pca.c
+int cmd_paths(int argc, char **argv);      // analysis/paths.c
+
+// Parses an integer option value in [lo, hi]. Returns 0, or the usage-error status 2.
+static inline int an_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < lo || v > hi)
+        return ha_usage_error(cmd, "%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, s ? s : "");
+    *out = v;
+    return 0;
+}
+
+// Default result file: "DIR/NAME.h5" -> "DIR/NAME_<what>.h5" (beside the input).
+static inline void an_default_out(char *out, size_t n, const char *in, const char *what) {
+    size_t len = strlen(in);
+    if (len > 3 && !strcmp(in + len - 3, ".h5")) len -= 3;
+    snprintf(out, n, "%.*s_%s.h5", (int)len, in, what);
+}
+
+// --job JOB.json: the target architecture the analysis expects (NULL when not given).
+static inline const TargetArch *an_expected_arch(const char *job_file, TargetArch *a) {
+    if (!job_file) return NULL;
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, job_file);
+    job_validate(&job);
+    arch_build_target(a, &job);
+    return a;
+}
+
+#endif

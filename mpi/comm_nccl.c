@@ -1,0 +1,209 @@
+// comm_nccl.c: NCCL implementation of comm_nccl.h (collectives on device buffers). Built only with
+// make CUDA=1. Start-up goes through comm.h (MPI when built with it): host-name all-gather for the
+// local rank, comm_bcast of the NCCL unique id; everything after that is NCCL on the
+// communication stream, handed to and from the caller's stream with events.
+//
+// Errors: every NCCL call goes through NCCL_CHECK and every CUDA call through CUDA_CHECK. A failure
+// aborts the communicator (ncclCommAbort: no rank stays blocked in an NCCL kernel on our account)
+// and ends every rank through ht_fatal -> comm_abort (MPI_Abort under MPI).
+#include "comm_nccl.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "cuda_check.h"
+
+#define HOST_NAME_INTS 16 // host names are compared on their first 64 bytes
+
+// The live communicator, so that any fatal error (CUDA_CHECK in cuda/ included) can abort it.
+static ncclComm_t g_active = NULL;
+static int g_rank = 0;
+
+void devcomm_abort_active(void) {
+    ncclComm_t c = g_active;
+    g_active = NULL; // first, so that an error inside the abort cannot recurse
+    if (c) ncclCommAbort(c);
+}
+
+void devcomm_nccl_fail(int result, const char *call, const char *file, int line) {
+    const ncclResult_t r = (ncclResult_t)result;
+    char last[512];
+    const char *l = ncclGetLastError(g_active);
+    snprintf(last, sizeof(last), "%s", l ? l : "");
+    devcomm_abort_active();
+    ht_fatal(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d; NCCL_DEBUG=WARN prints more)", g_rank,
+             call, ncclGetErrorString(r), last[0] ? ": " : "", last, NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+}
+#define NCCL_CHECK(call) do { ncclResult_t r_ = (call); \
+    if (r_ != ncclSuccess) devcomm_nccl_fail((int)r_, #call, __FILE__, __LINE__); } while (0)
+
+int devcomm_device_count(char *why, size_t why_len) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why) snprintf(why, why_len, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        (void)cudaGetLastError(); // clear the sticky-free error state of the runtime
+        return 0;
+    }
+    if (n == 0 && why) snprintf(why, why_len, "cudaGetDeviceCount reports 0 devices");
+    return n;
+}
+
+void devcomm_local_rank(Comm *host, int *local_rank, int *local_size, char *host_name, size_t n) {
+    int mine[HOST_NAME_INTS];
+    char name[sizeof(mine)];
+    memset(name, 0, sizeof(name));
+    if (gethostname(name, sizeof(name) - 1) != 0) snprintf(name, sizeof(name), "unknown-host");
+    memcpy(mine, name, sizeof(mine));
+    const int P = host->size;
+    int *all = XMALLOC(sizeof(int) * HOST_NAME_INTS * (size_t)P);
+    int *counts = XMALLOC(sizeof(int) * (size_t)P), *displs = XMALLOC(sizeof(int) * (size_t)P);
+    for (int r = 0; r < P; r++) { counts[r] = HOST_NAME_INTS; displs[r] = r * HOST_NAME_INTS; }
+    comm_allgatherv_i32(host, mine, all, counts, displs);
+    int lr = 0, ls = 0;
+    for (int r = 0; r < P; r++) {
+        if (memcmp(all + (size_t)r * HOST_NAME_INTS, mine, sizeof(mine)) != 0) continue;
+        ls++;
+        if (r < host->rank) lr++;
+    }
+    free(all); free(counts); free(displs);
+    *local_rank = lr;
+    *local_size = ls;
+    if (host_name) snprintf(host_name, n, "%s", name);
+}
+
+int devcomm_select_device(Comm *host) {
+    char why[256] = "", name[64];
+    const int n_dev = devcomm_device_count(why, sizeof(why));
+    int lr, ls;
+    devcomm_local_rank(host, &lr, &ls, name, sizeof(name));
+    g_rank = host->rank;
+    if (n_dev == 0)
+        HT_FATAL("rank %d on host %s: no usable GPU (%s)", host->rank, name, why);
+    if (ls > n_dev)
+        HT_FATAL("%d ranks run on host %s but it has only %d visible GPU(s): the CUDA trainer needs one "
+                 "GPU per rank (NCCL cannot share a GPU between ranks). Start at most %d rank(s) per node "
+                 "(mpirun --map-by ppr:%d:node, srun --ntasks-per-node=%d), make more GPUs visible "
+                 "(CUDA_VISIBLE_DEVICES), or train on the CPU with --device cpu",
+                 ls, name, n_dev, n_dev, n_dev, n_dev);
+    CUDA_CHECK(cudaSetDevice(lr));
+    return lr;
+}
+
+void devcomm_init(DevComm *d, Comm *host, int force_nccl) {
+    memset(d, 0, sizeof(*d));
+    d->host = host;
+    d->rank = host->rank;
+    d->size = host->size;
+    g_rank = host->rank;
+    devcomm_local_rank(host, &d->local_rank, &d->local_size, NULL, 0);
+    CUDA_CHECK(cudaGetDevice(&d->device));
+    cudaStream_t s;
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&a, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&b, cudaEventDisableTiming));
+    d->stream = s; d->ready = a; d->done = b;
+    if (d->size > 1 || force_nccl) {
+        ncclUniqueId id;
+        memset(&id, 0, sizeof(id));
+        if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+        comm_bcast(host, &id, sizeof(id), 0);
+        ncclComm_t c;
+        NCCL_CHECK(ncclCommInitRank(&c, d->size, id, d->rank));
+        d->nccl = c;
+        g_active = c;
+    }
+}
+
+void devcomm_free(DevComm *d) {
+    if (d->nccl) {
+        ncclComm_t c = (ncclComm_t)d->nccl;
+        if (g_active == c) g_active = NULL;
+        CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)d->stream));
+        NCCL_CHECK(ncclCommDestroy(c));
+    }
+    if (d->stream) CUDA_CHECK(cudaStreamDestroy((cudaStream_t)d->stream));
+    if (d->ready) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)d->ready));
+    if (d->done) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)d->done));
+    memset(d, 0, sizeof(*d));
+}
+
+// Hand-off from the caller's stream to the communication stream and back.
+static cudaStream_t begin(DevComm *d, void *stream) {
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)d->ready, (cudaStream_t)stream));
+    CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->stream, (cudaEvent_t)d->ready, 0));
+    return (cudaStream_t)d->stream;
+}
+
+static void end(DevComm *d, void *stream) {
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)d->done, (cudaStream_t)d->stream));
+    CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)d->done, 0));
+}
+
+static void allreduce(DevComm *d, void *buf, size_t n, ncclDataType_t type, size_t elt, void *stream,
+                      double *bytes) {
+    if (!d->nccl || n == 0) return;
+    cudaStream_t cs = begin(d, stream);
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, type, ncclSum, (ncclComm_t)d->nccl, cs));
+    end(d, stream);
+    *bytes += (double)n * (double)elt;
+}
+
+void devcomm_allreduce_sum_f32(DevComm *d, float *buf, size_t n, void *stream) {
+    allreduce(d, buf, n, ncclFloat32, sizeof(float), stream, &d->bytes_allreduce);
+}
+
+void devcomm_allreduce_sum_f64(DevComm *d, double *buf, size_t n, void *stream) {
+    allreduce(d, buf, n, ncclFloat64, sizeof(double), stream, &d->bytes_allreduce);
+}
+
+void devcomm_bn_allreduce(DevComm *d, double *buf, size_t n, void *stream) {
+    allreduce(d, buf, n, ncclFloat64, sizeof(double), stream, &d->bytes_bn);
+}
+
+static void allgatherv(DevComm *d, const void *send, void *recv, const int *counts, const int *displs,
+                       ncclDataType_t type, size_t elt, void *stream) {
+    char *mine = (char *)recv + (size_t)displs[d->rank] * elt;
+    if (!d->nccl) {
+        if ((const char *)send != mine && counts[d->rank] > 0)
+            CUDA_CHECK(cudaMemcpyAsync(mine, send, (size_t)counts[d->rank] * elt, cudaMemcpyDeviceToDevice,
+                                       (cudaStream_t)stream));
+        return;
+    }
+    int even = 1;
+    for (int r = 0; r < d->size; r++) even &= counts[r] == counts[0] && displs[r] == r * counts[0];
+    cudaStream_t cs = begin(d, stream);
+    if (even) {
+        NCCL_CHECK(ncclAllGather(send, recv, (size_t)counts[0], type, (ncclComm_t)d->nccl, cs));
+    } else {
+        NCCL_CHECK(ncclGroupStart());
+        for (int r = 0; r < d->size; r++) {
+            if (counts[r] == 0) continue;
+            void *rb = (char *)recv + (size_t)displs[r] * elt;
+            const void *sb = r == d->rank ? send : rb;
+            NCCL_CHECK(ncclBroadcast(sb, rb, (size_t)counts[r], type, r, (ncclComm_t)d->nccl, cs));
+        }
+        NCCL_CHECK(ncclGroupEnd());
+    }
+    end(d, stream);
+    size_t others = 0;
+    for (int r = 0; r < d->size; r++)
+        if (r != d->rank) others += (size_t)counts[r];
+    d->bytes_allgather += (double)others * (double)elt;
+}
+
+void devcomm_allgatherv_f32(DevComm *d, const float *send, float *recv, const int *counts,
+                            const int *displs, void *stream) {
+    allgatherv(d, send, recv, counts, displs, ncclFloat32, sizeof(float), stream);
+}
+
+void devcomm_allgatherv_i32(DevComm *d, const int *send, int *recv, const int *counts,
+                            const int *displs, void *stream) {
+    allgatherv(d, send, recv, counts, displs, ncclInt32, sizeof(int), stream);
+}

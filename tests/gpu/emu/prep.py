@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""prep.py (EMULATION): rewrites kernel launches of a .cu file for the CPU emulation.
+
+    name<<<grid, block, shmem, stream>>>(args);
+becomes
+    emu_launch(dim3(grid), dim3(block), [&]() { name(args); }, barrier);
+where barrier = 1 when the kernel's body calls __syncthreads or block_sum_d (it then runs as
+fibers). Usage: prep.py IN.cu OUT.cpp
+"""
+import re
+import sys
+
+
+def match_close(s, i, open_ch, close_ch):
+    """index of the bracket closing the one at s[i]"""
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == open_ch:
+            depth += 1
+        elif s[j] == close_ch:
+            depth -= 1
+            if depth == 0:
+                return j
+    raise SystemExit("prep.py: unbalanced %s at %d" % (open_ch, i))
+
+
+def split_top(s):
+    parts, depth, cur = [], 0, ""
+    for c in s:
+        if c in "([{<":
+            depth += 1
+        elif c in ")]}>":
+            depth -= 1
+        if c == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    parts.append(cur)
+    return [p.strip() for p in parts]
+
+
+def main():
+    src = open(sys.argv[1]).read()
+    barrier = {}
+    for m in re.finditer(r"__global__\s+void\s+(\w+)\s*\(", src):
+        body_start = src.index("{", m.end())
+        body = src[body_start:match_close(src, body_start, "{", "}") + 1]
+        barrier[m.group(1)] = int("__syncthreads" in body or "block_sum_d" in body)
+    out, pos = [], 0
+    for m in re.finditer(r"(\w+)<<<", src):
+        if m.start() < pos:
+            continue
+        name = m.group(1)
+        cfg_end = src.index(">>>", m.end())
+        cfg = split_top(src[m.end():cfg_end])
+        args_open = cfg_end + 3
+        while src[args_open].isspace():
+            args_open += 1
+        assert src[args_open] == "(", name
+        args_close = match_close(src, args_open, "(", ")")
+        args = src[args_open + 1:args_close]
+        if name not in barrier:
+            raise SystemExit("prep.py: launch of unknown kernel %s" % name)
+        out.append(src[pos:m.start()])
+        out.append("emu_launch(dim3(%s), dim3(%s), [&]() { %s(%s); }, %d)" % (cfg[0], cfg[1], name, args, barrier[name]))
+        pos = args_close + 1
+    out.append(src[pos:])
+    open(sys.argv[2], "w").write("".join(out))
+
+
+main()

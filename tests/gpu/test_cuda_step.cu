@@ -1,0 +1,238 @@
+// test_cuda_step: the whole training step on the GPU (cuda/train_cuda.cu) against the CPU trainer
+// (src/train.c): the same job, the same initial parameters, the same data, 5 steps on each side.
+//
+// Jobs: jobs/tiny.json with L1 and with L2 entropy (batch 8), and the paper job (jobs/mnist.json:
+// batch 32, 32 images per network, 20,018 weights, 633,640 parameters; validation reduced to 32
+// networks x 500 images to keep the CPU side short). Data: deterministic synthetic MNIST-shaped
+// images (or the real files when $HYPERTRAIN_TEST_DATA names a directory that holds them).
+//
+// Compared, with these budgets (float32 GEMMs in a different summation order are the only source
+// of difference; see docs/cuda.md):
+//   validation at step 0 (identical parameters): mean accuracy |d| <= 1e-3 + 1/images, entropy
+//     rtol 1e-6, mean NLL rtol 1e-5, majority / mean-probability accuracy |d| <= 2/images
+//   every step: the nearest neighbours chosen by the entropy (must agree unless the two candidate
+//     distances are within 1e-5 relative: a legitimate tie; the run is then repeated with the next
+//     seed, up to 3 seeds, and reported as inconclusive if every seed ties)
+//   step 1 (identical parameters): loss and cross-entropy rtol 1e-5, entropy rtol 1e-6,
+//     accuracy |d| <= 2/(batch x images), gradient norm rtol 1e-4
+//   steps 2-5 (parameters differ by rounding): loss, cross-entropy rtol 1e-4, entropy rtol 1e-5,
+//     accuracy as above, gradient norm rtol 1e-3
+//   after 5 steps, per parameter tensor: ||p_gpu - p_cpu|| <= 1e-2 ||p_cpu - p_initial|| (1% of the
+//     distance travelled); Adam moments rel-L2 <= 1e-2; batch-norm running statistics rel-L2 <= 1e-3
+//
+// Prints "SKIPPED (no GPU)" and exits 0 without a GPU; exits non-zero on any failure.
+#include "common.cuh"
+
+extern "C" {
+#include "data.h"
+#include "entropy.h"
+#include "model.h"
+#include "rng.h"
+#include "train.h"
+}
+#include "cuda_backend.h"
+#include "gpu_check.cuh"
+
+#define STEPS 5
+
+static Comm g_comm;
+
+// MNIST-shaped synthetic data (as tests/test_train.c): smooth blobs, random labels.
+static void synthetic_mnist(Mnist *d, int n_train, int n_val) {
+    memset(d, 0, sizeof(*d));
+    Dataset *sets[3] = {&d->train, &d->val, &d->test};
+    int sizes[3] = {n_train, n_val, 10};
+    for (int s = 0; s < 3; s++) {
+        Dataset *ds = sets[s];
+        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
+        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
+        ds->labels = (uint8_t *)XMALLOC((size_t)ds->n);
+        for (int i = 0; i < ds->n; i++) {
+            Philox4 r = philox4x32(5, RNG_STREAM_TEST, (uint32_t)s, (uint32_t)i, 0);
+            ds->labels[i] = (uint8_t)(r.v[0] % 10);
+            const double cx = 6 + 16 * rng_u01(r.v[1]), cy = 6 + 16 * rng_u01(r.v[2]);
+            const double rad = 2 + 4 * rng_u01(r.v[3]);
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++) {
+                    double q = ((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (rad * rad);
+                    ds->images[(size_t)i * 784 + y * 28 + x] = (float)exp(-q) * (0.5f + 0.05f * ds->labels[i]);
+                }
+        }
+    }
+}
+
+static void free_mnist(Mnist *d) {
+    Dataset *sets[3] = {&d->train, &d->val, &d->test};
+    for (int s = 0; s < 3; s++) { free(sets[s]->images); free(sets[s]->labels); }
+}
+
+static void compare_val(const char *what, const ValStats *g, const ValStats *c) {
+    char name[320];
+    const double img = 1.0 / c->n_images;
+    snprintf(name, sizeof(name), "%s: validation mean accuracy", what);
+    gc_scalar(name, g->mean_acc, c->mean_acc, 0.0, 1e-3 + img);
+    snprintf(name, sizeof(name), "%s: validation entropy", what);
+    gc_scalar(name, g->entropy, c->entropy, 1e-6, 0.0);
+    snprintf(name, sizeof(name), "%s: validation mean NLL", what);
+    gc_scalar(name, g->mean_nll, c->mean_nll, 1e-5, 0.0);
+    snprintf(name, sizeof(name), "%s: validation majority-vote accuracy", what);
+    gc_scalar(name, g->majority_acc, c->majority_acc, 0.0, 2 * img);
+    snprintf(name, sizeof(name), "%s: validation mean-probability accuracy", what);
+    gc_scalar(name, g->mean_prob_acc, c->mean_prob_acc, 0.0, 2 * img);
+}
+
+// ||a - b|| / ||ref|| over n floats
+static double rel_diff(const float *a, const float *b, const float *ref_a, const float *ref_b, size_t n) {
+    double d = 0.0, s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = (double)a[i] - b[i], r = (double)ref_a[i] - (ref_b ? ref_b[i] : 0.0f);
+        d += e * e;
+        s += r * r;
+    }
+    return s > 0.0 ? sqrt(d / s) : sqrt(d);
+}
+
+enum { RUN_PASS = 0, RUN_TIE = 1 };
+
+// One job on both sides; returns RUN_TIE when a legitimate nearest-neighbour tie made the sides
+// take different (both correct) branches, else RUN_PASS (failures are counted in g_ts).
+static int run_pair(const char *what, const Job *job, const Mnist *data) {
+    Model mc, mg;
+    model_init(&mc, job);
+    model_init(&mg, job);
+    const ParamTable *t = &mc.harch.table;
+    const size_t np = t->n_params, W = mc.tarch.n_weights;
+    float *p0 = XALLOC_FLOATS(np);
+    memcpy(p0, mc.params, np * sizeof(float));
+    Trainer tc, tg;
+    trainer_init(&tc, &mc, &g_comm, data);
+    trainer_init(&tg, &mg, &g_comm, data);
+    CudaTrainer *ct = cuda_trainer_create(&tg);
+    char name[200];
+    ValStats vc, vg;
+    trainer_validate(&tc, &vc);
+    cuda_trainer_validate(ct, &vg);
+    snprintf(name, sizeof(name), "%s, step 0", what);
+    compare_val(name, &vg, &vc);
+    const int B = job->batch, ips = job->images_per_sample;
+    int *nn = (int *)XMALLOC(sizeof(int) * (size_t)B);
+    float *eps = XALLOC_FLOATS((size_t)B);
+    int result = RUN_PASS;
+    for (int s = 1; s <= STEPS && result == RUN_PASS; s++) {
+        StepStats sc, sg;
+        const double t0 = ht_now();
+        trainer_step(&tc, &sc);
+        const double t1 = ht_now();
+        cuda_trainer_step(ct, &sg);
+        const double t2 = ht_now();
+        cuda_trainer_last_neighbours(ct, nn, eps, B);
+        int differ = 0;
+        for (int i = 0; i < B; i++) {
+            if (nn[i] == tc.ew.nn[i]) continue;
+            // CPU distances (on the CPU's gauge-fixed samples) of both choices
+            const float *x = tc.all + (size_t)i * W;
+            const double dc = entropy_distance(x, tc.all + (size_t)tc.ew.nn[i] * W, W, job->distance);
+            const double dg = entropy_distance(x, tc.all + (size_t)nn[i] * W, W, job->distance);
+            const double gap = fabs(dg - dc) / fmax(dc, 1e-30);
+            printf("  %s step %d: sample %d: CPU neighbour %d (distance %.9g), GPU neighbour %d (CPU distance %.9g), "
+                   "relative gap %.3g\n", what, s, i, tc.ew.nn[i], dc, nn[i], dg, gap);
+            differ = gap <= 1e-5 ? (differ ? differ : 1) : 2;
+        }
+        snprintf(name, sizeof(name), "%s step %d: nearest neighbours agree%s", what, s,
+                 differ == 1 ? " (legitimate tie: repeating with the next seed)" : "");
+        if (differ == 1) { printf("  TIE %s\n", name); result = RUN_TIE; break; }
+        T_CHECK(&g_ts, differ == 0, "%s", name);
+        const int first = s == 1;
+        printf("  %s step %d: CPU %.1f ms, GPU %.1f ms (first steps include warm-up)\n", what, s, 1e3 * (t1 - t0),
+               1e3 * (t2 - t1));
+        snprintf(name, sizeof(name), "%s step %d: loss", what, s);
+        gc_scalar(name, sg.loss, sc.loss, first ? 1e-5 : 1e-4, 0.0);
+        snprintf(name, sizeof(name), "%s step %d: cross-entropy", what, s);
+        gc_scalar(name, sg.ce, sc.ce, first ? 1e-5 : 1e-4, 0.0);
+        snprintf(name, sizeof(name), "%s step %d: entropy", what, s);
+        gc_scalar(name, sg.entropy, sc.entropy, first ? 1e-6 : 1e-5, 0.0);
+        snprintf(name, sizeof(name), "%s step %d: accuracy", what, s);
+        gc_scalar(name, sg.acc, sc.acc, 0.0, 2.0 / ((double)B * ips));
+        snprintf(name, sizeof(name), "%s step %d: gradient norm", what, s);
+        gc_scalar(name, sg.grad_norm, sc.grad_norm, first ? 1e-4 : 1e-3, 0.0);
+    }
+    if (result == RUN_PASS) {
+        cuda_trainer_to_host(ct);
+        for (int i = 0; i < t->n_views; i++) {
+            const ParamView *v = &t->views[i];
+            const size_t o = v->offset, n = v->size;
+            const double e = rel_diff(mg.params + o, mc.params + o, mc.params + o, p0 + o, n);
+            snprintf(name, sizeof(name), "%s after %d steps: %s (|gpu - cpu| / |cpu - initial|)", what, STEPS, v->name);
+            T_CHECK(&g_ts, e <= 1e-2, "%s = %.3g (%.1f%% of budget 1e-2)", name, e, 100 * e / 1e-2);
+        }
+        const double em = rel_diff(mg.adam_m, mc.adam_m, mc.adam_m, NULL, np);
+        const double ev = rel_diff(mg.adam_v, mc.adam_v, mc.adam_v, NULL, np);
+        const double es = rel_diff(mg.stats, mc.stats, mc.stats, NULL, t->n_stat);
+        T_CHECK(&g_ts, em <= 1e-2, "%s after %d steps: Adam m rel-L2 %.3g (%.1f%% of budget 1e-2)", what, STEPS, em,
+                100 * em / 1e-2);
+        T_CHECK(&g_ts, ev <= 1e-2, "%s after %d steps: Adam v rel-L2 %.3g (%.1f%% of budget 1e-2)", what, STEPS, ev,
+                100 * ev / 1e-2);
+        T_CHECK(&g_ts, es <= 1e-3, "%s after %d steps: batch-norm running statistics rel-L2 %.3g (%.1f%% of budget "
+                "1e-3)", what, STEPS, es, 100 * es / 1e-3);
+        T_CHECK(&g_ts, mg.step == mc.step && mc.step == STEPS, "%s: both sides at step %lld", what, (long long)mc.step);
+    }
+    free(nn); free(eps); free(p0);
+    cuda_trainer_destroy(ct);
+    trainer_free(&tc);
+    trainer_free(&tg);
+    model_free(&mc);
+    model_free(&mg);
+    return result;
+}
+
+static void run_config(const char *what, Job job, const Mnist *data) {
+    printf("%s: batch %d, %d images per network, %s entropy\n", what, job.batch, job.images_per_sample,
+           job.distance == DIST_L1 ? "L1" : "L2");
+    for (int attempt = 0; attempt < 3; attempt++) {
+        char name[128];
+        snprintf(name, sizeof(name), "%s (seed %llu)", what, (unsigned long long)job.seed);
+        if (run_pair(name, &job, data) == RUN_PASS) return;
+        job.seed++;
+    }
+    T_CHECK(&g_ts, 0, "%s: inconclusive: every seed hit a nearest-neighbour tie", what);
+}
+
+static void load_job(Job *job, const char *path) {
+    job_defaults(job);
+    if (path) job_load_file(job, path);
+    job_validate(job);
+}
+
+int main(int argc, char **argv) {
+    (void)argc; (void)argv;
+    if (gc_skip_without_gpu("test_cuda_step")) return 0;
+    memset(&g_comm, 0, sizeof(g_comm));
+    g_comm.size = 1;
+    g_comm.impl = "single";
+    char desc[256];
+    cuda_backend_describe(desc, sizeof(desc));
+    printf("test_cuda_step on %s\n", desc);
+    Mnist data;
+    const char *dir = getenv("HYPERTRAIN_TEST_DATA");
+    const int real = dir && dir[0];
+    if (real) {
+        mnist_load(&data, dir, 2000, 500, 0);
+        printf("data: %s (2000 train, 500 validation)\n", dir);
+    } else {
+        synthetic_mnist(&data, 2000, 500);
+        printf("data: synthetic MNIST-shaped (2000 train, 500 validation)\n");
+    }
+    Job job;
+    load_job(&job, "jobs/tiny.json");
+    job.distance = DIST_L1;
+    run_config("tiny job, L1", job, &data);
+    job.distance = DIST_L2;
+    run_config("tiny job, L2", job, &data);
+    load_job(&job, "jobs/mnist.json");
+    job.val_samples = 32;
+    job.val_images = 500;
+    run_config("paper job", job, &data);
+    if (real) mnist_free(&data);
+    else free_mnist(&data);
+    return test_summary(&g_ts, "test_cuda_step");
+}
