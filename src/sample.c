@@ -58,9 +58,12 @@ static void s5_detail(char *out, size_t n) {
         if (*c == '\n' || *c == '\r') *c = ' ';
 }
 
+static void remove_tmp_now(void);
+
 static hid_t s5_check(hid_t r, const char *call, const SCtx *c, const char *what, const char *file,
                       int line) {
     if (r >= 0) return r;
+    remove_tmp_now();   // before the message: under MPI the abort runs no exit handlers
     char fn[64], detail[200];
     size_t k = 0;
     while (call[k] && call[k] != '(' && k + 1 < sizeof(fn)) { fn[k] = call[k]; k++; }
@@ -92,9 +95,16 @@ static void s5_restore(const S5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q-
 // fault while closing the broken file, which would turn our one-line error into a crash.
 #define MAX_TMP 4
 static char g_tmp[MAX_TMP][HT_PATH_MAX + 32];
+static int g_h5_failed = 0;   // an HDF5 call failed: skip HDF5's exit handler
+
+static void remove_tmp_now(void) {
+    g_h5_failed = 1;
+    for (int i = 0; i < MAX_TMP; i++)
+        if (g_tmp[i][0]) { unlink(g_tmp[i]); g_tmp[i][0] = '\0'; }
+}
 
 static void remove_tmp_files(void) {
-    int any = 0;
+    int any = g_h5_failed;
     for (int i = 0; i < MAX_TMP; i++)
         if (g_tmp[i][0]) { unlink(g_tmp[i]); g_tmp[i][0] = '\0'; any = 1; }
     if (any) {
