@@ -141,7 +141,7 @@ endif
 # ---- end CUDA (objects, GPU tests) -----------------------------------------------------------
 
 .PHONY: all test clean summary check-deps
-all: summary check-deps $(HT_BIN) $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)
+all: summary check-deps $(HT_BIN) $(ANALYSIS_BIN) $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)
 
 summary:
 	@echo "hypertrain build configuration:"
@@ -173,7 +173,7 @@ $(BUILD)/analysis/%.o: analysis/%.c $(wildcard src/*.h mpi/*.h analysis/*.h) Mak
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ianalysis -c $< -o $@
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h)
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h analysis/metrics.c analysis/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
