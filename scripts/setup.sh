@@ -17,6 +17,7 @@ PACKAGES=(
   libopenblas-openmp-dev            # sgemm for the CPU path (OpenMP build: no oversubscription)
   libopenmpi-dev openmpi-bin        # multi-rank training (optional for the CPU build)
   python3 python3-h5py python3-numpy python3-matplotlib   # tests that read our HDF5 files; plots
+  dataset-fashion-mnist             # outlier set of hyperanalyze ood (/usr/share/datasets/fashion-mnist)
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -99,7 +99,7 @@ static void gc_scaled(const char *name, const float *g, const float *r, size_t n
 
 static void gc_gemm(const char *name, const float *g, const float *r, const float *mag, size_t n, double K) {
     char rule[96];
-    snprintf(rule, sizeof(rule), "16 sqrt(K) u mag, K = %.0f; worst case K u mag is %.0fx larger", K, K / (16 * sqrt(K)));
+    snprintf(rule, sizeof(rule), "16 sqrt(K) u mag, K = %.0f; deterministic worst case K u mag = %.1fx this", K, K / (16 * sqrt(K)));
     gc_check(name, g, r, n, [=](size_t i) { return 16.0 * sqrt(K) * GC_U * fabs((double)mag[i]) + 1e-37; }, rule);
 }
 

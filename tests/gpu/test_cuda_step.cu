@@ -81,7 +81,23 @@ static void compare_val(const char *what, const ValStats *g, const ValStats *c) 
     gc_scalar(name, g->mean_prob_acc, c->mean_prob_acc, 0.0, 2 * img);
 }
 
-// ||a - b|| / ||ref|| over n floats
+enum { RUN_PASS = 0, RUN_TIE = 1 };
+
+typedef struct {
+    double loss, ce, entropy, acc_images, grad_norm; // step statistics (acc: images of difference)
+    double params, adam, stats;                      // state after the step(s)
+} Budget;
+
+// Lockstep: identical state before every step, so each step is compared on its own.
+static const Budget LOCKSTEP = {1e-5, 1e-5, 1e-6, 2, 1e-4, 1e-2, 1e-2, 1e-3};
+// Free-running: 5 steps from the same start. Rounding differences (~1e-7) flip a few ReLU, max-pool
+// and L1-sign decisions from step 2 on, and each flip moves one network's layer gradient by about
+// 1/25,088; the trajectories drift apart (measured in the CPU emulation of the paper job: parameters
+// 1-8% of the distance travelled, gradient norm 0.7%, loss 3.5e-4 after 5 steps). These budgets
+// catch a wrong step, not rounding.
+static const Budget FREE = {2e-3, 1e-3, 1e-4, 8, 5e-2, 0.3, 0.5, 1e-2};
+
+// ||a - b|| / ||ref_a - ref_b|| over n floats (ref_b NULL: ||ref_a||)
 static double rel_diff(const float *a, const float *b, const float *ref_a, const float *ref_b, size_t n) {
     double d = 0.0, s = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -92,91 +108,125 @@ static double rel_diff(const float *a, const float *b, const float *ref_a, const
     return s > 0.0 ? sqrt(d / s) : sqrt(d);
 }
 
-enum { RUN_PASS = 0, RUN_TIE = 1 };
+// Parameters (per tensor, relative to the distance travelled from `from`), Adam moments and
+// batch-norm statistics of the two models.
+static void compare_state(const char *what, const Model *mg, const Model *mc, const float *from, const Budget *bud) {
+    const ParamTable *t = &mc->harch.table;
+    const size_t np = t->n_params;
+    for (int i = 0; i < t->n_views; i++) {
+        const ParamView *v = &t->views[i];
+        const size_t o = v->offset, n = v->size;
+        const double e = rel_diff(mg->params + o, mc->params + o, mc->params + o, from + o, n);
+        T_CHECK(&g_ts, e <= bud->params, "%s: %s: |gpu - cpu| / |cpu - start| = %.3g (%.1f%% of budget %.0e)", what,
+                v->name, e, 100 * e / bud->params, bud->params);
+    }
+    const double em = rel_diff(mg->adam_m, mc->adam_m, mc->adam_m, NULL, np);
+    const double ev = rel_diff(mg->adam_v, mc->adam_v, mc->adam_v, NULL, np);
+    const double es = rel_diff(mg->stats, mc->stats, mc->stats, NULL, t->n_stat);
+    T_CHECK(&g_ts, em <= bud->adam, "%s: Adam m rel-L2 %.3g (%.1f%% of budget %.0e)", what, em, 100 * em / bud->adam,
+            bud->adam);
+    T_CHECK(&g_ts, ev <= bud->adam, "%s: Adam v rel-L2 %.3g (%.1f%% of budget %.0e)", what, ev, 100 * ev / bud->adam,
+            bud->adam);
+    T_CHECK(&g_ts, es <= bud->stats, "%s: batch-norm running statistics rel-L2 %.3g (%.1f%% of budget %.0e)", what, es,
+            100 * es / bud->stats, bud->stats);
+}
 
-// One job on both sides; returns RUN_TIE when a legitimate nearest-neighbour tie made the sides
-// take different (both correct) branches, else RUN_PASS (failures are counted in g_ts).
-static int run_pair(const char *what, const Job *job, const Mnist *data) {
+// 0: the neighbours agree; 1: they differ only where two candidates are within 1e-5 (a tie);
+// 2: they differ.
+static int compare_neighbours(const char *what, int s, const Trainer *tc, CudaTrainer *ct, const Job *job) {
+    const int B = job->batch;
+    const size_t W = tc->m->tarch.n_weights;
+    int *nn = (int *)XMALLOC(sizeof(int) * (size_t)B);
+    float *eps = XALLOC_FLOATS((size_t)B);
+    cuda_trainer_last_neighbours(ct, nn, eps, B);
+    int differ = 0;
+    for (int i = 0; i < B; i++) {
+        if (nn[i] == tc->ew.nn[i]) continue;
+        const float *x = tc->all + (size_t)i * W; // the CPU's gauge-fixed samples
+        const double dc = entropy_distance(x, tc->all + (size_t)tc->ew.nn[i] * W, W, job->distance);
+        const double dg = entropy_distance(x, tc->all + (size_t)nn[i] * W, W, job->distance);
+        const double gap = fabs(dg - dc) / fmax(dc, 1e-30);
+        printf("  %s step %d: sample %d: CPU neighbour %d (distance %.9g), GPU neighbour %d (CPU distance %.9g), "
+               "relative gap %.3g\n", what, s, i, tc->ew.nn[i], dc, nn[i], dg, gap);
+        differ = gap <= 1e-5 ? (differ ? differ : 1) : 2;
+    }
+    free(nn);
+    free(eps);
+    return differ;
+}
+
+// One job on both sides, free-running or in lockstep; RUN_TIE when a legitimate nearest-neighbour
+// tie made the two sides take different (both correct) branches (failures are counted in g_ts).
+static int run_pair(const char *what, const Job *job, const Mnist *data, int lockstep) {
+    const Budget *bud = lockstep ? &LOCKSTEP : &FREE;
     Model mc, mg;
     model_init(&mc, job);
     model_init(&mg, job);
     const ParamTable *t = &mc.harch.table;
-    const size_t np = t->n_params, W = mc.tarch.n_weights;
-    float *p0 = XALLOC_FLOATS(np);
-    memcpy(p0, mc.params, np * sizeof(float));
+    const size_t np = t->n_params;
+    float *start = XALLOC_FLOATS(np);
+    memcpy(start, mc.params, np * sizeof(float));
     Trainer tc, tg;
     trainer_init(&tc, &mc, &g_comm, data);
     trainer_init(&tg, &mg, &g_comm, data);
     CudaTrainer *ct = cuda_trainer_create(&tg);
-    char name[200];
-    ValStats vc, vg;
-    trainer_validate(&tc, &vc);
-    cuda_trainer_validate(ct, &vg);
-    snprintf(name, sizeof(name), "%s, step 0", what);
-    compare_val(name, &vg, &vc);
+    char name[256];
+    const char *mode = lockstep ? "lockstep" : "free-running";
+    if (!lockstep) {
+        ValStats vc, vg;
+        trainer_validate(&tc, &vc);
+        cuda_trainer_validate(ct, &vg);
+        snprintf(name, sizeof(name), "%s, step 0", what);
+        compare_val(name, &vg, &vc);
+    }
     const int B = job->batch, ips = job->images_per_sample;
-    int *nn = (int *)XMALLOC(sizeof(int) * (size_t)B);
-    float *eps = XALLOC_FLOATS((size_t)B);
     int result = RUN_PASS;
     for (int s = 1; s <= STEPS && result == RUN_PASS; s++) {
+        if (lockstep) { // the GPU starts this step from the CPU's state
+            memcpy(mg.flat, mc.flat, 4 * np * sizeof(float));
+            memcpy(mg.stats, mc.stats, t->n_stat * sizeof(float));
+            mg.step = mc.step;
+            cuda_trainer_from_host(ct);
+            memcpy(start, mc.params, np * sizeof(float));
+        }
         StepStats sc, sg;
         const double t0 = ht_now();
         trainer_step(&tc, &sc);
         const double t1 = ht_now();
         cuda_trainer_step(ct, &sg);
         const double t2 = ht_now();
-        cuda_trainer_last_neighbours(ct, nn, eps, B);
-        int differ = 0;
-        for (int i = 0; i < B; i++) {
-            if (nn[i] == tc.ew.nn[i]) continue;
-            // CPU distances (on the CPU's gauge-fixed samples) of both choices
-            const float *x = tc.all + (size_t)i * W;
-            const double dc = entropy_distance(x, tc.all + (size_t)tc.ew.nn[i] * W, W, job->distance);
-            const double dg = entropy_distance(x, tc.all + (size_t)nn[i] * W, W, job->distance);
-            const double gap = fabs(dg - dc) / fmax(dc, 1e-30);
-            printf("  %s step %d: sample %d: CPU neighbour %d (distance %.9g), GPU neighbour %d (CPU distance %.9g), "
-                   "relative gap %.3g\n", what, s, i, tc.ew.nn[i], dc, nn[i], dg, gap);
-            differ = gap <= 1e-5 ? (differ ? differ : 1) : 2;
-        }
-        snprintf(name, sizeof(name), "%s step %d: nearest neighbours agree%s", what, s,
-                 differ == 1 ? " (legitimate tie: repeating with the next seed)" : "");
-        if (differ == 1) { printf("  TIE %s\n", name); result = RUN_TIE; break; }
+        const int differ = compare_neighbours(what, s, &tc, ct, job);
+        snprintf(name, sizeof(name), "%s, %s step %d: nearest neighbours agree", what, mode, s);
+        if (differ == 1) { printf("  TIE %s: no (a legitimate tie); repeating with the next seed\n", name); result = RUN_TIE; break; }
         T_CHECK(&g_ts, differ == 0, "%s", name);
-        const int first = s == 1;
-        printf("  %s step %d: CPU %.1f ms, GPU %.1f ms (first steps include warm-up)\n", what, s, 1e3 * (t1 - t0),
-               1e3 * (t2 - t1));
-        snprintf(name, sizeof(name), "%s step %d: loss", what, s);
-        gc_scalar(name, sg.loss, sc.loss, first ? 1e-5 : 1e-4, 0.0);
-        snprintf(name, sizeof(name), "%s step %d: cross-entropy", what, s);
-        gc_scalar(name, sg.ce, sc.ce, first ? 1e-5 : 1e-4, 0.0);
-        snprintf(name, sizeof(name), "%s step %d: entropy", what, s);
-        gc_scalar(name, sg.entropy, sc.entropy, first ? 1e-6 : 1e-5, 0.0);
-        snprintf(name, sizeof(name), "%s step %d: accuracy", what, s);
-        gc_scalar(name, sg.acc, sc.acc, 0.0, 2.0 / ((double)B * ips));
-        snprintf(name, sizeof(name), "%s step %d: gradient norm", what, s);
-        gc_scalar(name, sg.grad_norm, sc.grad_norm, first ? 1e-4 : 1e-3, 0.0);
-    }
-    if (result == RUN_PASS) {
-        cuda_trainer_to_host(ct);
-        for (int i = 0; i < t->n_views; i++) {
-            const ParamView *v = &t->views[i];
-            const size_t o = v->offset, n = v->size;
-            const double e = rel_diff(mg.params + o, mc.params + o, mc.params + o, p0 + o, n);
-            snprintf(name, sizeof(name), "%s after %d steps: %s (|gpu - cpu| / |cpu - initial|)", what, STEPS, v->name);
-            T_CHECK(&g_ts, e <= 1e-2, "%s = %.3g (%.1f%% of budget 1e-2)", name, e, 100 * e / 1e-2);
+        printf("  %s, %s step %d: CPU %.1f ms, GPU %.1f ms (the first steps include warm-up)\n", what, mode, s,
+               1e3 * (t1 - t0), 1e3 * (t2 - t1));
+        const double bl = s == 1 ? LOCKSTEP.loss : bud->loss, bc = s == 1 ? LOCKSTEP.ce : bud->ce;
+        const double be = s == 1 ? LOCKSTEP.entropy : bud->entropy, bg = s == 1 ? LOCKSTEP.grad_norm : bud->grad_norm;
+        const double ba = s == 1 ? LOCKSTEP.acc_images : bud->acc_images;
+        snprintf(name, sizeof(name), "%s, %s step %d: loss", what, mode, s);
+        gc_scalar(name, sg.loss, sc.loss, bl, 0.0);
+        snprintf(name, sizeof(name), "%s, %s step %d: cross-entropy", what, mode, s);
+        gc_scalar(name, sg.ce, sc.ce, bc, 0.0);
+        snprintf(name, sizeof(name), "%s, %s step %d: entropy", what, mode, s);
+        gc_scalar(name, sg.entropy, sc.entropy, be, 0.0);
+        snprintf(name, sizeof(name), "%s, %s step %d: accuracy", what, mode, s);
+        gc_scalar(name, sg.acc, sc.acc, 0.0, ba / ((double)B * ips));
+        snprintf(name, sizeof(name), "%s, %s step %d: gradient norm", what, mode, s);
+        gc_scalar(name, sg.grad_norm, sc.grad_norm, bg, 0.0);
+        if (lockstep) {
+            cuda_trainer_to_host(ct);
+            snprintf(name, sizeof(name), "%s, lockstep step %d", what, s);
+            compare_state(name, &mg, &mc, start, bud);
         }
-        const double em = rel_diff(mg.adam_m, mc.adam_m, mc.adam_m, NULL, np);
-        const double ev = rel_diff(mg.adam_v, mc.adam_v, mc.adam_v, NULL, np);
-        const double es = rel_diff(mg.stats, mc.stats, mc.stats, NULL, t->n_stat);
-        T_CHECK(&g_ts, em <= 1e-2, "%s after %d steps: Adam m rel-L2 %.3g (%.1f%% of budget 1e-2)", what, STEPS, em,
-                100 * em / 1e-2);
-        T_CHECK(&g_ts, ev <= 1e-2, "%s after %d steps: Adam v rel-L2 %.3g (%.1f%% of budget 1e-2)", what, STEPS, ev,
-                100 * ev / 1e-2);
-        T_CHECK(&g_ts, es <= 1e-3, "%s after %d steps: batch-norm running statistics rel-L2 %.3g (%.1f%% of budget "
-                "1e-3)", what, STEPS, es, 100 * es / 1e-3);
+    }
+    if (result == RUN_PASS && !lockstep) {
+        cuda_trainer_to_host(ct);
+        snprintf(name, sizeof(name), "%s, free-running, after %d steps", what, STEPS);
+        compare_state(name, &mg, &mc, start, bud);
         T_CHECK(&g_ts, mg.step == mc.step && mc.step == STEPS, "%s: both sides at step %lld", what, (long long)mc.step);
     }
-    free(nn); free(eps); free(p0);
+    free(start);
     cuda_trainer_destroy(ct);
     trainer_free(&tc);
     trainer_free(&tg);
@@ -188,13 +238,17 @@ static int run_pair(const char *what, const Job *job, const Mnist *data) {
 static void run_config(const char *what, Job job, const Mnist *data) {
     printf("%s: batch %d, %d images per network, %s entropy\n", what, job.batch, job.images_per_sample,
            job.distance == DIST_L1 ? "L1" : "L2");
-    for (int attempt = 0; attempt < 3; attempt++) {
-        char name[128];
-        snprintf(name, sizeof(name), "%s (seed %llu)", what, (unsigned long long)job.seed);
-        if (run_pair(name, &job, data) == RUN_PASS) return;
-        job.seed++;
+    for (int lockstep = 1; lockstep >= 0; lockstep--) {
+        Job j = job;
+        int attempt = 0;
+        for (; attempt < 3; attempt++, j.seed++) {
+            char name[128];
+            snprintf(name, sizeof(name), "%s (seed %llu)", what, (unsigned long long)j.seed);
+            if (run_pair(name, &j, data, lockstep) == RUN_PASS) break;
+        }
+        T_CHECK(&g_ts, attempt < 3, "%s, %s: %s", what, lockstep ? "lockstep" : "free-running",
+                attempt < 3 ? "completed" : "inconclusive: every seed hit a nearest-neighbour tie");
     }
-    T_CHECK(&g_ts, 0, "%s: inconclusive: every seed hit a nearest-neighbour tie", what);
 }
 
 static void load_job(Job *job, const char *path) {

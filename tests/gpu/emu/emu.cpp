@@ -4,6 +4,7 @@
 // (__syncthreads switches to the next fiber; a barrier opens when every fiber of the block has
 // reached it or returned), else a plain call per thread. Blocks run one after another.
 #include <cblas.h>
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <vector>
@@ -16,13 +17,16 @@ emu_uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
 namespace {
+// A fiber starts with setcontext on its own stack (one signal-mask syscall per fiber and block);
+// later switches are _setjmp/_longjmp between the live stacks (no syscall).
 struct Fiber {
-    ucontext_t ctx;
-    int done;
+    ucontext_t uc;
+    jmp_buf jb;
+    int started, done;
     std::vector<char> stack;
 };
 std::vector<Fiber> g_fibers;
-ucontext_t g_main;
+jmp_buf g_main;
 int g_cur = -1;
 const std::function<void()> *g_body = nullptr;
 const size_t kStack = 256 * 1024;
@@ -36,7 +40,25 @@ void set_tid(int t) {
 void fiber_entry() {
     (*g_body)();
     g_fibers[g_cur].done = 1;
-    swapcontext(&g_fibers[g_cur].ctx, &g_main);
+    _longjmp(g_main, 1);
+}
+
+// Runs fiber t until its next barrier or its end.
+void resume(int t) {
+    Fiber &f = g_fibers[t];
+    g_cur = t;
+    set_tid(t);
+    if (_setjmp(g_main)) return;
+    if (!f.started) {
+        f.started = 1;
+        getcontext(&f.uc);
+        f.uc.uc_stack.ss_sp = f.stack.data();
+        f.uc.uc_stack.ss_size = f.stack.size();
+        f.uc.uc_link = nullptr;
+        makecontext(&f.uc, fiber_entry, 0);
+        setcontext(&f.uc);
+    }
+    _longjmp(f.jb, 1);
 }
 } // namespace
 
@@ -45,7 +67,7 @@ void __syncthreads(void) {
         fprintf(stderr, "emu: __syncthreads in a kernel launched without barrier support (prep.py missed it)\n");
         abort();
     }
-    swapcontext(&g_fibers[g_cur].ctx, &g_main);
+    if (!_setjmp(g_fibers[g_cur].jb)) _longjmp(g_main, 1);
 }
 
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, int barrier) {
@@ -66,22 +88,12 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, int ba
                     for (int t = 0; t < nt; t++) { set_tid(t); body(); }
                     continue;
                 }
-                for (int t = 0; t < nt; t++) {
-                    Fiber &f = g_fibers[t];
-                    f.done = 0;
-                    getcontext(&f.ctx);
-                    f.ctx.uc_stack.ss_sp = f.stack.data();
-                    f.ctx.uc_stack.ss_size = f.stack.size();
-                    f.ctx.uc_link = nullptr;
-                    makecontext(&f.ctx, fiber_entry, 0);
-                }
+                for (int t = 0; t < nt; t++) g_fibers[t].started = g_fibers[t].done = 0;
                 for (;;) { // one pass = every live fiber runs to its next barrier or returns
                     int live = 0;
                     for (int t = 0; t < nt; t++) {
                         if (g_fibers[t].done) continue;
-                        g_cur = t;
-                        set_tid(t);
-                        swapcontext(&g_main, &g_fibers[t].ctx);
+                        resume(t);
                         live += !g_fibers[t].done;
                     }
                     if (!live) break;

@@ -1,0 +1,226 @@
+// hyperanalyze ood: out-of-distribution detection by an ensemble of networks of a sample set.
+// In-distribution: the first N MNIST test images; outliers: the first N Fashion-MNIST test images
+// (t10k-images-idx3-ubyte[.gz] in --outliers DIR; Debian's dataset-fashion-mnist installs them in
+// /usr/share/datasets/fashion-mnist). For the ensembles of the first s networks, s = 1, 2, 4, ...,
+// M (and M), three scores of each image, larger = "more likely an outlier":
+//   entropy             H(p̄), p̄ = the members' mean probability (predictive entropy)
+//   mutual_information  H(p̄) - mean_m H(p_m) (disagreement between members; 0 for one network)
+//   max_prob            1 - max_c p̄_c
+// and the AUROC of each as a detector of outliers (metric_auroc: ties count one half), plus the
+// in-distribution accuracy of the mean probability.
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "classifier.h"
+#include "cmds_samples.h"
+#include "common.h"
+#include "data.h"
+#include "metrics.h"
+#include "sample.h"
+#include "target.h"
+
+#define CMD "ood"
+#define BLOCK 16
+#define CHUNK 50
+#define N_SCORES 3
+#define DEFAULT_OUTLIERS "/usr/share/datasets/fashion-mnist"
+
+static const char *const SCORE_NAMES[N_SCORES] = {"entropy", "mutual_information", "max_prob"};
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: hyperanalyze ood SAMPLES.h5 [--outliers DIR] [options]\n"
+        "\n"
+        "Out-of-distribution detection: MNIST test images (in-distribution) against Fashion-MNIST test\n"
+        "images (outliers), scored by ensembles of the first s networks of the set, s = 1, 2, 4, ..., M:\n"
+        "predictive entropy H(mean p), mutual information H(mean p) - mean H(p_m), and 1 - max mean p;\n"
+        "AUROC of each as an outlier detector. Writes FILE.h5 (/sizes, /auroc/<score> (S),\n"
+        "/in_accuracy (S), /scores/<score> (2N) of the full ensemble, /is_outlier (2N)) and prints the\n"
+        "AUROC vs ensemble size as CSV.\n"
+        "Plot: python3 analysis/plot_ood.py FILE.h5 [BASELINE.h5 ...] -o ood.png\n"
+        "\n"
+        "options:\n"
+        "  --outliers DIR     directory holding t10k-images-idx3-ubyte(.gz) of Fashion-MNIST\n"
+        "                     (default " DEFAULT_OUTLIERS ", Debian package dataset-fashion-mnist)\n"
+        "  --members M        ensemble size (default 100)\n"
+        "  --images N         the first N images of each test set (default 1000)\n"
+        "  --out FILE.h5      result file (default SAMPLES_ood.h5 beside the set)\n"
+        "  --data DIR         MNIST directory\n"
+        "  --job JOB.json     fail unless the set holds networks of this job's target architecture\n"
+        "  --threads N        OpenMP threads\n");
+}
+
+// Finds DIR/NAME.gz or DIR/NAME; returns 0 and the path, or 1 after an error naming DIR.
+static int find_outliers(const char *dir, char *path, size_t n) {
+    struct stat st;
+    const char *hint = "Fashion-MNIST: apt-get install dataset-fashion-mnist puts it in " DEFAULT_OUTLIERS;
+    if (stat(dir, &st) != 0)
+        return ha_error(CMD, "outlier directory '%s': %s (%s)", dir, strerror(errno), hint);
+    if (!S_ISDIR(st.st_mode)) return ha_error(CMD, "outlier directory '%s' is not a directory (%s)", dir, hint);
+    snprintf(path, n, "%s/t10k-images-idx3-ubyte.gz", dir);
+    if (stat(path, &st) == 0) return 0;
+    snprintf(path, n, "%s/t10k-images-idx3-ubyte", dir);
+    if (stat(path, &st) == 0) return 0;
+    return ha_error(CMD, "outlier directory '%s' holds neither t10k-images-idx3-ubyte.gz nor "
+                    "t10k-images-idx3-ubyte (%s)", dir, hint);
+}
+
+int cmd_ood(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *data = NULL, *job = NULL, *odir = DEFAULT_OUTLIERS;
+    long M = 100, images = 1000, threads = 0;
+    int rc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (!strcmp(a, "--outliers")) { odir = v; i++; }
+        else if (!strcmp(a, "--out")) { out = v; i++; }
+        else if (!strcmp(a, "--data")) { data = v; i++; }
+        else if (!strcmp(a, "--job")) { job = v; i++; }
+        else if (!strcmp(a, "--members")) { if ((rc = an_long(CMD, a, v, 1, 1L << 24, &M))) return rc; i++; }
+        else if (!strcmp(a, "--images")) { if ((rc = an_long(CMD, a, v, 1, 1L << 24, &images))) return rc; i++; }
+        else if (!strcmp(a, "--threads")) { if ((rc = an_long(CMD, a, v, 1, 4096, &threads))) return rc; i++; }
+        else if (a[0] == '-') return ha_usage_error(CMD, "unknown option '%s'", a);
+        else if (in) return ha_usage_error(CMD, "one sample set expected, got '%s' and '%s'", in, a);
+        else in = a;
+    }
+    if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze ood SAMPLES.h5");
+    if (threads > 0) omp_set_num_threads((int)threads);
+    char out_buf[HT_PATH_MAX + 32], opath[HT_PATH_MAX + 64];
+    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if (find_outliers(odir, opath, sizeof(opath))) return 1;
+
+    TargetArch expect;
+    SampleSet s;
+    sampleset_open(&s, in, an_expected_arch(job, &expect));
+    char what[64];
+    snprintf(what, sizeof(what), "--members %ld", M);
+    sampleset_require(&s, M, what);
+    const TargetArch *a = &s.arch;
+    const int C = a->classes, isz = a->in_size;
+
+    // in-distribution: MNIST test; outliers: Fashion-MNIST test, same count
+    Mnist mn;
+    Dataset d;
+    sample_load_split(&s.job, data, "test", (int)images, &mn, &d);
+    int dims[3], nd;
+    uint8_t *raw = idx_read(opath, 2051, dims, &nd, NULL);
+    if (nd != 3 || dims[1] * dims[2] != isz)
+        return ha_error(CMD, "'%s' holds images of %dx%d pixels, but the target network reads %d inputs", opath,
+                        nd == 3 ? dims[1] : 0, nd == 3 ? dims[2] : 0, isz);
+    const int n_in = d.n, n_out = dims[0] < n_in ? dims[0] : n_in, n = n_in + n_out;
+    float *x = XALLOC_FLOATS((size_t)n * isz);
+    memcpy(x, d.images, (size_t)n_in * isz * sizeof(float));
+    for (size_t j = 0; j < (size_t)n_out * isz; j++) x[(size_t)n_in * isz + j] = raw[j] / 255.0f;
+    free(raw);
+    int *is_out = XMALLOC((size_t)n * sizeof(int));
+    int64_t *is_out64 = XMALLOC((size_t)n * sizeof(int64_t));
+    for (int i = 0; i < n; i++) is_out64[i] = is_out[i] = i >= n_in;
+
+    int S = 0;
+    int64_t sizes[64];
+    for (long sz = 1; sz < M; sz *= 2) sizes[S++] = sz;
+    sizes[S++] = M;
+
+    const size_t W = a->n_weights, nc = (size_t)n * C;
+    double *psum = XCALLOC(nc, sizeof(double)), *hsum = XCALLOC((size_t)n, sizeof(double));
+    double *scores = XMALLOC((size_t)N_SCORES * n * sizeof(double));
+    double *auroc = XMALLOC((size_t)N_SCORES * S * sizeof(double)), *in_acc = XMALLOC((size_t)S * sizeof(double));
+    double *mean = XMALLOC((size_t)C * sizeof(double));
+    float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * CHUNK * C);
+    float *bprobs = XALLOC_FLOATS((size_t)BLOCK * nc);
+    TargetNet tn;
+    target_init(&tn, a, CHUNK, 0);
+    const double t0 = ht_now();
+    double t_last = t0;
+    int si = 0;
+    for (long b0 = 0; b0 < M; b0 += BLOCK) {
+        const int nb = M - b0 < BLOCK ? (int)(M - b0) : BLOCK;
+        sampleset_read(&s, b0, nb, theta);
+        for (int i0 = 0; i0 < n; i0 += CHUNK) {   // every member of the block on every image
+            const int c = n - i0 < CHUNK ? n - i0 : CHUNK;
+            target_forward(&tn, nb, theta, c, x + (size_t)i0 * isz, 0, probs);
+            for (int k = 0; k < nb; k++)
+                memcpy(bprobs + ((size_t)k * n + i0) * C, probs + (size_t)k * c * C, (size_t)c * C * sizeof(float));
+        }
+        // members in order: the sums of member b0 + k are complete before size b0 + k + 1 is scored
+        for (int k = 0; k < nb; k++) {
+            for (int i = 0; i < n; i++) {
+                const float *p = bprobs + ((size_t)k * n + i) * C;
+                for (int q = 0; q < C; q++) {
+                    mean[q] = p[q];
+                    psum[(size_t)i * C + q] += p[q];
+                }
+                hsum[i] += prob_entropy(mean, C);
+            }
+            const long size = b0 + k + 1;
+            if (si < S && sizes[si] == size) {
+                int right = 0;
+                for (int i = 0; i < n; i++) {
+                    double best = 0.0;
+                    for (int q = 0; q < C; q++) {
+                        mean[q] = psum[(size_t)i * C + q] / size;
+                        if (mean[q] > best) best = mean[q];
+                    }
+                    const double h = prob_entropy(mean, C);
+                    scores[i] = h;
+                    scores[(size_t)n + i] = h - hsum[i] / size;
+                    scores[(size_t)2 * n + i] = 1.0 - best;
+                    if (i < n_in) right += metric_argmax(mean, C) == d.labels[i];
+                }
+                for (int q = 0; q < N_SCORES; q++) auroc[(size_t)q * S + si] = metric_auroc(scores + (size_t)q * n, is_out, n);
+                in_acc[si] = (double)right / n_in;
+                si++;
+            }
+        }
+        if (ht_now() - t_last > 10.0) {
+            fprintf(stderr, "ood: %ld/%ld networks\n", b0 + nb, M);
+            t_last = ht_now();
+        }
+    }
+    const double secs = ht_now() - t0;
+
+    ResultFile r;
+    result_create(&r, out);
+    size_t dS[1] = { (size_t)S }, dn[1] = { (size_t)n };
+    result_i64(&r, "/sizes", 1, dS, sizes);
+    char name[64];
+    for (int q = 0; q < N_SCORES; q++) {
+        snprintf(name, sizeof(name), "/auroc/%s", SCORE_NAMES[q]);
+        result_f64(&r, name, 1, dS, auroc + (size_t)q * S);
+        snprintf(name, sizeof(name), "/scores/%s", SCORE_NAMES[q]);
+        result_f64(&r, name, 1, dn, scores + (size_t)q * n);
+    }
+    result_f64(&r, "/in_accuracy", 1, dS, in_acc);
+    result_i64(&r, "/is_outlier", 1, dn, is_out64);
+    result_attr_str(&r, "/", "command", "hyperanalyze ood");
+    result_attr_str(&r, "/", "samples", in);
+    result_attr_str(&r, "/", "checkpoint", s.checkpoint);
+    result_attr_i64(&r, "/", "step", s.step);
+    result_attr_str(&r, "/", "in_distribution", "MNIST test");
+    result_attr_str(&r, "/", "outliers", opath);
+    result_attr_i64(&r, "/", "in_images", n_in);
+    result_attr_i64(&r, "/", "outlier_images", n_out);
+    result_attr_i64(&r, "/", "members", M);
+    result_close(&r);
+
+    printf("# hyperanalyze ood: %s (step %lld), ensembles of up to %ld networks; %d MNIST test images vs %d "
+           "outliers (%s), %.1fs\n", in, (long long)s.step, M, n_in, n_out, opath, secs);
+    printf("# AUROC of each score as an outlier detector (0.5 = chance); in_accuracy: mean-probability "
+           "accuracy on the MNIST images\n");
+    printf("# results: %s\n", out);
+    printf("size,auroc_entropy,auroc_mutual_information,auroc_max_prob,in_accuracy\n");
+    for (int k = 0; k < S; k++)
+        printf("%lld,%.6f,%.6f,%.6f,%.6f\n", (long long)sizes[k], auroc[k], auroc[(size_t)S + k],
+               auroc[(size_t)2 * S + k], in_acc[k]);
+    sampleset_close(&s);
+    target_free(&tn);
+    mnist_free(&mn);
+    free(x); free(is_out); free(is_out64); free(psum); free(hsum); free(scores); free(auroc); free(in_acc);
+    free(mean); free(theta); free(probs); free(bprobs);
+    return 0;
+}
