@@ -13,12 +13,16 @@
 //   every step: the nearest neighbours chosen by the entropy (must agree unless the two candidate
 //     distances are within 1e-5 relative: a legitimate tie; the run is then repeated with the next
 //     seed, up to 3 seeds, and reported as inconclusive if every seed ties)
-//   step 1 (identical parameters): loss and cross-entropy rtol 1e-5, entropy rtol 1e-6,
-//     accuracy |d| <= 2/(batch x images), gradient norm rtol 1e-4
-//   steps 2-5 (parameters differ by rounding): loss, cross-entropy rtol 1e-4, entropy rtol 1e-5,
-//     accuracy as above, gradient norm rtol 1e-3
-//   after 5 steps, per parameter tensor: ||p_gpu - p_cpu|| <= 1e-2 ||p_cpu - p_initial|| (1% of the
-//     distance travelled); Adam moments rel-L2 <= 1e-2; batch-norm running statistics rel-L2 <= 1e-3
+//   lockstep (the GPU's state is set to the CPU's before each of the 5 steps, so every step is
+//     compared on its own): loss and cross-entropy rtol 1e-5, entropy rtol 1e-6, accuracy
+//     |d| <= 2/(batch x images), gradient norm rtol 1e-4; after each step, per parameter tensor
+//     ||p_gpu - p_cpu|| <= 1e-2 ||update||, Adam moments rel-L2 <= 1e-2, batch-norm statistics 1e-3
+//   free-running (5 steps from the same start, as a user would run them): step 1 as lockstep; then
+//     loss rtol 2e-3, cross-entropy 1e-3, entropy 1e-4, accuracy |d| <= 8/(batch x images),
+//     gradient norm 5e-2; after 5 steps parameters within 0.3 of the distance travelled, Adam
+//     moments 0.5, statistics 1e-2. Trajectories of this ReLU/max-pool/L1 model drift apart from
+//     rounding alone (see FREE below), so these budgets catch a wrong step, not rounding.
+// HT_GPU_TEST_QUICK=1 runs the tiny jobs only (for the slow CPU emulation, tests/gpu/emu/).
 //
 // Prints "SKIPPED (no GPU)" and exits 0 without a GPU; exits non-zero on any failure.
 #include "common.cuh"
@@ -282,10 +286,15 @@ int main(int argc, char **argv) {
     run_config("tiny job, L1", job, &data);
     job.distance = DIST_L2;
     run_config("tiny job, L2", job, &data);
-    load_job(&job, "jobs/mnist.json");
-    job.val_samples = 32;
-    job.val_images = 500;
-    run_config("paper job", job, &data);
+    const char *quick = getenv("HT_GPU_TEST_QUICK"); // the CPU emulation's short mode: tiny jobs only
+    if (quick && quick[0] == '1') {
+        printf("HT_GPU_TEST_QUICK=1: the paper job is not run\n");
+    } else {
+        load_job(&job, "jobs/mnist.json");
+        job.val_samples = 32;
+        job.val_images = 500;
+        run_config("paper job", job, &data);
+    }
     if (real) mnist_free(&data);
     else free_mnist(&data);
     return test_summary(&g_ts, "test_cuda_step");

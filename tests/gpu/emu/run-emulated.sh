@@ -5,9 +5,11 @@
 # src/ on a machine without a GPU (optionally under AddressSanitizer: ASAN=1). It is NOT a GPU run:
 # speed, concurrency (streams, races), NCCL and the real GPU arithmetic are not exercised.
 #   tests/gpu/emu/run-emulated.sh [TEST ...]      default: test_cuda_kernels test_cuda_step
+# About 1 minute for test_cuda_kernels and 7 for test_cuda_step on 2 cores (HT_GPU_TEST_QUICK=1:
+# the tiny jobs only, about 1 minute).
 set -eu
 cd "$(dirname "$0")/../../.."
-B=build-emu
+B=build-emu; [ "${ASAN:-0}" = 1 ] && B=build-emu-asan
 mkdir -p $B/pp/cuda $B/pp/tests/gpu $B/obj
 PKGC() { pkg-config "$@" 2>/dev/null || true; }
 OB=/usr/lib/x86_64-linux-gnu/openblas-openmp

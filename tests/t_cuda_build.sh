@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# t_cuda_build.sh (make test): the CUDA backend builds and links, and behaves sensibly where no GPU is.
+# With nvcc available:
+#   1. make CUDA=1 BUILD=build-cuda builds build-cuda/hypertrain, the CPU tests and tests/gpu/* there,
+#      linked against cudart, cuBLAS and NCCL, without touching the CPU build (./hypertrain, build/)
+#   2. every GPU test binary prints "SKIPPED (no GPU)" and exits 0 here (or, on a machine with a
+#      GPU, runs and passes: test_cuda_kernels only, the rest belongs to tests/gpu/run-all.sh)
+#   3. build-cuda/hypertrain: --device cuda without a GPU is a clear error; --device auto prints a
+#      note and trains on the CPU; a bad --device value is an error; the CPU build rejects
+#      --device cuda with a hint
+# Without nvcc: prints "SKIPPED (no nvcc)" and exits 0. The first build takes a few minutes
+# (nvcc, two architectures); later runs are incremental.
+set -u
+cd "$(dirname "$0")/.."
+NVCC=$(command -v nvcc 2>/dev/null || true)
+[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+if [ -z "$NVCC" ]; then echo "t_cuda_build: SKIPPED (no nvcc)"; exit 0; fi
+BUILD=build-cuda
+DATA=${HYPERTRAIN_TEST_DATA:-../shared/data/mnist}
+passes=0; fails=0
+pass() { passes=$((passes+1)); echo "  PASS $*"; }
+fail() { fails=$((fails+1)); echo "  FAIL $*"; }
+T=$(mktemp -d /tmp/ht_cuda_build_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+echo "build (nvcc: $NVCC)"
+cpu_bin_before=$( [ -f hypertrain ] && stat -c %Y hypertrain || echo none)
+# A clean environment for the nested make: the outer make's flags and variables must not leak in.
+if env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make CUDA=1 BUILD=$BUILD -j2 >"$T/build.log" 2>&1; then
+  pass "make CUDA=1 BUILD=$BUILD"
+else
+  fail "make CUDA=1 BUILD=$BUILD (last lines of the log:)"; tail -30 "$T/build.log" | sed 's/^/      /'
+  echo "t_cuda_build: $passes passed, $fails failed"; exit 1
+fi
+if grep -E "warning" "$T/build.log" | grep -E "cuda/|mpi/comm_nccl|tests/gpu/" >/dev/null; then
+  fail "the CUDA sources compile without warnings:"; grep -E "warning" "$T/build.log" | grep -E "cuda/|mpi/comm_nccl|tests/gpu/" | head -5 | sed 's/^/      /'
+else pass "no compiler warnings in cuda/, mpi/comm_nccl.c, tests/gpu/ (of the files rebuilt now)"; fi
+GPU_TESTS=(test_cuda_kernels test_cuda_step test_nccl bench_cuda_step)
+missing=""
+for f in hypertrain tests/test_train "${GPU_TESTS[@]/#/tests/gpu/}"; do [ -x "$BUILD/$f" ] || missing="$missing $f"; done
+[ -z "$missing" ] && pass "binaries in $BUILD/: hypertrain, CPU tests, ${GPU_TESTS[*]}" || fail "missing in $BUILD/:$missing"
+libs=$(ldd "$BUILD/hypertrain" 2>/dev/null)
+if echo "$libs" | grep -q libcudart && echo "$libs" | grep -q libcublas && echo "$libs" | grep -q libnccl; then
+  pass "$BUILD/hypertrain links cudart, cuBLAS and NCCL"
+else fail "$BUILD/hypertrain does not link cudart, cuBLAS and NCCL: $(echo "$libs" | grep -E 'cuda|cublas|nccl' | tr '\n' ' ')"; fi
+if echo "$libs" | grep -q "not found"; then fail "unresolved libraries: $(echo "$libs" | grep 'not found' | tr '\n' ' ')"
+else pass "all shared libraries of $BUILD/hypertrain resolve"; fi
+cpu_bin_after=$( [ -f hypertrain ] && stat -c %Y hypertrain || echo none)
+if [ "$cpu_bin_before" = "$cpu_bin_after" ] && ! { [ -f hypertrain ] && ldd hypertrain | grep -q libcudart; }; then
+  pass "the CPU build (./hypertrain) is untouched and not linked against CUDA"
+else fail "the CUDA build changed ./hypertrain"; fi
+
+echo "GPU test binaries"
+has_gpu=0
+for t in "${GPU_TESTS[@]}"; do
+  timeout 600 "$BUILD/tests/gpu/$t" $( [ "$t" = bench_cuda_step ] && echo "--steps 20") >"$T/$t.log" 2>&1
+  rc=$?
+  if grep -q "SKIPPED (no GPU)" "$T/$t.log"; then
+    [ $rc -eq 0 ] && pass "$t: $(grep -m1 'SKIPPED' "$T/$t.log" | cut -c1-110)" || fail "$t: SKIPPED but exit $rc"
+  else
+    has_gpu=1
+    if [ "$t" = test_cuda_kernels ]; then
+      [ $rc -eq 0 ] && pass "$t on a GPU: $(tail -1 "$T/$t.log")" || { fail "$t on a GPU: exit $rc"; grep FAIL "$T/$t.log" | head -10 | sed 's/^/      /'; }
+    else
+      echo "  (a GPU is present: $t ran; tests/gpu/run-all.sh runs the full GPU checks) exit $rc"
+    fi
+  fi
+done
+
+echo "device selection (build-cuda/hypertrain)"
+HT="$BUILD/hypertrain"
+"$HT" jobs/smoke.json --device bogus --out "$T/bogus" >"$T/bogus.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "device must be cpu, cuda or auto" "$T/bogus.log" && pass "--device bogus: error" \
+  || fail "--device bogus: exit $rc, $(grep -m1 error "$T/bogus.log")"
+if [ $has_gpu -eq 0 ]; then
+  "$HT" jobs/smoke.json --device cuda --out "$T/cuda" >"$T/cuda.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && grep -q "no usable GPU" "$T/cuda.log" && pass "--device cuda without a GPU: $(grep -m1 -o 'rank 0 sees no usable GPU[^.]*' "$T/cuda.log" | cut -c1-100)" \
+    || fail "--device cuda without a GPU: exit $rc, $(grep -m1 error "$T/cuda.log")"
+  if ls "$DATA"/train-images-idx3-ubyte* >/dev/null 2>&1; then
+    HYPERTRAIN_DEVICE= "$HT" jobs/smoke.json --data "$DATA" --set steps=1 --quiet --out "$T/auto" >"$T/auto.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && grep -q "built with CUDA, but no usable GPU" "$T/auto.log" && grep -q "^done" "$T/auto.log" \
+      && pass "--device auto without a GPU: note, then trains on the CPU" \
+      || { fail "--device auto without a GPU: exit $rc"; tail -5 "$T/auto.log" | sed 's/^/      /'; }
+    HYPERTRAIN_DEVICE=cpu "$HT" jobs/smoke.json --data "$DATA" --set steps=1 --quiet --out "$T/cpu" >"$T/cpu.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && grep -q "device: CPU (--device cpu)" "$T/cpu.log" && ! grep -q "note:" "$T/cpu.log" \
+      && pass "HYPERTRAIN_DEVICE=cpu: CPU, no note" || fail "HYPERTRAIN_DEVICE=cpu: exit $rc"
+  else
+    echo "  (no MNIST in $DATA: --device auto/cpu runs not tried)"
+  fi
+fi
+if [ -x ./hypertrain ] && ! ldd ./hypertrain | grep -q libcudart; then
+  ./hypertrain jobs/smoke.json --device cuda --out "$T/cpubuild" >"$T/cpubuild.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && grep -q "built without CUDA" "$T/cpubuild.log" && pass "CPU build, --device cuda: error with a hint" \
+    || fail "CPU build, --device cuda: exit $rc, $(grep -m1 error "$T/cpubuild.log")"
+fi
+echo "t_cuda_build: $passes passed, $fails failed"
+[ $fails -eq 0 ] && [ $passes -gt 0 ]
