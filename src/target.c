@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "target_avx2.h"
 
 // Target size (floats) of one im2col block: 512 KiB, about one core's L2. Measured on the paper
 // network (2-core Zen 3): 128K-1M floats all run the conv layers about 2x faster than one block for
@@ -344,6 +345,14 @@ static void ws_layout(const TargetArch *a, int n, WsLayout *L) {
     L->total = off;
 }
 
+// Floats of one thread's workspace for impl.
+static size_t impl_ws_floats(const TargetArch *arch, int max_images, TargetImpl impl) {
+    if (impl == TARGET_IMPL_AVX2) return target_avx2_ws_floats(arch, max_images);
+    WsLayout L;
+    ws_layout(arch, max_images, &L);
+    return L.total;
+}
+
 void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_threads) {
     HT_CHECK(max_images >= 1, "target_init: max_images must be >= 1 (got %d)", max_images);
     HT_CHECK(arch->n_ops >= 1 && arch->ops[arch->n_ops - 1].type == OP_FC,
@@ -361,10 +370,39 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
     t->arch = arch;
     t->max_images = max_images;
     t->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
-    WsLayout L;
-    ws_layout(arch, max_images, &L);
-    t->ws_floats = L.total;
+    t->impl = target_impl_available(arch, TARGET_IMPL_AVX2) ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
+    const char *env = getenv("HT_TARGET_IMPL");
+    if (env && *env) {
+        HT_CHECK(!strcmp(env, "reference") || !strcmp(env, "avx2"),
+                 "HT_TARGET_IMPL must be 'reference' or 'avx2' (got '%s')", env);
+        const TargetImpl want = strcmp(env, "avx2") ? TARGET_IMPL_REFERENCE : TARGET_IMPL_AVX2;
+        HT_CHECK(want == TARGET_IMPL_REFERENCE || t->impl == TARGET_IMPL_AVX2,
+                 "HT_TARGET_IMPL=avx2 but this CPU or target architecture does not support it");
+        t->impl = want;
+    }
+    t->ws_floats = impl_ws_floats(arch, max_images, t->impl);
     t->ws = XALLOC_FLOATS(t->ws_floats * (size_t)t->n_threads);
+}
+
+int target_impl_available(const TargetArch *arch, TargetImpl impl) {
+    if (impl == TARGET_IMPL_REFERENCE) return 1;
+    return impl == TARGET_IMPL_AVX2 && target_avx2_cpu_ok() && target_avx2_arch_ok(arch, NULL);
+}
+
+int target_set_impl(TargetNet *t, TargetImpl impl) {
+    if (!target_impl_available(t->arch, impl)) return 0;
+    const size_t need = impl_ws_floats(t->arch, t->max_images, impl);
+    if (need > t->ws_floats) { // the reference needs more (the AVX2 path keeps less per image)
+        free(t->ws);
+        t->ws_floats = need;
+        t->ws = XALLOC_FLOATS(t->ws_floats * (size_t)t->n_threads);
+    }
+    t->impl = impl;
+    return 1;
+}
+
+const char *target_impl_name(TargetImpl impl) {
+    return impl == TARGET_IMPL_AVX2 ? "avx2" : "reference";
 }
 
 void target_free(TargetNet *t) {
@@ -453,9 +491,19 @@ static void run_all(TargetNet *t, int n_nets, const float *theta, int n_img, con
         // local to this thread's task and ends with the region).
         omp_set_num_threads(1);
         float *ws = t->ws + (size_t)omp_get_thread_num() * t->ws_floats;
-#pragma omp for schedule(static)
+        // Dynamic: a network's result does not depend on the thread that computes it (nothing is
+        // reduced across networks), so this stays bitwise deterministic for any number of threads,
+        // and a core shared with another process no longer holds up the whole call.
+#pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_nets; k++)
-            run_net(t, &L, ws, theta + (size_t)k * nw, n_img, images + (size_t)k * img_stride,
+            if (t->impl == TARGET_IMPL_AVX2)
+                target_avx2_net(a, t->max_images, ws, theta + (size_t)k * nw, n_img,
+                                images + (size_t)k * img_stride,
+                                labels ? labels + (size_t)k * label_stride : NULL, scale,
+                                probs ? probs + (size_t)k * np : NULL, loss ? &loss[k] : NULL,
+                                correct ? &correct[k] : NULL, dtheta ? dtheta + (size_t)k * nw : NULL);
+            else
+                run_net(t, &L, ws, theta + (size_t)k * nw, n_img, images + (size_t)k * img_stride,
                     labels ? labels + (size_t)k * label_stride : NULL, scale,
                     probs ? probs + (size_t)k * np : NULL, loss ? &loss[k] : NULL,
                     correct ? &correct[k] : NULL, dtheta ? dtheta + (size_t)k * nw : NULL);

@@ -1,6 +1,8 @@
 // target.h: the target network (the network whose weights the hypernetwork generates), run for
-// many generated networks at once, each on its own images. CPU reference: per-network im2col +
-// OpenBLAS sgemm, OpenMP over networks. Layouts are described in arch.h.
+// many generated networks at once, each on its own images, OpenMP over networks (one network per
+// thread). Two implementations of the batched calls: the reference (per-network im2col + OpenBLAS
+// sgemm, the per-op functions below) and a fast AVX2/FMA path chosen at run time. Layouts are
+// described in arch.h.
 #ifndef HT_TARGET_H
 #define HT_TARGET_H
 
@@ -9,16 +11,34 @@
 
 #include "arch.h"
 
+// Implementations of the batched calls. Both compute the same function in float32 and differ
+// only in summation order and FMA rounding (tests/test_target.c states the tolerance).
+typedef enum {
+    TARGET_IMPL_REFERENCE = 0, // per-network im2col + OpenBLAS sgemm (the oracle)
+    TARGET_IMPL_AVX2 = 1,      // implicit-GEMM AVX2/FMA micro-kernels (src/target_avx2.c)
+} TargetImpl;
+
 typedef struct {
     const TargetArch *arch;
     int max_images;   // images per network per call
     int n_threads;    // OpenMP threads (workspaces)
-    size_t ws_floats; // floats of one thread's workspace
+    size_t ws_floats; // floats of one thread's workspace (sized for impl; target_set_impl grows it)
     float *ws;        // (n_threads, ws_floats)
+    TargetImpl impl;  // set by target_init; change with target_set_impl
 } TargetNet;
 
+// target_init picks TARGET_IMPL_AVX2 when the CPU has AVX2 and FMA and the architecture fits it
+// (conv filters a multiple of 8, conv [relu] [maxpool] blocks then fc layers), else the
+// reference. The environment variable HT_TARGET_IMPL=reference (or avx2) overrides the choice.
 void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_threads);
 void target_free(TargetNet *t);
+// Selects the implementation for the following calls (reallocating the workspace if impl needs a
+// larger one: not during a call). Returns 1, or 0 (and leaves it unchanged) if impl is not
+// available for this CPU or architecture.
+int target_set_impl(TargetNet *t, TargetImpl impl);
+// 1 if impl can run this architecture on this CPU.
+int target_impl_available(const TargetArch *arch, TargetImpl impl);
+const char *target_impl_name(TargetImpl impl);
 
 // Forward pass of n_nets networks. Network k uses theta + k*n_weights and the n_img images at
 // images + k*img_stride (each in_size floats, NHWC, in [0, 1]); img_stride = 0 shares one set.

@@ -7,6 +7,10 @@
 //  - forward against a naive double-precision reference (plain loops, no im2col) on the paper's
 //    architecture and on a small one with a padded 3x3 pool;
 //  - batched == one network alone, and 1 thread == 2 threads, bitwise;
+//  - the whole-network checks above run once per implementation of the batched calls (reference,
+//    and the AVX2 path where the CPU has it), and the AVX2 path is compared with the reference
+//    on the paper network (training and validation shapes) and on small architectures that take
+//    every branch of the fast path (see "AVX2 path against the reference" below);
 //  - a timing line (not pass/fail): target_loss_grad on the paper network, 32 nets x 32 images.
 //
 // Tolerance of the float32 finite-difference checks. Everything under test runs in float32; the
@@ -89,6 +93,24 @@ static void make_arch(TargetArch *a, int h, int w, int c, int classes, const cha
 static const char *const PAPER[] = {"c5:32", "r", "p2", "c5:16", "r", "p2", "f8", "r", "f10"};
 static const char *const SMALL[] = {"c3:2", "r", "p2", "c3:3", "r", "p2", "f4", "r", "f3"};
 static const char *const POOL3[] = {"c3:2", "r", "p3", "f3"};
+// Architectures the AVX2 path runs (conv filters a multiple of 8), chosen to take its branches:
+// two blocks; 24 filters (a 16- and an 8-column block), 3 input channels and a 3x3 pool with
+// clipped windows; conv -> conv without relu or pool; kernel 1 and a pool without relu; no conv.
+static const char *const FAST_A[] = {"c3:8", "r", "p2", "c3:16", "r", "p2", "f4", "r", "f3"};
+static const char *const FAST_B[] = {"c5:24", "r", "p3", "f5"};
+static const char *const FAST_C[] = {"c3:8", "c3:16", "r", "f6", "r", "f3"};
+static const char *const FAST_D[] = {"c1:8", "p2", "f3"};
+static const char *const FC_ONLY[] = {"f6", "r", "f3"};
+
+// Implementation of the batched calls under test in the whole-network checks.
+static TargetImpl g_impl = TARGET_IMPL_REFERENCE;
+
+// target_init, then the implementation under test when it can run this architecture here (the
+// AVX2 path falls back to the reference for architectures it does not take).
+static void net_init(TargetNet *t, const TargetArch *a, int max_images, int n_threads) {
+    target_init(t, a, max_images, n_threads);
+    target_set_impl(t, g_impl);
+}
 
 // Random weights: U(-s, s) with s = gain * sqrt(3 / fan_in) for weights, 0.1 for biases.
 static void init_theta(const TargetArch *a, float *theta, double gain) {
@@ -453,7 +475,7 @@ static void check_reference(TestState *ts, const char *name, const TargetArch *a
     for (size_t i = 0; i < (size_t)nets * n_img * a->in_size; i++) img[i] = (float)urand();
     for (size_t i = 0; i < (size_t)nets * a->n_weights; i++) th[i] = theta[i];
     TargetNet t;
-    target_init(&t, a, n_img, 0);
+    net_init(&t, a, n_img, 0);
     target_forward(&t, nets, theta, n_img, img, (size_t)n_img * a->in_size, probs);
     double maxdiff = 0.0, pmin = 1.0, pmax = 0.0;
     for (int k = 0; k < nets; k++)
@@ -514,9 +536,11 @@ static double rel_err(double an, double fd, double amax) {
 //     match one of the second-order one-sided differences (-3L0 + 4L(+-h) - L(+-2h)) / (+-2h).
 // (2) double-precision central differences (h = 1e-6) of the naive reference (no kink is that
 //     close): this checks the float32 gradient to float32 accuracy, atol 1e-4*max, rtol 1e-3.
-static void check_network_grad(TestState *ts, size_t img_stride_images) {
+// every: parameters j with j % every == 0 are checked (1: all).
+static void check_network_grad(TestState *ts, size_t img_stride_images, const char *const *spec, int n_spec,
+                               int every) {
     TargetArch a;
-    make_arch(&a, 8, 8, 1, 3, SMALL, 9);
+    make_arch(&a, 8, 8, 1, 3, spec, n_spec);
     const int nets = 3, n_img = 4;
     const size_t nw = a.n_weights, n_sets = img_stride_images ? (size_t)nets : 1, n = nets * nw;
     float *theta = XALLOC_FLOATS(n), *dtheta = XALLOC_FLOATS(n), *img = XALLOC_FLOATS(n_sets * n_img * a.in_size);
@@ -529,17 +553,22 @@ static void check_network_grad(TestState *ts, size_t img_stride_images) {
     for (size_t i = 0; i < n_sets * n_img * a.in_size; i++) img[i] = (float)urand();
     for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * a.classes);
     TargetNet t;
-    target_init(&t, &a, n_img, 2);
+    net_init(&t, &a, n_img, 2);
     const float scale = 0.5f;
     const size_t stride = img_stride_images ? (size_t)n_img * a.in_size : 0;
     target_loss_grad(&t, nets, theta, n_img, img, stride, labels, (size_t)n_img, scale, loss, NULL, dtheta);
     NetCtx c = {&t, nets, n_img, theta, img, stride, labels, loss};
     const double h = 1.0 / 2048.0, hr = 1e-6;
+    // The thousands of small loss evaluations run on one thread (results do not depend on the
+    // thread count, see check_batching; on a busy machine a 2-thread team per call mostly waits).
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int k = 0; k < nets; k++) {
         const double l0 = net_loss_k(&c, k);
         const float *imk = img + k * (stride ? (size_t)n_img * a.in_size : 0);
         for (size_t j = 0; j < nw; j++) th[j] = theta[k * nw + j];
         for (size_t j = 0; j < nw; j++) {
+            if (j % (size_t)every) { fd[k * nw + j] = fd_r[k * nw + j] = fd_l[k * nw + j] = fd_ref[k * nw + j] = dtheta[k * nw + j]; continue; }
             float *x = &theta[k * nw + j];
             const float v = *x;
             double l[4]; // L(v-2h), L(v-h), L(v+h), L(v+2h)
@@ -557,6 +586,7 @@ static void check_network_grad(TestState *ts, size_t img_stride_images) {
             fd_ref[k * nw + j] = scale * (lp - lm) / (2 * hr);
         }
     }
+    omp_set_num_threads(saved_threads);
     // (1): per layer, so that every layer's gradient is tested at its own scale
     char buf[112];
     for (int li = 0; li < a.n_layers; li++) {
@@ -610,7 +640,7 @@ static void check_paper_grad(TestState *ts) {
     for (int k = 0; k < nets; k++) init_theta(&a, theta + k * nw, 1.0);
     for (size_t i = 0; i < (size_t)nets * n_img * a.in_size; i++) img[i] = (float)urand();
     TargetNet t;
-    target_init(&t, &a, n_img, 0);
+    net_init(&t, &a, n_img, 0);
     target_loss_grad(&t, nets, theta, n_img, img, (size_t)n_img * a.in_size, labels, n_img, 1.0f,
                      loss, NULL, dtheta);
     double worst = 0.0;
@@ -660,7 +690,7 @@ static void check_batching(TestState *ts) {
     for (size_t i = 0; i < nets * per; i++) img[i] = (float)urand();
     for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * 10);
     TargetNet t;
-    target_init(&t, &a, n_img, 2);
+    net_init(&t, &a, n_img, 2);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(2);
     target_loss_grad(&t, nets, theta, n_img, img, per, labels, n_img, 0.25f, l_all, c_all, d_all);
@@ -716,6 +746,120 @@ static void check_batching(TestState *ts) {
     free(theta); free(img); free(d_all); free(d_one); free(d_t1); free(probs); free(labels);
 }
 
+// ---- AVX2 path against the reference ----
+//
+// Tolerance. Both implementations run in float32 on the same inputs and differ only in summation
+// order and FMA rounding: each output is a sum of R float32 products, whose rounding error is
+// about sqrt(R)*u times the sum of |terms| (u = 2^-24 = 6e-8; worst case R*u), and the error of
+// one layer reaches the next through the weights. The longest sum in the paper network is the
+// conv2 weight gradient over 32 images x 196 pixels, R = 6,272: sqrt(R)*u = 4.7e-6. Rule: per
+// layer of dtheta, max |avx2 - ref| <= 2e-5 * max |ref| over the layer (4x above that; measured
+// ~1e-6); loss: relative 1e-6 (measured ~1e-8); correct: equal; probabilities: absolute
+// 1e-6 * max(1, S), S the largest logit spread log(p_max/p_min) of an image (the logits' rounding
+// error grows with their size, and a softmax moves p by at most half the spread of the logits'
+// errors; measured ~1e-7 at S ~ 5). A real bug (a wrong tap, channel or pool index, a missing term) is an O(1e-2..1)
+// error of the layer's scale. Caveat: a pool window whose two largest inputs differ by ~1 ulp
+// could pick different argmaxes in the two paths (a localized O(1) gradient difference); the fixed
+// seeds here have none, and such ties have probability ~1e-7 per window for random inputs.
+static void check_impls_match(TestState *ts, const char *name, const TargetArch *a, int nets, int n_img,
+                              double gain, int shared) {
+    if (!target_impl_available(a, TARGET_IMPL_AVX2)) {
+        printf("  SKIPPED avx2 vs reference, %s: the avx2 path is not available here\n", name);
+        return;
+    }
+    const size_t nw = a->n_weights, per = (size_t)n_img * a->in_size, n_sets = shared ? 1 : (size_t)nets;
+    const size_t np = (size_t)nets * n_img * a->classes;
+    float *theta = XALLOC_FLOATS(nets * nw), *img = XALLOC_FLOATS(n_sets * per);
+    float *d[2] = {XALLOC_FLOATS(nets * nw), XALLOC_FLOATS(nets * nw)};
+    float *p[2] = {XALLOC_FLOATS(np), XALLOC_FLOATS(np)};
+    double *loss[2] = {XMALLOC(nets * sizeof(double)), XMALLOC(nets * sizeof(double))};
+    int *cor[2] = {XMALLOC(nets * sizeof(int)), XMALLOC(nets * sizeof(int))};
+    uint8_t *labels = XMALLOC((size_t)nets * n_img);
+    for (int k = 0; k < nets; k++) init_theta(a, theta + k * nw, gain);
+    for (size_t i = 0; i < n_sets * per; i++) img[i] = (float)urand();
+    for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * a->classes);
+    TargetNet t;
+    target_init(&t, a, n_img, 0);
+    for (int m = 0; m < 2; m++) {
+        target_set_impl(&t, m ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE);
+        target_loss_grad(&t, nets, theta, n_img, img, shared ? 0 : per, labels, n_img, 0.5f, loss[m], cor[m], d[m]);
+        target_forward(&t, nets, theta, n_img, img, shared ? 0 : per, p[m]);
+    }
+    double worst = 0.0, worst_rel = 0.0, pdiff = 0.0, ldiff = 0.0;
+    int worst_layer = 0, same_correct = 1;
+    for (int l = 0; l < a->n_layers; l++) {
+        const TargetLayer *L = &a->layers[l];
+        double amax = 0.0, e = 0.0;
+        for (int k = 0; k < nets; k++)
+            for (size_t j = L->offset; j < L->offset + L->size; j++) {
+                amax = fmax(amax, fabs(d[0][k * nw + j]));
+                const double diff = fabs(d[0][k * nw + j] - d[1][k * nw + j]);
+                e = isnan(diff) ? INFINITY : fmax(e, diff);
+            }
+        const double r = amax > 0.0 ? e / (2e-5 * amax) : (e > 0.0 ? INFINITY : 0.0);
+        if (r >= worst) { worst = r; worst_rel = amax > 0.0 ? e / amax : e; worst_layer = l; }
+    }
+    double spread = 1.0;
+    for (size_t i = 0; i < np; i++) {
+        const double diff = fabs(p[0][i] - p[1][i]);
+        pdiff = isnan(diff) ? INFINITY : fmax(pdiff, diff);
+    }
+    for (size_t i0 = 0; i0 < np; i0 += (size_t)a->classes) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int c = 0; c < a->classes; c++) {
+            const double l = log(fmax((double)p[0][i0 + c], 1e-37));
+            lo = fmin(lo, l); hi = fmax(hi, l);
+        }
+        spread = fmax(spread, hi - lo);
+    }
+    for (int k = 0; k < nets; k++) {
+        const double diff = fabs(loss[0][k] - loss[1][k]) / fmax(fabs(loss[0][k]), 1e-30);
+        ldiff = isnan(diff) ? INFINITY : fmax(ldiff, diff);
+        same_correct &= cor[0][k] == cor[1][k];
+    }
+    T_CHECK(ts, worst <= 1.0 && pdiff <= 1e-6 * spread && ldiff <= 1e-6 && same_correct,
+            "avx2 vs reference, %s, %d nets x %d images%s: dtheta worst layer %d at %.1e of its max "
+            "(%5.1f%% of budget), probs %.1e (logit spread %.0f), loss rel %.1e, correct %s",
+            name, nets, n_img, shared ? " (shared)" : "", worst_layer, worst_rel, 100.0 * worst, pdiff, spread,
+            ldiff, same_correct ? "equal" : "DIFFER");
+    target_free(&t);
+    free(theta); free(img); free(labels);
+    for (int m = 0; m < 2; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
+}
+
+// Which implementation target_init picks, target_set_impl, and the HT_TARGET_IMPL override.
+static void check_impl_selection(TestState *ts) {
+    TargetArch paper, small;
+    make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
+    make_arch(&small, 8, 8, 1, 3, SMALL, 9);
+    const char *env = getenv("HT_TARGET_IMPL");
+    char *saved = env ? XSTRDUP(env) : NULL;
+    unsetenv("HT_TARGET_IMPL");
+    const int have = target_impl_available(&paper, TARGET_IMPL_AVX2);
+    TargetNet t;
+    target_init(&t, &paper, 4, 1);
+    T_CHECK(ts, t.impl == (have ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE),
+            "paper network: target_init picks %s (avx2 available here: %s)", target_impl_name(t.impl),
+            have ? "yes" : "no");
+    const size_t ws0 = t.ws_floats;
+    T_CHECK(ts, target_set_impl(&t, TARGET_IMPL_REFERENCE) && t.impl == TARGET_IMPL_REFERENCE &&
+                t.ws_floats >= ws0 && target_set_impl(&t, TARGET_IMPL_AVX2) == have,
+            "target_set_impl switches between implementations (workspace per thread %.1f MiB as chosen, "
+            "%.1f MiB for the reference)", ws0 * 4.0 / 1048576.0, t.ws_floats * 4.0 / 1048576.0);
+    target_free(&t);
+    target_init(&t, &small, 4, 1);
+    T_CHECK(ts, t.impl == TARGET_IMPL_REFERENCE && !target_set_impl(&t, TARGET_IMPL_AVX2) &&
+                t.impl == TARGET_IMPL_REFERENCE,
+            "2-filter convs: the reference runs, target_set_impl(avx2) is refused");
+    target_free(&t);
+    setenv("HT_TARGET_IMPL", "reference", 1);
+    target_init(&t, &paper, 4, 1);
+    T_CHECK(ts, t.impl == TARGET_IMPL_REFERENCE, "HT_TARGET_IMPL=reference selects the reference");
+    target_free(&t);
+    if (saved) { setenv("HT_TARGET_IMPL", saved, 1); free(saved); }
+    else unsetenv("HT_TARGET_IMPL");
+}
+
 // ---- timing (printed, not pass/fail) ----
 
 static double gemm_flops(const TargetArch *a, int n_img) {
@@ -755,8 +899,8 @@ static void timing(void) {
         if (dt < best) best = dt;
     }
     double fl = gemm_flops(&a, n_img) * nets;
-    printf("  timing: target_loss_grad, paper network (%zu weights), %d nets x %d images, %d threads: "
-           "best %.1f ms, mean %.1f ms, %.1f GFLOP/s (GEMM flops %.2f G per call)\n",
+    printf("  timing: target_loss_grad (%s), paper network (%zu weights), %d nets x %d images, %d threads: "
+           "best %.1f ms, mean %.1f ms, %.1f GFLOP/s (GEMM flops %.2f G per call)\n", target_impl_name(t.impl),
            nw, nets, n_img, t.n_threads, 1e3 * best, 1e3 * tot / reps, fl / best * 1e-9, fl * 1e-9);
     float *probs = XALLOC_FLOATS((size_t)nets * n_img * 10);
     double t0 = ht_now();
@@ -807,22 +951,59 @@ int main(void) {
     check_conv_backward_ref(&ts, "conv backward 14x14x32->16 k5", &conv_p2, 3);
     check_conv_backward_ref(&ts, "conv backward 28x28x1->32 k5", &conv_p1, 2);
 
-    printf("whole-network gradient (8x8x1, conv3->2 relu pool2 conv3->3 relu pool2 fc4 relu fc3)\n");
-    check_network_grad(&ts, 0);
-    check_network_grad(&ts, 1);
-    check_paper_grad(&ts);
-
-    printf("forward vs naive double reference\n");
     TargetArch paper, pool;
     make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
     T_CHECK(&ts, paper.n_weights == 20018, "paper network has %zu weights (20,018)", paper.n_weights);
-    check_reference(&ts, "paper network, weights ~U(+-0.1)", &paper, 2, 3, -0.1, 1e-5);
-    check_reference(&ts, "paper network, He-scaled weights", &paper, 2, 3, 1.0, 1e-5);
-    make_arch(&pool, 7, 5, 1, 3, POOL3, 4);
-    check_reference(&ts, "7x5 conv3 relu pool3 (padded) fc3", &pool, 3, 2, 1.0, 1e-5);
+    // The whole-network checks, once per implementation of the batched calls.
+    for (int ii = 0; ii < 2; ii++) {
+        g_impl = ii ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
+        if (!target_impl_available(&paper, g_impl)) {
+            printf("SKIPPED whole-network checks of the %s path: not available on this CPU\n", target_impl_name(g_impl));
+            continue;
+        }
+        printf("=== whole network, implementation: %s ===\n", target_impl_name(g_impl));
+        if (g_impl == TARGET_IMPL_REFERENCE) {
+            printf("whole-network gradient (8x8x1, conv3->2 relu pool2 conv3->3 relu pool2 fc4 relu fc3)\n");
+            check_network_grad(&ts, 0, SMALL, 9, 1);
+            check_network_grad(&ts, 1, SMALL, 9, 1);
+        } else {
+            printf("whole-network gradient (8x8x1, conv3->8 relu pool2 conv3->16 relu pool2 fc4 relu fc3; "
+                   "every 3rd parameter)\n");
+            check_network_grad(&ts, 0, FAST_A, 9, 3);
+            check_network_grad(&ts, 1, FAST_A, 9, 3);
+        }
+        check_paper_grad(&ts);
 
-    printf("batching and threads (paper network)\n");
-    check_batching(&ts);
+        printf("forward vs naive double reference\n");
+        check_reference(&ts, "paper network, weights ~U(+-0.1)", &paper, 2, 3, -0.1, 1e-5);
+        check_reference(&ts, "paper network, He-scaled weights", &paper, 2, 3, 1.0, 1e-5);
+        make_arch(&pool, 7, 5, 1, 3, POOL3, 4);
+        check_reference(&ts, "7x5 conv3 relu pool3 (padded) fc3", &pool, 3, 2, 1.0, 1e-5);
+        make_arch(&pool, 7, 5, 3, 5, FAST_B, 4);
+        check_reference(&ts, "7x5x3 conv5->24 relu pool3 (padded) fc5", &pool, 3, 2, 1.0, 1e-5);
+        make_arch(&pool, 6, 6, 2, 3, FAST_C, 6);
+        check_reference(&ts, "6x6x2 conv3->8 conv3->16 relu fc6 relu fc3", &pool, 3, 2, 1.0, 1e-5);
+
+        printf("batching and threads (paper network)\n");
+        check_batching(&ts);
+    }
+
+    printf("AVX2 path against the reference (tolerance in the comment above check_impls_match)\n");
+    check_impl_selection(&ts);
+    check_impls_match(&ts, "paper network (training shape)", &paper, 4, 32, 1.0, 0);
+    check_impls_match(&ts, "paper network (validation shape)", &paper, 3, 50, 1.0, 1);
+    check_impls_match(&ts, "paper network, weights x3", &paper, 2, 8, 3.0, 0);
+    TargetArch fa;
+    make_arch(&fa, 8, 8, 1, 3, FAST_A, 9);
+    check_impls_match(&ts, "8x8 conv3->8 relu pool2 conv3->16 relu pool2 fc4 relu fc3", &fa, 3, 5, 1.0, 0);
+    make_arch(&fa, 7, 5, 3, 5, FAST_B, 4);
+    check_impls_match(&ts, "7x5x3 conv5->24 relu pool3 (clipped windows) fc5", &fa, 3, 4, 1.0, 0);
+    make_arch(&fa, 6, 6, 2, 3, FAST_C, 6);
+    check_impls_match(&ts, "6x6x2 conv3->8 conv3->16 relu fc6 relu fc3", &fa, 2, 3, 1.0, 1);
+    make_arch(&fa, 5, 5, 1, 3, FAST_D, 3);
+    check_impls_match(&ts, "5x5 conv1->8 pool2 (no relu) fc3", &fa, 2, 3, 1.0, 0);
+    make_arch(&fa, 4, 4, 1, 3, FC_ONLY, 3);
+    check_impls_match(&ts, "4x4 fc6 relu fc3 (no conv)", &fa, 2, 3, 1.0, 0);
 
     timing();
     printf("  total test time %.1f s\n", ht_now() - t0);
