@@ -27,7 +27,7 @@ static void usage(FILE *f) {
         "  --out DIR         run directory (default runs/<job name>): job.json, metrics.jsonl,\n"
         "                    ckpt_<step>.h5, toy_curve.csv\n"
         "  --data DIR        MNIST directory (same as --set data.dir=DIR; default: job's data.dir,\n"
-        "                    else $HYPERTRAIN_DATA, else ../shared/data/mnist)\n"
+        "                    else $HYPERTRAIN_DATA, else data/mnist, else ../shared/data/mnist)\n"
         "  --resume [CKPT]   continue from CKPT, or from the latest checkpoint in the run directory\n"
         "                    (starts at step 0 if there is none); the job defaults to the stored one\n"
         "  --threads N       OpenMP threads per rank (same as --set threads=N)\n"
@@ -35,10 +35,10 @@ static void usage(FILE *f) {
         "                    this is a CUDA build and every rank sees one, else the CPU)\n"
         "  --print-job       print the resolved job and parameter counts, then exit\n"
         "  --quiet           no progress lines (metrics.jsonl is still written)\n"
+        "  --help, --version\n"
         "\n"
         "SIGTERM, SIGUSR1 or SIGINT: checkpoint after the current step and exit with status 75\n"
         "(resume with --resume). Other exit statuses: 0 done, 1 error.\n"
-        "  --help, --version\n"
         "\n"
         "Job keys are documented in docs/jobs.md; file formats in docs/checkpoint.md.\n");
 }
