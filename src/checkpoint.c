@@ -22,67 +22,8 @@
 #include <hdf5.h>
 
 #include "common.h"
+#include "h5util.h"
 
-// What a failing HDF5 call was doing: the checkpoint's path and whether we were writing it.
-typedef struct {
-    const char *path;
-    int writing;
-} H5Ctx;
-
-// ---- error handling ----
-
-typedef struct { char desc[200]; } H5Detail;
-
-static herr_t detail_cb(unsigned n, const H5E_error2_t *e, void *data) {
-    H5Detail *d = data;
-    if (n == 0 && e->desc) snprintf(d->desc, sizeof(d->desc), "%s", e->desc);
-    return 0;
-}
-
-// The innermost (most specific) message on HDF5's default error stack, on one line.
-static void h5_detail(char *out, size_t n) {
-    H5Detail d = { "" };
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_cb, &d);
-    snprintf(out, n, "%s", d.desc[0] ? d.desc : "no detail");
-    for (char *c = out; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';   // keep the error on one line
-}
-
-static void h5_die(const char *call, const H5Ctx *ctx, const char *what, const char *file, int line)
-    __attribute__((noreturn));
-static void h5_die(const char *call, const H5Ctx *ctx, const char *what, const char *file, int line) {
-    char fn[64], detail[200];
-    size_t k = 0;
-    while (call[k] && call[k] != '(' && k + 1 < sizeof(fn)) { fn[k] = call[k]; k++; }
-    fn[k] = '\0';
-    h5_detail(detail, sizeof(detail));
-    if (ctx->writing)
-        ht_fatal(file, line, "cannot write checkpoint '%s': %s failed on %s (HDF5: %s); the file under "
-                 "that name, if any, is unchanged", ctx->path, fn, what, detail);
-    ht_fatal(file, line, "'%s': %s failed on %s (HDF5: %s)", ctx->path, fn, what, detail);
-}
-
-static hid_t h5_check(hid_t r, const char *call, const H5Ctx *ctx, const char *what, const char *file,
-                      int line) {
-    if (r < 0) h5_die(call, ctx, what, file, line);
-    return r;
-}
-
-// (hdf5.h already defines a macro named H5CHECK, hence the HT_ prefix.)
-// HT_H5CHECK(call, ctx, what): a negative result of an HDF5 call is fatal; `what` names the HDF5
-// object (e.g. "/params/gen1/dense0/kernel"). Returns the call's result (ids, htri_t, herr_t).
-#define HT_H5CHECK(x, ctx, what) h5_check((hid_t)(x), #x, (ctx), (what), __FILE__, __LINE__)
-
-// Turns HDF5's automatic error printing off for the duration of one API call of ours.
-typedef struct { H5E_auto2_t func; void *data; } H5Quiet;
-
-static void h5_quiet(H5Quiet *q) {
-    q->func = NULL; q->data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void h5_restore(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
 
 // ---- table validation (programming errors, checked before anything touches a file) ----
 
@@ -110,14 +51,6 @@ static void validate_table(const ParamTable *t) {
 
 // ---- small helpers ----
 
-// "(40, 26)" or "(40,)": shapes as h5py prints them.
-static void fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims) {
-    if (ndim == 1) { snprintf(out, n, "(%llu,)", (unsigned long long)dims[0]); return; }
-    size_t k = (size_t)snprintf(out, n, "(");
-    for (int i = 0; i < ndim && k < n; i++)
-        k += (size_t)snprintf(out + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-    if (k < n) snprintf(out + k, n - k, ")");
-}
 
 static void dir_of(const char *path, char *out, size_t n) {
     const char *slash = strrchr(path, '/');
@@ -128,58 +61,30 @@ static void dir_of(const char *path, char *out, size_t n) {
 
 // ---- writing ----
 
-static void write_attr(hid_t loc, const H5Ctx *ctx, const char *name, hid_t file_type, hid_t mem_type,
-                       const void *value) {
-    hid_t sp = HT_H5CHECK(H5Screate(H5S_SCALAR), ctx, name);
-    hid_t a = HT_H5CHECK(H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT), ctx, name);
-    HT_H5CHECK(H5Awrite(a, mem_type, value), ctx, name);
-    HT_H5CHECK(H5Aclose(a), ctx, name);
-    HT_H5CHECK(H5Sclose(sp), ctx, name);
-}
 
-// Variable-length UTF-8 string: h5py reads it as str, MATLAB's h5readatt as char.
-static void write_attr_str(hid_t loc, const H5Ctx *ctx, const char *name, const char *value) {
-    hid_t t = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, name);
-    HT_H5CHECK(H5Tset_size(t, H5T_VARIABLE), ctx, name);
-    HT_H5CHECK(H5Tset_cset(t, H5T_CSET_UTF8), ctx, name);
-    write_attr(loc, ctx, name, t, t, &value);
-    HT_H5CHECK(H5Tclose(t), ctx, name);
-}
 
 static void write_root_attrs(hid_t f, const H5Ctx *ctx, const CkptMeta *m, const char *job_json) {
     int version = HT_CKPT_VERSION;
-    write_attr_str(f, ctx, "format", HT_CKPT_FORMAT);
-    write_attr(f, ctx, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version);
-    write_attr(f, ctx, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step);
-    write_attr(f, ctx, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
-    write_attr(f, ctx, "data_cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->data_cursor);
-    write_attr(f, ctx, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lr);
-    write_attr(f, ctx, "lambda", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lambda);
-    write_attr(f, ctx, "world_size", H5T_STD_I32LE, H5T_NATIVE_INT, &m->world_size);
-    write_attr_str(f, ctx, "job", job_json);
-    write_attr_str(f, ctx, "created_by", "hypertrain " HT_VERSION);
+    h5u_write_attr_str(f, ctx, "format", HT_CKPT_FORMAT);
+    h5u_write_attr(f, ctx, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version);
+    h5u_write_attr(f, ctx, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step);
+    h5u_write_attr(f, ctx, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
+    h5u_write_attr(f, ctx, "data_cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->data_cursor);
+    h5u_write_attr(f, ctx, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lr);
+    h5u_write_attr(f, ctx, "lambda", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lambda);
+    h5u_write_attr(f, ctx, "world_size", H5T_STD_I32LE, H5T_NATIVE_INT, &m->world_size);
+    h5u_write_attr_str(f, ctx, "job", job_json);
+    h5u_write_attr_str(f, ctx, "created_by", "hypertrain " HT_VERSION);
 }
 
-// Object creation without timestamps, so that the same state always gives the same bytes.
-static hid_t untimed_plist(hid_t cls, const H5Ctx *ctx, const char *what) {
-    hid_t p = HT_H5CHECK(H5Pcreate(cls), ctx, what);
-    HT_H5CHECK(H5Pset_obj_track_times(p, 0), ctx, what);
-    return p;
-}
 
-static void write_group(hid_t f, const H5Ctx *ctx, const char *group) {
-    hid_t gcpl = untimed_plist(H5P_GROUP_CREATE, ctx, group);
-    hid_t g = HT_H5CHECK(H5Gcreate2(f, group, H5P_DEFAULT, gcpl, H5P_DEFAULT), ctx, group);
-    HT_H5CHECK(H5Gclose(g), ctx, group);
-    HT_H5CHECK(H5Pclose(gcpl), ctx, group);
-}
 
 static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const ParamView *views, int n,
                         const float *buf) {
     char name[HT_NAME_MAX + 32];
     hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), ctx, group);
     HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), ctx, group);
-    hid_t dcpl = untimed_plist(H5P_DATASET_CREATE, ctx, group);
+    hid_t dcpl = h5u_untimed_plist(H5P_DATASET_CREATE, ctx, group);
     for (int i = 0; i < n; i++) {
         const ParamView *v = &views[i];
         hsize_t dims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
@@ -207,11 +112,11 @@ static void *build_image(const H5Ctx *ctx, const char *label, const ParamTable *
     HT_H5CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI), ctx, fa);
     hid_t f = HT_H5CHECK(H5Fcreate(label, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx, "the in-memory file");
     write_root_attrs(f, ctx, meta, job_json);
-    write_group(f, ctx, "/params");
-    write_group(f, ctx, "/adam");
-    write_group(f, ctx, "/adam/m");
-    write_group(f, ctx, "/adam/v");
-    write_group(f, ctx, "/bn_running");
+    h5u_create_group(f, ctx, "/params");
+    h5u_create_group(f, ctx, "/adam");
+    h5u_create_group(f, ctx, "/adam/m");
+    h5u_create_group(f, ctx, "/adam/v");
+    h5u_create_group(f, ctx, "/bn_running");
     write_views(f, ctx, "/params", table->views, table->n_views, params);
     write_views(f, ctx, "/adam/m", table->views, table->n_views, adam_m);
     write_views(f, ctx, "/adam/v", table->views, table->n_views, adam_v);
@@ -278,11 +183,12 @@ void checkpoint_write(const char *path, const ParamTable *table, const float *pa
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
 
     H5Quiet q;
-    h5_quiet(&q);
-    H5Ctx ctx = { path, 1 };
+    h5u_quiet(&q);
+    H5Ctx ctx = { .path = path, .kind = "checkpoint", .writing = 1,
+                  .write_note = "the file under that name, if any, is unchanged" };
     size_t len;
     void *image = build_image(&ctx, tmp, table, params, adam_m, adam_v, stats, meta, job_json, &len);
-    h5_restore(&q);
+    h5u_restore(&q);
 
     write_tmp(path, dir, tmp, image, len);
     free(image);
@@ -298,56 +204,14 @@ void checkpoint_write(const char *path, const ParamTable *table, const float *pa
 
 // ---- reading ----
 
-static int has_attr(hid_t f, const H5Ctx *ctx, const char *name) {
-    return HT_H5CHECK(H5Aexists(f, name), ctx, name) > 0;
-}
 
-// Reads a string attribute, fixed- or variable-length (caller frees).
-static char *read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
-    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
-    if (H5Tget_class(ft) != H5T_STRING)
-        HT_FATAL("'%s': %s is not a string", ctx->path, what);
-    char *out;
-    hid_t mt = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, what);
-    HT_H5CHECK(H5Tset_cset(mt, H5Tget_cset(ft)), ctx, what);   // HDF5 converts no character sets
-    if (HT_H5CHECK(H5Tis_variable_str(ft), ctx, what) > 0) {
-        char *s = NULL;
-        HT_H5CHECK(H5Tset_size(mt, H5T_VARIABLE), ctx, what);
-        HT_H5CHECK(H5Aread(a, mt, &s), ctx, what);
-        out = XSTRDUP(s ? s : "");
-        if (s) H5free_memory(s);
-    } else {
-        size_t n = H5Tget_size(ft);
-        HT_CHECK(n > 0, "'%s': %s has size 0", ctx->path, what);
-        out = XCALLOC(n + 1, 1);
-        HT_H5CHECK(H5Tset_size(mt, n + 1), ctx, what);   // room for the terminator HDF5 adds
-        HT_H5CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), ctx, what);
-        HT_H5CHECK(H5Aread(a, mt, out), ctx, what);
-    }
-    HT_H5CHECK(H5Tclose(mt), ctx, what);
-    HT_H5CHECK(H5Tclose(ft), ctx, what);
-    HT_H5CHECK(H5Aclose(a), ctx, what);
-    return out;
-}
 
-// Reads a numeric scalar attribute of the given class into `mem_type` (HDF5 converts widths).
-static void read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
-                          void *out) {
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    if (!has_attr(f, ctx, name)) HT_FATAL("'%s': missing %s", ctx->path, what);
-    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
-    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
-    hid_t sp = HT_H5CHECK(H5Aget_space(a), ctx, what);
-    if (H5Tget_class(ft) != cls || H5Sget_simple_extent_npoints(sp) != 1)
-        HT_FATAL("'%s': %s is not a scalar %s", ctx->path, what, cls == H5T_INTEGER ? "integer" : "float");
-    HT_H5CHECK(H5Aread(a, mem_type, out), ctx, what);
-    HT_H5CHECK(H5Sclose(sp), ctx, what);
-    HT_H5CHECK(H5Tclose(ft), ctx, what);
-    HT_H5CHECK(H5Aclose(a), ctx, what);
+
+// A numeric root attribute that every checkpoint has.
+static void read_attr_required(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls,
+                               hid_t mem_type, void *out) {
+    if (!h5u_read_attr_num(f, ctx, name, cls, mem_type, out))
+        HT_FATAL("'%s': missing root attribute \"%s\"", ctx->path, name);
 }
 
 // Opens `path` read-only and checks that it is a hypertrain checkpoint of our format version.
@@ -358,37 +222,24 @@ static hid_t open_checkpoint(const char *path, const H5Ctx *ctx) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         char detail[200];
-        h5_detail(detail, sizeof(detail));
+        h5u_detail(detail, sizeof(detail));
         HT_FATAL("'%s' is not a readable HDF5 file (truncated, corrupt or not HDF5; HDF5: %s)", path, detail);
     }
-    if (!has_attr(f, ctx, "format"))
+    if (!h5u_has_attr(f, ctx, "format"))
         HT_FATAL("'%s' is not a hypertrain checkpoint: it has no root attribute \"format\"", path);
-    char *format = read_attr_str(f, ctx, "format");
+    char *format = h5u_read_attr_str(f, ctx, "format");
     if (strcmp(format, HT_CKPT_FORMAT) != 0)
         HT_FATAL("'%s' is not a hypertrain checkpoint: its \"format\" attribute is \"%s\", expected \"%s\"",
                  path, format, HT_CKPT_FORMAT);
     free(format);
     long long version = 0;
-    read_attr_num(f, ctx, "format_version", H5T_INTEGER, H5T_NATIVE_LLONG, &version);
+    read_attr_required(f, ctx, "format_version", H5T_INTEGER, H5T_NATIVE_LLONG, &version);
     if (version != HT_CKPT_VERSION)
         HT_FATAL("'%s' has checkpoint format_version %lld, but this hypertrain (%s) reads only version %d",
                  path, version, HT_VERSION, HT_CKPT_VERSION);
     return f;
 }
 
-// 1 if every link along the absolute path `name` exists (H5Lexists wants existing parents).
-static int path_exists(hid_t f, const H5Ctx *ctx, const char *name) {
-    char prefix[HT_NAME_MAX + 32];
-    const char *s = name + 1;
-    for (;;) {
-        const char *slash = strchr(s, '/');
-        size_t len = slash ? (size_t)(slash - name) : strlen(name);
-        snprintf(prefix, sizeof(prefix), "%.*s", (int)len, name);
-        if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) <= 0) return 0;
-        if (!slash) return 1;
-        s = slash + 1;
-    }
-}
 
 static void describe_type(hid_t t, char *out, size_t n) {
     H5T_class_t c = H5Tget_class(t);
@@ -415,7 +266,7 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
     for (int i = 0; i < n; i++) {
         const ParamView *v = &views[i];
         snprintf(name, sizeof(name), "%s/%s", group, v->name);
-        if (!path_exists(f, ctx, name)) HT_FATAL("'%s': missing dataset %s", ctx->path, name);
+        if (!h5u_path_exists(f, ctx, name)) HT_FATAL("'%s': missing dataset %s", ctx->path, name);
         hid_t o = HT_H5CHECK(H5Oopen(f, name, H5P_DEFAULT), ctx, name);
         if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("'%s': %s is not a dataset", ctx->path, name);
         HT_H5CHECK(H5Oclose(o), ctx, name);
@@ -433,8 +284,8 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
         int same = nd == v->ndim;
         for (int d = 0; same && d < nd; d++) same = fdims[d] == vdims[d];
         if (!same) {
-            fmt_shape(got, sizeof(got), nd, fdims);
-            fmt_shape(want, sizeof(want), v->ndim, vdims);
+            h5u_fmt_shape(got, sizeof(got), nd, fdims);
+            h5u_fmt_shape(want, sizeof(want), v->ndim, vdims);
             HT_FATAL("'%s': %s has shape %s but this job's architecture expects %s — the checkpoint was "
                      "written for a different architecture", ctx->path, name, got, want);
         }
@@ -444,7 +295,7 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
         HT_H5CHECK(H5Dclose(ds), ctx, name);
     }
     // Every view was found with its shape; a larger architecture would leave extra datasets.
-    if (!path_exists(f, ctx, group)) return;   // only reached with n == 0
+    if (!h5u_path_exists(f, ctx, group)) return;   // only reached with n == 0
     CountData cd = { 0 };
     hid_t g = HT_H5CHECK(H5Gopen2(f, group, H5P_DEFAULT), ctx, group);
     HT_H5CHECK(H5Lvisit(g, H5_INDEX_NAME, H5_ITER_NATIVE, count_cb, &cd), ctx, group);
@@ -459,8 +310,8 @@ void checkpoint_read(const char *path, const ParamTable *table, float *params, f
     HT_CHECK(path && table && params, "checkpoint_read: path, table and params are required");
     validate_table(table);
     H5Quiet q;
-    h5_quiet(&q);
-    H5Ctx ctx = { path, 0 };
+    h5u_quiet(&q);
+    H5Ctx ctx = { .path = path, .kind = "checkpoint" };
     hid_t f = open_checkpoint(path, &ctx);
     read_views(f, &ctx, "/params", table->views, table->n_views, params);
     if (adam_m) read_views(f, &ctx, "/adam/m", table->views, table->n_views, adam_m);
@@ -468,27 +319,27 @@ void checkpoint_read(const char *path, const ParamTable *table, float *params, f
     if (stats) read_views(f, &ctx, "/bn_running", table->stats, table->n_stats, stats);
     if (meta) {
         memset(meta, 0, sizeof(*meta));
-        read_attr_num(f, &ctx, "step", H5T_INTEGER, H5T_NATIVE_INT64, &meta->step);
-        read_attr_num(f, &ctx, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &meta->seed);
-        read_attr_num(f, &ctx, "data_cursor", H5T_INTEGER, H5T_NATIVE_INT64, &meta->data_cursor);
-        read_attr_num(f, &ctx, "lr", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lr);
-        read_attr_num(f, &ctx, "lambda", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lambda);
-        read_attr_num(f, &ctx, "world_size", H5T_INTEGER, H5T_NATIVE_INT, &meta->world_size);
+        read_attr_required(f, &ctx, "step", H5T_INTEGER, H5T_NATIVE_INT64, &meta->step);
+        read_attr_required(f, &ctx, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &meta->seed);
+        read_attr_required(f, &ctx, "data_cursor", H5T_INTEGER, H5T_NATIVE_INT64, &meta->data_cursor);
+        read_attr_required(f, &ctx, "lr", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lr);
+        read_attr_required(f, &ctx, "lambda", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lambda);
+        read_attr_required(f, &ctx, "world_size", H5T_INTEGER, H5T_NATIVE_INT, &meta->world_size);
     }
     HT_H5CHECK(H5Fclose(f), &ctx, path);
-    h5_restore(&q);
+    h5u_restore(&q);
 }
 
 char *checkpoint_read_job(const char *path) {
     HT_CHECK(path, "checkpoint_read_job: path is NULL");
     H5Quiet q;
-    h5_quiet(&q);
-    H5Ctx ctx = { path, 0 };
+    h5u_quiet(&q);
+    H5Ctx ctx = { .path = path, .kind = "checkpoint" };
     hid_t f = open_checkpoint(path, &ctx);
-    if (!has_attr(f, &ctx, "job")) HT_FATAL("'%s': missing root attribute \"job\" (the job JSON)", path);
-    char *job = read_attr_str(f, &ctx, "job");
+    if (!h5u_has_attr(f, &ctx, "job")) HT_FATAL("'%s': missing root attribute \"job\" (the job JSON)", path);
+    char *job = h5u_read_attr_str(f, &ctx, "job");
     HT_H5CHECK(H5Fclose(f), &ctx, path);
-    h5_restore(&q);
+    h5u_restore(&q);
     return job;
 }
 

@@ -1,9 +1,9 @@
 // sample.c: sample-set export (`hypertrain sample`), the reading API, evaluation helpers and the
 // analysis tools' result files. Layout and guarantees in docs/samples.md.
 //
-// Every HDF5 call goes through S5CHECK, which ends the run with one line naming the file, the HDF5
-// function, the object and HDF5's innermost message (hdf5.h already defines a macro H5CHECK,
-// hence the other name). HDF5's own error printing is off while our functions run.
+// Every HDF5 call goes through HT_H5CHECK (src/h5util.h, shared with checkpoints), which ends the
+// run with one line naming the file, the HDF5 function, the object and HDF5's innermost message.
+// HDF5's own error printing is off while our functions run.
 //
 // Export on P ranks: networks are generated in groups of HT_SAMPLE_GROUP on a fixed grid of global
 // indices, the groups of a block are shared out over the ranks (evaluation-mode batch norm needs
@@ -25,6 +25,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "h5util.h"
 #include "gauge.h"
 #include "hyper.h"
 #include "model.h"
@@ -36,56 +37,7 @@ _Static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t must be 64-bit (HDF5 >= 
 // ---------------------------------------------------------------------------------------------
 // Error handling
 
-typedef struct {
-    const char *path;
-    int writing;
-    const char *kind;   // "sample set" or "result file"
-} SCtx;
-
-typedef struct { char desc[200]; } S5Detail;
-
-static herr_t s5_detail_cb(unsigned n, const H5E_error2_t *e, void *data) {
-    S5Detail *d = data;
-    if (n == 0 && e->desc) snprintf(d->desc, sizeof(d->desc), "%s", e->desc);
-    return 0;
-}
-
-static void s5_detail(char *out, size_t n) {
-    S5Detail d = { "" };
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, s5_detail_cb, &d);
-    snprintf(out, n, "%s", d.desc[0] ? d.desc : "no detail");
-    for (char *c = out; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';
-}
-
 static void remove_tmp_now(void);
-
-static hid_t s5_check(hid_t r, const char *call, const SCtx *c, const char *what, const char *file,
-                      int line) {
-    if (r >= 0) return r;
-    remove_tmp_now();   // before the message: under MPI the abort runs no exit handlers
-    char fn[64], detail[200];
-    size_t k = 0;
-    while (call[k] && call[k] != '(' && k + 1 < sizeof(fn)) { fn[k] = call[k]; k++; }
-    fn[k] = '\0';
-    s5_detail(detail, sizeof(detail));
-    if (c->writing)
-        ht_fatal(file, line, "cannot write %s '%s': %s failed on %s (HDF5: %s)", c->kind, c->path, fn,
-                 what, detail);
-    ht_fatal(file, line, "%s '%s': %s failed on %s (HDF5: %s)", c->kind, c->path, fn, what, detail);
-}
-
-#define S5CHECK(x, c, what) s5_check((hid_t)(x), #x, (c), (what), __FILE__, __LINE__)
-
-typedef struct { H5E_auto2_t func; void *data; } S5Quiet;
-
-static void s5_quiet(S5Quiet *q) {
-    q->func = NULL; q->data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void s5_restore(const S5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
 
 // Temporary files being written ("<path>.tmp.<pid>"): removed at exit if a fatal error ends the
 // process before they were renamed (under MPI_Abort they may stay; readers never open them).
@@ -144,141 +96,46 @@ static void commit_tmp(const char *tmp, const char *path, const char *kind) {
 // ---------------------------------------------------------------------------------------------
 // Small HDF5 helpers
 
-static hid_t untimed(hid_t cls, const SCtx *c, const char *what) {
-    hid_t p = S5CHECK(H5Pcreate(cls), c, what);
-    S5CHECK(H5Pset_obj_track_times(p, 0), c, what);
-    return p;
+
+
+
+
+static void attr_i32(hid_t loc, const H5Ctx *c, const char *name, int v) {
+    h5u_write_attr(loc, c, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
+}
+static void attr_i64(hid_t loc, const H5Ctx *c, const char *name, int64_t v) {
+    h5u_write_attr(loc, c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+static void attr_u64(hid_t loc, const H5Ctx *c, const char *name, uint64_t v) {
+    h5u_write_attr(loc, c, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
+}
+static void attr_f64(hid_t loc, const H5Ctx *c, const char *name, double v) {
+    h5u_write_attr(loc, c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
-static void mk_group(hid_t f, const SCtx *c, const char *name) {
-    hid_t gcpl = untimed(H5P_GROUP_CREATE, c, name);
-    hid_t g = S5CHECK(H5Gcreate2(f, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), c, name);
-    S5CHECK(H5Gclose(g), c, name);
-    S5CHECK(H5Pclose(gcpl), c, name);
-}
 
-static void attr_write(hid_t loc, const SCtx *c, const char *name, hid_t ftype, hid_t mtype, const void *v) {
-    hid_t sp = S5CHECK(H5Screate(H5S_SCALAR), c, name);
-    hid_t a = S5CHECK(H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT), c, name);
-    S5CHECK(H5Awrite(a, mtype, v), c, name);
-    S5CHECK(H5Aclose(a), c, name);
-    S5CHECK(H5Sclose(sp), c, name);
-}
 
-static void attr_str(hid_t loc, const SCtx *c, const char *name, const char *value) {
-    hid_t t = S5CHECK(H5Tcopy(H5T_C_S1), c, name);
-    S5CHECK(H5Tset_size(t, H5T_VARIABLE), c, name);
-    S5CHECK(H5Tset_cset(t, H5T_CSET_UTF8), c, name);
-    attr_write(loc, c, name, t, t, &value);
-    S5CHECK(H5Tclose(t), c, name);
-}
 
-static void attr_i32(hid_t loc, const SCtx *c, const char *name, int v) {
-    attr_write(loc, c, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
-}
-static void attr_i64(hid_t loc, const SCtx *c, const char *name, int64_t v) {
-    attr_write(loc, c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-static void attr_u64(hid_t loc, const SCtx *c, const char *name, uint64_t v) {
-    attr_write(loc, c, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-static void attr_f64(hid_t loc, const SCtx *c, const char *name, double v) {
-    attr_write(loc, c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-}
 
-static int has_attr(hid_t loc, const SCtx *c, const char *name) {
-    return S5CHECK(H5Aexists(loc, name), c, name) > 0;
-}
-
-// Root attribute as a string (fixed or variable length; caller frees); NULL if absent.
-static char *read_attr_str(hid_t f, const SCtx *c, const char *name) {
-    if (!has_attr(f, c, name)) return NULL;
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    hid_t a = S5CHECK(H5Aopen(f, name, H5P_DEFAULT), c, what);
-    hid_t ft = S5CHECK(H5Aget_type(a), c, what);
-    if (H5Tget_class(ft) != H5T_STRING) HT_FATAL("%s '%s': %s is not a string", c->kind, c->path, what);
-    char *out;
-    hid_t mt = S5CHECK(H5Tcopy(H5T_C_S1), c, what);
-    S5CHECK(H5Tset_cset(mt, H5Tget_cset(ft)), c, what);
-    if (S5CHECK(H5Tis_variable_str(ft), c, what) > 0) {
-        char *s = NULL;
-        S5CHECK(H5Tset_size(mt, H5T_VARIABLE), c, what);
-        S5CHECK(H5Aread(a, mt, &s), c, what);
-        out = XSTRDUP(s ? s : "");
-        if (s) H5free_memory(s);
-    } else {
-        size_t n = H5Tget_size(ft);
-        out = XCALLOC(n + 1, 1);
-        S5CHECK(H5Tset_size(mt, n + 1), c, what);
-        S5CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), c, what);
-        S5CHECK(H5Aread(a, mt, out), c, what);
-    }
-    S5CHECK(H5Tclose(mt), c, what);
-    S5CHECK(H5Tclose(ft), c, what);
-    S5CHECK(H5Aclose(a), c, what);
-    return out;
-}
-
-// Numeric scalar root attribute through HDF5's conversion; 0 if absent.
-static int read_attr_num(hid_t f, const SCtx *c, const char *name, H5T_class_t cls, hid_t mtype, void *out) {
-    if (!has_attr(f, c, name)) return 0;
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    hid_t a = S5CHECK(H5Aopen(f, name, H5P_DEFAULT), c, what);
-    hid_t ft = S5CHECK(H5Aget_type(a), c, what);
-    hid_t sp = S5CHECK(H5Aget_space(a), c, what);
-    if (H5Tget_class(ft) != cls || H5Sget_simple_extent_npoints(sp) != 1)
-        HT_FATAL("%s '%s': %s is not a scalar %s", c->kind, c->path, what,
-                 cls == H5T_INTEGER ? "integer" : "float");
-    S5CHECK(H5Aread(a, mtype, out), c, what);
-    S5CHECK(H5Sclose(sp), c, what);
-    S5CHECK(H5Tclose(ft), c, what);
-    S5CHECK(H5Aclose(a), c, what);
-    return 1;
-}
-
-// 1 if every link along the absolute path exists.
-static int path_exists(hid_t f, const SCtx *c, const char *name) {
-    char prefix[256];
-    const char *s = name + 1;
-    for (;;) {
-        const char *slash = strchr(s, '/');
-        size_t len = slash ? (size_t)(slash - name) : strlen(name);
-        snprintf(prefix, sizeof(prefix), "%.*s", (int)len, name);
-        if (S5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), c, prefix) <= 0) return 0;
-        if (!slash) return 1;
-        s = slash + 1;
-    }
-}
-
-// "(40, 26)" or "(40,)", as h5py prints shapes.
-static void fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims) {
-    if (ndim == 1) { snprintf(out, n, "(%llu,)", (unsigned long long)dims[0]); return; }
-    size_t k = (size_t)snprintf(out, n, "(");
-    for (int i = 0; i < ndim && k < n; i++)
-        k += (size_t)snprintf(out + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-    if (k < n) snprintf(out + k, n - k, ")");
-}
 
 // Selects rows [start, start + n) of a dataset (all other dimensions whole) and reads or writes
 // them from/to a contiguous buffer of mem_type.
-static void rows_io(hid_t ds, const SCtx *c, const char *name, hid_t mem_type, long long start, int n,
+static void rows_io(hid_t ds, const H5Ctx *c, const char *name, hid_t mem_type, long long start, int n,
                     void *buf, int write) {
     if (n <= 0) return;
-    hid_t fs = S5CHECK(H5Dget_space(ds), c, name);
-    int nd = (int)S5CHECK(H5Sget_simple_extent_ndims(fs), c, name);
+    hid_t fs = HT_H5CHECK(H5Dget_space(ds), c, name);
+    int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(fs), c, name);
     hsize_t dims[H5S_MAX_RANK], off[H5S_MAX_RANK], cnt[H5S_MAX_RANK];
-    S5CHECK(H5Sget_simple_extent_dims(fs, dims, NULL), c, name);
+    HT_H5CHECK(H5Sget_simple_extent_dims(fs, dims, NULL), c, name);
     for (int d = 0; d < nd; d++) { off[d] = 0; cnt[d] = dims[d]; }
     off[0] = (hsize_t)start;
     cnt[0] = (hsize_t)n;
-    S5CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), c, name);
-    hid_t ms = S5CHECK(H5Screate_simple(nd, cnt, NULL), c, name);
-    if (write) S5CHECK(H5Dwrite(ds, mem_type, ms, fs, H5P_DEFAULT, buf), c, name);
-    else S5CHECK(H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf), c, name);
-    S5CHECK(H5Sclose(ms), c, name);
-    S5CHECK(H5Sclose(fs), c, name);
+    HT_H5CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), c, name);
+    hid_t ms = HT_H5CHECK(H5Screate_simple(nd, cnt, NULL), c, name);
+    if (write) HT_H5CHECK(H5Dwrite(ds, mem_type, ms, fs, H5P_DEFAULT, buf), c, name);
+    else HT_H5CHECK(H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf), c, name);
+    HT_H5CHECK(H5Sclose(ms), c, name);
+    HT_H5CHECK(H5Sclose(fs), c, name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,14 +254,14 @@ void sample_eval(TargetNet *tn, int n_nets, const float *theta, const Dataset *d
 // Writing a sample set
 
 typedef struct {
-    SCtx ctx;
+    H5Ctx ctx;
     char path[HT_PATH_MAX];
     char tmp[HT_PATH_MAX + 32];
     hid_t file;
     hid_t z, kern[HT_MAX_OPS], bias[HT_MAX_OPS], acc, loss;
     const TargetArch *a;
     float *kbuf, *bbuf;     // one layer of one block, natural layout
-    S5Quiet quiet;          // HDF5's error printing is off from open to close
+    H5Quiet quiet;          // HDF5's error printing is off from open to close
 } Writer;
 
 typedef struct {
@@ -434,26 +291,26 @@ static hsize_t chunk_rows(size_t row_bytes, int block, long long count) {
 
 static hid_t create_ds(Writer *w, const char *name, int ndim, const hsize_t *dims, hid_t ftype, int block,
                        int gzip) {
-    const SCtx *c = &w->ctx;
+    const H5Ctx *c = &w->ctx;
     size_t row = H5Tget_size(ftype);
     for (int d = 1; d < ndim; d++) row *= dims[d];
     hsize_t chunk[H5S_MAX_RANK];
     for (int d = 0; d < ndim; d++) chunk[d] = dims[d];
     chunk[0] = chunk_rows(row, block, (long long)dims[0]);
-    hid_t sp = S5CHECK(H5Screate_simple(ndim, dims, NULL), c, name);
-    hid_t dcpl = untimed(H5P_DATASET_CREATE, c, name);
-    S5CHECK(H5Pset_chunk(dcpl, ndim, chunk), c, name);
+    hid_t sp = HT_H5CHECK(H5Screate_simple(ndim, dims, NULL), c, name);
+    hid_t dcpl = h5u_untimed_plist(H5P_DATASET_CREATE, c, name);
+    HT_H5CHECK(H5Pset_chunk(dcpl, ndim, chunk), c, name);
     if (gzip) {
-        S5CHECK(H5Pset_shuffle(dcpl), c, name);
-        S5CHECK(H5Pset_deflate(dcpl, (unsigned)gzip), c, name);
+        HT_H5CHECK(H5Pset_shuffle(dcpl), c, name);
+        HT_H5CHECK(H5Pset_deflate(dcpl, (unsigned)gzip), c, name);
     }
     // A chunk cache that holds a few chunks, so a block boundary inside a chunk costs no re-read.
-    hid_t dapl = S5CHECK(H5Pcreate(H5P_DATASET_ACCESS), c, name);
-    S5CHECK(H5Pset_chunk_cache(dapl, 521, 4 * chunk[0] * row + (1u << 20), 1.0), c, name);
-    hid_t ds = S5CHECK(H5Dcreate2(w->file, name, ftype, sp, H5P_DEFAULT, dcpl, dapl), c, name);
-    S5CHECK(H5Pclose(dapl), c, name);
-    S5CHECK(H5Pclose(dcpl), c, name);
-    S5CHECK(H5Sclose(sp), c, name);
+    hid_t dapl = HT_H5CHECK(H5Pcreate(H5P_DATASET_ACCESS), c, name);
+    HT_H5CHECK(H5Pset_chunk_cache(dapl, 521, 4 * chunk[0] * row + (1u << 20), 1.0), c, name);
+    hid_t ds = HT_H5CHECK(H5Dcreate2(w->file, name, ftype, sp, H5P_DEFAULT, dcpl, dapl), c, name);
+    HT_H5CHECK(H5Pclose(dapl), c, name);
+    HT_H5CHECK(H5Pclose(dcpl), c, name);
+    HT_H5CHECK(H5Sclose(sp), c, name);
     return ds;
 }
 
@@ -473,56 +330,56 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     w->a = a;
     snprintf(w->path, sizeof(w->path), "%s", cli->out);
     make_tmp_name(w->tmp, sizeof(w->tmp), cli->out);
-    w->ctx = (SCtx){ w->path, 1, "sample set" };
-    const SCtx *c = &w->ctx;
+    w->ctx = (H5Ctx){ .path = w->path, .kind = "sample set", .writing = 1, .on_error = remove_tmp_now };
+    const H5Ctx *c = &w->ctx;
     int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) HT_FATAL("cannot write sample set '%s': %s (creating '%s')", w->path, strerror(errno), w->tmp);
     close(fd);
     tmp_register(w->tmp);
-    s5_quiet(&w->quiet);
-    w->file = S5CHECK(H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), c, w->tmp);
+    h5u_quiet(&w->quiet);
+    w->file = HT_H5CHECK(H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), c, w->tmp);
 
     char desc[1024];
     sample_arch_desc(a, desc, sizeof(desc));
     char *sha = file_sha256(cli->checkpoint);
-    attr_str(w->file, c, "format", HT_SAMPLES_FORMAT);
+    h5u_write_attr_str(w->file, c, "format", HT_SAMPLES_FORMAT);
     attr_i32(w->file, c, "format_version", HT_SAMPLES_VERSION);
-    attr_str(w->file, c, "created_by", "hypertrain " HT_VERSION);
+    h5u_write_attr_str(w->file, c, "created_by", "hypertrain " HT_VERSION);
     attr_i64(w->file, c, "count", cli->count);
     attr_u64(w->file, c, "seed", cli->seed);
     attr_i32(w->file, c, "z_dim", m->job.z_dim);
     attr_i64(w->file, c, "n_weights", (int64_t)a->n_weights);
-    attr_str(w->file, c, "checkpoint", cli->checkpoint);
-    attr_str(w->file, c, "checkpoint_sha256", sha);
+    h5u_write_attr_str(w->file, c, "checkpoint", cli->checkpoint);
+    h5u_write_attr_str(w->file, c, "checkpoint_sha256", sha);
     attr_i64(w->file, c, "step", meta->step);
     attr_u64(w->file, c, "train_seed", meta->seed);
-    attr_str(w->file, c, "job", job_json);
-    attr_str(w->file, c, "target_architecture", desc);
+    h5u_write_attr_str(w->file, c, "job", job_json);
+    h5u_write_attr_str(w->file, c, "target_architecture", desc);
     attr_i32(w->file, c, "gauge_fixed", m->job.gauge_fixing ? 1 : 0);
-    attr_str(w->file, c, "batch_norm", "evaluation");
-    attr_str(w->file, c, "metrics_split", cli->metrics);
+    h5u_write_attr_str(w->file, c, "batch_norm", "evaluation");
+    h5u_write_attr_str(w->file, c, "metrics_split", cli->metrics);
     attr_i32(w->file, c, "metrics_images", 0);   // rewritten below when metrics are computed
     free(sha);
 
     const long long N = cli->count;
     hsize_t dims[H5S_MAX_RANK] = { (hsize_t)N, (hsize_t)m->job.z_dim };
     w->z = create_ds(w, "/z", 2, dims, H5T_IEEE_F32LE, cli->batch, cli->gzip);
-    mk_group(w->file, c, "/weights");
+    h5u_create_group(w->file, c, "/weights");
     size_t max_layer = 1;
     for (int l = 0; l < a->n_layers; l++) {
         const TargetLayer *L = &a->layers[l];
         const TargetOp *op = &a->ops[L->op];
         char g[64], name[96];
         snprintf(g, sizeof(g), "/weights/layer%d", l + 1);
-        mk_group(w->file, c, g);
-        hid_t gid = S5CHECK(H5Gopen2(w->file, g, H5P_DEFAULT), c, g);
-        attr_str(gid, c, "type", op->type == OP_CONV ? "conv" : "fc");
+        h5u_create_group(w->file, c, g);
+        hid_t gid = HT_H5CHECK(H5Gopen2(w->file, g, H5P_DEFAULT), c, g);
+        h5u_write_attr_str(gid, c, "type", op->type == OP_CONV ? "conv" : "fc");
         attr_i32(gid, c, "filters", L->filters);
         attr_i32(gid, c, "fan_in", L->fan_in);
         attr_i32(gid, c, "in_channels", L->in_channels);
         if (op->type == OP_CONV) attr_i32(gid, c, "kernel_size", op->kernel);
         attr_i64(gid, c, "flat_offset", (int64_t)L->offset);
-        S5CHECK(H5Gclose(gid), c, g);
+        HT_H5CHECK(H5Gclose(gid), c, g);
         int nd = kernel_dims(a, l, (hsize_t)N, dims);
         snprintf(name, sizeof(name), "%s/kernel", g);
         w->kern[l] = create_ds(w, name, nd, dims, H5T_IEEE_F32LE, cli->batch, cli->gzip);
@@ -533,10 +390,10 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     }
     w->acc = w->loss = -1;
     if (strcmp(cli->metrics, "none") != 0) {
-        mk_group(w->file, c, "/metrics");
-        hid_t gid = S5CHECK(H5Gopen2(w->file, "/metrics", H5P_DEFAULT), c, "/metrics");
-        attr_str(gid, c, "split", cli->metrics);
-        S5CHECK(H5Gclose(gid), c, "/metrics");
+        h5u_create_group(w->file, c, "/metrics");
+        hid_t gid = HT_H5CHECK(H5Gopen2(w->file, "/metrics", H5P_DEFAULT), c, "/metrics");
+        h5u_write_attr_str(gid, c, "split", cli->metrics);
+        HT_H5CHECK(H5Gclose(gid), c, "/metrics");
         dims[0] = (hsize_t)N;
         w->acc = create_ds(w, "/metrics/accuracy", 1, dims, H5T_IEEE_F64LE, cli->batch, cli->gzip);
         w->loss = create_ds(w, "/metrics/loss", 1, dims, H5T_IEEE_F64LE, cli->batch, cli->gzip);
@@ -548,7 +405,7 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
 // Writes networks [start, start + n): all (n, n_weights) gauge-fixed, z (n, z_dim), metrics or NULL.
 static void writer_block(Writer *w, long long start, int n, const float *all, const float *z,
                          const double *acc, const double *loss) {
-    const SCtx *c = &w->ctx;
+    const H5Ctx *c = &w->ctx;
     rows_io(w->z, c, "/z", H5T_NATIVE_FLOAT, start, n, (void *)z, 1);
     for (int l = 0; l < w->a->n_layers; l++) {
         const TargetLayer *L = &w->a->layers[l];
@@ -566,23 +423,23 @@ static void writer_block(Writer *w, long long start, int n, const float *all, co
 }
 
 static void writer_close(Writer *w, int metrics_images) {
-    const SCtx *c = &w->ctx;
+    const H5Ctx *c = &w->ctx;
     if (metrics_images > 0) {
-        hid_t a = S5CHECK(H5Aopen(w->file, "metrics_images", H5P_DEFAULT), c, "metrics_images");
-        S5CHECK(H5Awrite(a, H5T_NATIVE_INT, &metrics_images), c, "metrics_images");
-        S5CHECK(H5Aclose(a), c, "metrics_images");
-        hid_t g = S5CHECK(H5Gopen2(w->file, "/metrics", H5P_DEFAULT), c, "/metrics");
+        hid_t a = HT_H5CHECK(H5Aopen(w->file, "metrics_images", H5P_DEFAULT), c, "metrics_images");
+        HT_H5CHECK(H5Awrite(a, H5T_NATIVE_INT, &metrics_images), c, "metrics_images");
+        HT_H5CHECK(H5Aclose(a), c, "metrics_images");
+        hid_t g = HT_H5CHECK(H5Gopen2(w->file, "/metrics", H5P_DEFAULT), c, "/metrics");
         attr_i32(g, c, "images", metrics_images);
-        S5CHECK(H5Gclose(g), c, "/metrics");
+        HT_H5CHECK(H5Gclose(g), c, "/metrics");
     }
-    S5CHECK(H5Dclose(w->z), c, "/z");
+    HT_H5CHECK(H5Dclose(w->z), c, "/z");
     for (int l = 0; l < w->a->n_layers; l++) {
-        S5CHECK(H5Dclose(w->kern[l]), c, "a kernel dataset");
-        S5CHECK(H5Dclose(w->bias[l]), c, "a bias dataset");
+        HT_H5CHECK(H5Dclose(w->kern[l]), c, "a kernel dataset");
+        HT_H5CHECK(H5Dclose(w->bias[l]), c, "a bias dataset");
     }
-    if (w->acc >= 0) { S5CHECK(H5Dclose(w->acc), c, "/metrics/accuracy"); S5CHECK(H5Dclose(w->loss), c, "/metrics/loss"); }
-    S5CHECK(H5Fclose(w->file), c, w->tmp);
-    s5_restore(&w->quiet);
+    if (w->acc >= 0) { HT_H5CHECK(H5Dclose(w->acc), c, "/metrics/accuracy"); HT_H5CHECK(H5Dclose(w->loss), c, "/metrics/loss"); }
+    HT_H5CHECK(H5Fclose(w->file), c, w->tmp);
+    h5u_restore(&w->quiet);
     // Durable before it gets its final name (a half-flushed file must never look complete).
     int fd = open(w->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0)
@@ -815,33 +672,33 @@ int sample_main(Comm *comm, int argc, char **argv) {
 
 // Opens dataset `name`, checks float type (float32 unless any_float), rank and shape (want[d] == 0:
 // any; want[0] is the network count). Returns the id; *got0 = its first dimension.
-static hid_t open_ds(const SampleSet *s, const SCtx *c, const char *name, int ndim, const hsize_t *want,
+static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int ndim, const hsize_t *want,
                      int any_float, hsize_t *got0) {
-    if (!path_exists(s->file, c, name)) HT_FATAL("sample set '%s': missing dataset %s", s->path, name);
-    hid_t o = S5CHECK(H5Oopen(s->file, name, H5P_DEFAULT), c, name);
+    if (!h5u_path_exists(s->file, c, name)) HT_FATAL("sample set '%s': missing dataset %s", s->path, name);
+    hid_t o = HT_H5CHECK(H5Oopen(s->file, name, H5P_DEFAULT), c, name);
     if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("sample set '%s': %s is not a dataset", s->path, name);
-    S5CHECK(H5Oclose(o), c, name);
-    hid_t ds = S5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), c, name);
-    hid_t t = S5CHECK(H5Dget_type(ds), c, name);
+    HT_H5CHECK(H5Oclose(o), c, name);
+    hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), c, name);
+    hid_t t = HT_H5CHECK(H5Dget_type(ds), c, name);
     const int is_float = H5Tget_class(t) == H5T_FLOAT;
     if (!is_float || (!any_float && H5Tget_size(t) != 4))
         HT_FATAL("sample set '%s': %s has type %s%zu, but sample sets store float%s", s->path, name,
                  is_float ? "float" : H5Tget_class(t) == H5T_INTEGER ? "int" : "non-numeric-",
                  8 * H5Tget_size(t), any_float ? "" : "32");
-    S5CHECK(H5Tclose(t), c, name);
-    hid_t sp = S5CHECK(H5Dget_space(ds), c, name);
-    int nd = (int)S5CHECK(H5Sget_simple_extent_ndims(sp), c, name);
+    HT_H5CHECK(H5Tclose(t), c, name);
+    hid_t sp = HT_H5CHECK(H5Dget_space(ds), c, name);
+    int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), c, name);
     hsize_t dims[H5S_MAX_RANK];
-    S5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), c, name);
-    S5CHECK(H5Sclose(sp), c, name);
+    HT_H5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), c, name);
+    HT_H5CHECK(H5Sclose(sp), c, name);
     int same = nd == ndim;
     for (int d = 0; same && d < nd; d++) same = want[d] == 0 || dims[d] == want[d];
     if (!same) {
         char got[96], exp[96];
         hsize_t w2[H5S_MAX_RANK];
         for (int d = 0; d < ndim; d++) w2[d] = want[d] ? want[d] : (d < nd ? dims[d] : 0);
-        fmt_shape(got, sizeof(got), nd, dims);
-        fmt_shape(exp, sizeof(exp), ndim, w2);
+        h5u_fmt_shape(got, sizeof(got), nd, dims);
+        h5u_fmt_shape(exp, sizeof(exp), ndim, w2);
         HT_FATAL("sample set '%s': %s has shape %s but its target architecture needs %s", s->path, name,
                  got, exp);
     }
@@ -860,21 +717,21 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     memset(s, 0, sizeof(*s));
     HT_CHECK(strlen(path) < sizeof(s->path), "sample set path '%s' is too long", path);
     snprintf(s->path, sizeof(s->path), "%s", path);
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx cx = { s->path, 0, "sample set" };
-    const SCtx *c = &cx;
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx cx = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    const H5Ctx *c = &cx;
     int fd = open(path, O_RDONLY);
     if (fd < 0) HT_FATAL("cannot open sample set '%s': %s", path, strerror(errno));
     close(fd);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         char detail[200];
-        s5_detail(detail, sizeof(detail));
+        h5u_detail(detail, sizeof(detail));
         HT_FATAL("'%s' is not a readable HDF5 file (truncated, corrupt or not HDF5; HDF5: %s)", path, detail);
     }
     s->file = f;
-    char *format = read_attr_str(f, c, "format");
+    char *format = h5u_read_attr_str(f, c, "format");
     if (!format) HT_FATAL("'%s' is not a hypertrain sample set: it has no root attribute \"format\"", path);
     if (!strcmp(format, HT_CKPT_FORMAT))
         HT_FATAL("'%s' is a hypertrain checkpoint, not a sample set (make one with: hypertrain sample "
@@ -884,13 +741,13 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
                  path, format, HT_SAMPLES_FORMAT);
     free(format);
     long long version = 0;
-    if (!read_attr_num(f, c, "format_version", H5T_INTEGER, H5T_NATIVE_LLONG, &version))
+    if (!h5u_read_attr_num(f, c, "format_version", H5T_INTEGER, H5T_NATIVE_LLONG, &version))
         HT_FATAL("sample set '%s': missing root attribute \"format_version\"", path);
     if (version != HT_SAMPLES_VERSION)
         HT_FATAL("'%s' has sample-set format_version %lld, but this hypertrain (%s) reads only version %d",
                  path, version, HT_VERSION, HT_SAMPLES_VERSION);
 
-    char *job_json = read_attr_str(f, c, "job");
+    char *job_json = h5u_read_attr_str(f, c, "job");
     if (!job_json) HT_FATAL("sample set '%s': missing root attribute \"job\" (the job JSON)", path);
     char what[HT_PATH_MAX + 32];
     snprintf(what, sizeof(what), "%s (attribute \"job\")", path);
@@ -902,7 +759,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     arch_build_target(&s->arch, &s->job);
     char mine[1024];
     sample_arch_desc(&s->arch, mine, sizeof(mine));
-    char *desc = read_attr_str(f, c, "target_architecture");
+    char *desc = h5u_read_attr_str(f, c, "target_architecture");
     if (!desc) HT_FATAL("sample set '%s': missing root attribute \"target_architecture\"", path);
     if (strcmp(desc, mine) != 0)
         HT_FATAL("sample set '%s': its attribute \"target_architecture\" [%s] does not match the "
@@ -920,7 +777,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     // /z fixes N; every layer dataset must agree.
     hsize_t want[H5S_MAX_RANK] = { 0, (hsize_t)s->job.z_dim }, n0;
     hid_t ds = open_ds(s, c, "/z", 2, want, 0, &n0);
-    S5CHECK(H5Dclose(ds), c, "/z");
+    HT_H5CHECK(H5Dclose(ds), c, "/z");
     s->n = (long long)n0;
     s->z_dim = s->job.z_dim;
     HT_CHECK(s->n >= 1, "sample set '%s': /z holds no networks", path);
@@ -928,35 +785,35 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
         char name[64];
         int nd = kernel_dims(&s->arch, l, (hsize_t)s->n, want);
         snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
-        S5CHECK(H5Dclose(open_ds(s, c, name, nd, want, 0, NULL)), c, name);
+        HT_H5CHECK(H5Dclose(open_ds(s, c, name, nd, want, 0, NULL)), c, name);
         want[1] = (hsize_t)s->arch.layers[l].filters;
         snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
-        S5CHECK(H5Dclose(open_ds(s, c, name, 2, want, 0, NULL)), c, name);
+        HT_H5CHECK(H5Dclose(open_ds(s, c, name, 2, want, 0, NULL)), c, name);
     }
     int n_links = 0;
-    hid_t g = S5CHECK(H5Gopen2(f, "/weights", H5P_DEFAULT), c, "/weights");
-    S5CHECK(H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, count_links_cb, &n_links), c, "/weights");
-    S5CHECK(H5Gclose(g), c, "/weights");
+    hid_t g = HT_H5CHECK(H5Gopen2(f, "/weights", H5P_DEFAULT), c, "/weights");
+    HT_H5CHECK(H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, count_links_cb, &n_links), c, "/weights");
+    HT_H5CHECK(H5Gclose(g), c, "/weights");
     if (n_links != s->arch.n_layers)
         HT_FATAL("sample set '%s': /weights holds %d entries but its target architecture has %d layers",
                  path, n_links, s->arch.n_layers);
 
-    char *ck = read_attr_str(f, c, "checkpoint");
+    char *ck = h5u_read_attr_str(f, c, "checkpoint");
     snprintf(s->checkpoint, sizeof(s->checkpoint), "%s", ck ? ck : "");
     free(ck);
-    read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
-    read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
-    char *split = read_attr_str(f, c, "metrics_split");
+    h5u_read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
+    h5u_read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
+    char *split = h5u_read_attr_str(f, c, "metrics_split");
     snprintf(s->metrics_split, sizeof(s->metrics_split), "%s", split ? split : "none");
     free(split);
-    read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_INT, &s->metrics_images);
-    s5_restore(&q);
+    h5u_read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_INT, &s->metrics_images);
+    h5u_restore(&q);
 }
 
 void sampleset_close(SampleSet *s) {
     if (s->file <= 0) return;
-    SCtx c = { s->path, 0, "sample set" };
-    S5CHECK(H5Fclose(s->file), &c, s->path);
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    HT_H5CHECK(H5Fclose(s->file), &c, s->path);
     s->file = 0;
 }
 
@@ -975,21 +832,21 @@ void sampleset_read_layer(const SampleSet *s, int l, long long start, int n, flo
     HT_CHECK(l >= 0 && l < s->arch.n_layers, "sampleset_read_layer: layer index %d out of range", l);
     check_range(s, start, n);
     if (n == 0) return;
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { s->path, 0, "sample set" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
     const TargetLayer *L = &s->arch.layers[l];
     float *k = XALLOC_FLOATS((size_t)n * L->fan_in * L->filters), *b = XALLOC_FLOATS((size_t)n * L->filters);
     char name[64];
     snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
-    hid_t ds = S5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
+    hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, k, 0);
-    S5CHECK(H5Dclose(ds), &c, name);
+    HT_H5CHECK(H5Dclose(ds), &c, name);
     snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
-    ds = S5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
+    ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, b, 0);
-    S5CHECK(H5Dclose(ds), &c, name);
-    s5_restore(&q);
+    HT_H5CHECK(H5Dclose(ds), &c, name);
+    h5u_restore(&q);
     sample_layer_from_natural(L, n, k, b, out, L->size);
     free(k);
     free(b);
@@ -1010,28 +867,28 @@ void sampleset_read(const SampleSet *s, long long start, int n, float *theta) {
 
 void sampleset_read_z(const SampleSet *s, long long start, int n, float *z) {
     check_range(s, start, n);
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { s->path, 0, "sample set" };
-    hid_t ds = S5CHECK(H5Dopen2(s->file, "/z", H5P_DEFAULT), &c, "/z");
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    hid_t ds = HT_H5CHECK(H5Dopen2(s->file, "/z", H5P_DEFAULT), &c, "/z");
     rows_io(ds, &c, "/z", H5T_NATIVE_FLOAT, start, n, z, 0);
-    S5CHECK(H5Dclose(ds), &c, "/z");
-    s5_restore(&q);
+    HT_H5CHECK(H5Dclose(ds), &c, "/z");
+    h5u_restore(&q);
 }
 
 int sampleset_read_metric(const SampleSet *s, const char *name, long long start, int n, double *out) {
     check_range(s, start, n);
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { s->path, 0, "sample set" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
     char full[96];
     snprintf(full, sizeof(full), "/metrics/%s", name);
-    if (!path_exists(s->file, &c, full)) { s5_restore(&q); return 0; }
+    if (!h5u_path_exists(s->file, &c, full)) { h5u_restore(&q); return 0; }
     hsize_t want[1] = { (hsize_t)s->n };
     hid_t ds = open_ds(s, &c, full, 1, want, 1, NULL);
     rows_io(ds, &c, full, H5T_NATIVE_DOUBLE, start, n, out, 0);
-    S5CHECK(H5Dclose(ds), &c, full);
-    s5_restore(&q);
+    HT_H5CHECK(H5Dclose(ds), &c, full);
+    h5u_restore(&q);
     return 1;
 }
 
@@ -1047,32 +904,32 @@ void result_create(ResultFile *r, const char *path) {
     if (fd < 0) HT_FATAL("cannot write result file '%s': %s (creating '%s')", path, strerror(errno), r->tmp);
     close(fd);
     tmp_register(r->tmp);
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
-    r->file = S5CHECK(H5Fcreate(r->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), &c, r->tmp);
-    s5_restore(&q);
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
+    r->file = HT_H5CHECK(H5Fcreate(r->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), &c, r->tmp);
+    h5u_restore(&q);
 }
 
 static void result_ds(ResultFile *r, const char *name, int ndim, const size_t *dims, hid_t ftype,
                       hid_t mtype, const void *data) {
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
     hsize_t d[H5S_MAX_RANK];
     HT_CHECK(ndim >= 1 && ndim <= 8, "result dataset %s: bad rank %d", name, ndim);
     for (int i = 0; i < ndim; i++) d[i] = dims[i];
-    hid_t lcpl = S5CHECK(H5Pcreate(H5P_LINK_CREATE), &c, name);
-    S5CHECK(H5Pset_create_intermediate_group(lcpl, 1), &c, name);
-    hid_t sp = S5CHECK(H5Screate_simple(ndim, d, NULL), &c, name);
-    hid_t ds = S5CHECK(H5Dcreate2(r->file, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT), &c, name);
+    hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), &c, name);
+    HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), &c, name);
+    hid_t sp = HT_H5CHECK(H5Screate_simple(ndim, d, NULL), &c, name);
+    hid_t ds = HT_H5CHECK(H5Dcreate2(r->file, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT), &c, name);
     size_t total = 1;
     for (int i = 0; i < ndim; i++) total *= dims[i];
-    if (total > 0) S5CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), &c, name);
-    S5CHECK(H5Dclose(ds), &c, name);
-    S5CHECK(H5Sclose(sp), &c, name);
-    S5CHECK(H5Pclose(lcpl), &c, name);
-    s5_restore(&q);
+    if (total > 0) HT_H5CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), &c, name);
+    HT_H5CHECK(H5Dclose(ds), &c, name);
+    HT_H5CHECK(H5Sclose(sp), &c, name);
+    HT_H5CHECK(H5Pclose(lcpl), &c, name);
+    h5u_restore(&q);
 }
 
 void result_f64(ResultFile *r, const char *name, int ndim, const size_t *dims, const double *data) {
@@ -1086,54 +943,54 @@ void result_i64(ResultFile *r, const char *name, int ndim, const size_t *dims, c
 }
 
 // Opens obj ("" or "/" = root; a missing group is created).
-static hid_t result_obj(ResultFile *r, const SCtx *c, const char *obj) {
-    if (!obj || !obj[0] || !strcmp(obj, "/")) return S5CHECK(H5Oopen(r->file, "/", H5P_DEFAULT), c, "/");
-    if (S5CHECK(H5Lexists(r->file, obj, H5P_DEFAULT), c, obj) <= 0) {
-        hid_t lcpl = S5CHECK(H5Pcreate(H5P_LINK_CREATE), c, obj);
-        S5CHECK(H5Pset_create_intermediate_group(lcpl, 1), c, obj);
-        hid_t g = S5CHECK(H5Gcreate2(r->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT), c, obj);
-        S5CHECK(H5Gclose(g), c, obj);
-        S5CHECK(H5Pclose(lcpl), c, obj);
+static hid_t result_obj(ResultFile *r, const H5Ctx *c, const char *obj) {
+    if (!obj || !obj[0] || !strcmp(obj, "/")) return HT_H5CHECK(H5Oopen(r->file, "/", H5P_DEFAULT), c, "/");
+    if (HT_H5CHECK(H5Lexists(r->file, obj, H5P_DEFAULT), c, obj) <= 0) {
+        hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), c, obj);
+        HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), c, obj);
+        hid_t g = HT_H5CHECK(H5Gcreate2(r->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT), c, obj);
+        HT_H5CHECK(H5Gclose(g), c, obj);
+        HT_H5CHECK(H5Pclose(lcpl), c, obj);
     }
-    return S5CHECK(H5Oopen(r->file, obj, H5P_DEFAULT), c, obj);
+    return HT_H5CHECK(H5Oopen(r->file, obj, H5P_DEFAULT), c, obj);
 }
 
 void result_attr_str(ResultFile *r, const char *obj, const char *name, const char *value) {
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
     hid_t o = result_obj(r, &c, obj);
-    attr_str(o, &c, name, value ? value : "");
-    S5CHECK(H5Oclose(o), &c, name);
-    s5_restore(&q);
+    h5u_write_attr_str(o, &c, name, value ? value : "");
+    HT_H5CHECK(H5Oclose(o), &c, name);
+    h5u_restore(&q);
 }
 
 void result_attr_f64(ResultFile *r, const char *obj, const char *name, double value) {
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
     hid_t o = result_obj(r, &c, obj);
     attr_f64(o, &c, name, value);
-    S5CHECK(H5Oclose(o), &c, name);
-    s5_restore(&q);
+    HT_H5CHECK(H5Oclose(o), &c, name);
+    h5u_restore(&q);
 }
 
 void result_attr_i64(ResultFile *r, const char *obj, const char *name, int64_t value) {
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
     hid_t o = result_obj(r, &c, obj);
     attr_i64(o, &c, name, value);
-    S5CHECK(H5Oclose(o), &c, name);
-    s5_restore(&q);
+    HT_H5CHECK(H5Oclose(o), &c, name);
+    h5u_restore(&q);
 }
 
 void result_close(ResultFile *r) {
-    S5Quiet q;
-    s5_quiet(&q);
-    SCtx c = { r->path, 1, "result file" };
-    S5CHECK(H5Fclose(r->file), &c, r->tmp);
-    s5_restore(&q);
+    H5Quiet q;
+    h5u_quiet(&q);
+    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
+    HT_H5CHECK(H5Fclose(r->file), &c, r->tmp);
+    h5u_restore(&q);
     commit_tmp(r->tmp, r->path, "result file");
     r->file = 0;
 }

@@ -1,0 +1,148 @@
+#include "h5util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+typedef struct { char desc[200]; } H5Detail;
+
+static herr_t detail_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    H5Detail *d = data;
+    if (n == 0 && e->desc) snprintf(d->desc, sizeof(d->desc), "%s", e->desc);
+    return 0;
+}
+
+void h5u_detail(char *out, size_t n) {
+    H5Detail d = { "" };
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_cb, &d);
+    snprintf(out, n, "%s", d.desc[0] ? d.desc : "no detail");
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';   // keep the error on one line
+}
+
+hid_t h5u_check(hid_t r, const char *call, const H5Ctx *ctx, const char *what, const char *file, int line) {
+    if (r >= 0) return r;
+    if (ctx->on_error) ctx->on_error();   // before the message: under MPI the abort runs no exit handlers
+    char fn[64], detail[200];
+    size_t k = 0;
+    while (call[k] && call[k] != '(' && k + 1 < sizeof(fn)) { fn[k] = call[k]; k++; }
+    fn[k] = '\0';
+    h5u_detail(detail, sizeof(detail));
+    if (ctx->writing)
+        ht_fatal(file, line, "cannot write %s '%s': %s failed on %s (HDF5: %s)%s%s", ctx->kind, ctx->path, fn,
+                 what, detail, ctx->write_note ? "; " : "", ctx->write_note ? ctx->write_note : "");
+    ht_fatal(file, line, "%s '%s': %s failed on %s (HDF5: %s)", ctx->kind, ctx->path, fn, what, detail);
+}
+
+void h5u_quiet(H5Quiet *q) {
+    q->func = NULL; q->data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+void h5u_restore(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+hid_t h5u_untimed_plist(hid_t cls, const H5Ctx *ctx, const char *what) {
+    hid_t p = HT_H5CHECK(H5Pcreate(cls), ctx, what);
+    HT_H5CHECK(H5Pset_obj_track_times(p, 0), ctx, what);
+    return p;
+}
+
+void h5u_create_group(hid_t f, const H5Ctx *ctx, const char *name) {
+    hid_t gcpl = h5u_untimed_plist(H5P_GROUP_CREATE, ctx, name);
+    hid_t g = HT_H5CHECK(H5Gcreate2(f, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), ctx, name);
+    HT_H5CHECK(H5Gclose(g), ctx, name);
+    HT_H5CHECK(H5Pclose(gcpl), ctx, name);
+}
+
+void h5u_write_attr(hid_t loc, const H5Ctx *ctx, const char *name, hid_t file_type, hid_t mem_type,
+                    const void *value) {
+    hid_t sp = HT_H5CHECK(H5Screate(H5S_SCALAR), ctx, name);
+    hid_t a = HT_H5CHECK(H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT), ctx, name);
+    HT_H5CHECK(H5Awrite(a, mem_type, value), ctx, name);
+    HT_H5CHECK(H5Aclose(a), ctx, name);
+    HT_H5CHECK(H5Sclose(sp), ctx, name);
+}
+
+void h5u_write_attr_str(hid_t loc, const H5Ctx *ctx, const char *name, const char *value) {
+    hid_t t = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, name);
+    HT_H5CHECK(H5Tset_size(t, H5T_VARIABLE), ctx, name);
+    HT_H5CHECK(H5Tset_cset(t, H5T_CSET_UTF8), ctx, name);
+    h5u_write_attr(loc, ctx, name, t, t, &value);
+    HT_H5CHECK(H5Tclose(t), ctx, name);
+}
+
+int h5u_has_attr(hid_t loc, const H5Ctx *ctx, const char *name) {
+    return HT_H5CHECK(H5Aexists(loc, name), ctx, name) > 0;
+}
+
+char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
+    if (!h5u_has_attr(f, ctx, name)) return NULL;
+    char what[96];
+    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
+    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
+    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
+    if (H5Tget_class(ft) != H5T_STRING) HT_FATAL("%s '%s': %s is not a string", ctx->kind, ctx->path, what);
+    char *out;
+    hid_t mt = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, what);
+    HT_H5CHECK(H5Tset_cset(mt, H5Tget_cset(ft)), ctx, what);   // HDF5 converts no character sets
+    if (HT_H5CHECK(H5Tis_variable_str(ft), ctx, what) > 0) {
+        char *s = NULL;
+        HT_H5CHECK(H5Tset_size(mt, H5T_VARIABLE), ctx, what);
+        HT_H5CHECK(H5Aread(a, mt, &s), ctx, what);
+        out = XSTRDUP(s ? s : "");
+        if (s) H5free_memory(s);
+    } else {
+        size_t n = H5Tget_size(ft);
+        HT_CHECK(n > 0, "%s '%s': %s has size 0", ctx->kind, ctx->path, what);
+        out = XCALLOC(n + 1, 1);
+        HT_H5CHECK(H5Tset_size(mt, n + 1), ctx, what);   // room for the terminator HDF5 adds
+        HT_H5CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), ctx, what);
+        HT_H5CHECK(H5Aread(a, mt, out), ctx, what);
+    }
+    HT_H5CHECK(H5Tclose(mt), ctx, what);
+    HT_H5CHECK(H5Tclose(ft), ctx, what);
+    HT_H5CHECK(H5Aclose(a), ctx, what);
+    return out;
+}
+
+int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
+                      void *out) {
+    if (!h5u_has_attr(f, ctx, name)) return 0;
+    char what[96];
+    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
+    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
+    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
+    hid_t sp = HT_H5CHECK(H5Aget_space(a), ctx, what);
+    if (H5Tget_class(ft) != cls || H5Sget_simple_extent_npoints(sp) != 1)
+        HT_FATAL("%s '%s': %s is not a scalar %s", ctx->kind, ctx->path, what,
+                 cls == H5T_INTEGER ? "integer" : "float");
+    HT_H5CHECK(H5Aread(a, mem_type, out), ctx, what);
+    HT_H5CHECK(H5Sclose(sp), ctx, what);
+    HT_H5CHECK(H5Tclose(ft), ctx, what);
+    HT_H5CHECK(H5Aclose(a), ctx, what);
+    return 1;
+}
+
+int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name) {
+    char prefix[512];
+    const char *s = name + 1;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t)(slash - name) : strlen(name);
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)len, name);
+        if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) <= 0) return 0;
+        if (!slash) return 1;
+        s = slash + 1;
+    }
+}
+
+void h5u_fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims) {
+    if (ndim == 1) { snprintf(out, n, "(%llu,)", (unsigned long long)dims[0]); return; }
+    size_t k = (size_t)snprintf(out, n, "(");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (k < n) snprintf(out + k, n - k, ")");
+}

@@ -1,0 +1,54 @@
+// h5util.h: the HDF5 helpers shared by checkpoints (checkpoint.c) and sample sets (sample.c):
+// one checked-call macro whose failure names the file, the HDF5 function, the object and HDF5's
+// most specific message on one line; scalar attributes; untimed object creation (so the same
+// content always gives the same bytes); and path/shape utilities.
+#ifndef HT_H5UTIL_H
+#define HT_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+// What a failing HDF5 call was doing.
+typedef struct {
+    const char *path;        // the file
+    const char *kind;        // "checkpoint", "sample set", "result file": names it in messages
+    int writing;             // 1: "cannot write <kind> '<path>': ..."; 0: "<kind> '<path>': ..."
+    const char *write_note;  // appended to write errors (e.g. that the old file is unchanged), or NULL
+    void (*on_error)(void);  // runs before the fatal message (e.g. removes temporary files), or NULL
+} H5Ctx;
+
+// The innermost (most specific) message on HDF5's default error stack, on one line.
+void h5u_detail(char *out, size_t n);
+
+// A negative result is fatal (see H5Ctx); otherwise returns r.
+hid_t h5u_check(hid_t r, const char *call, const H5Ctx *ctx, const char *what, const char *file, int line);
+// (hdf5.h already defines a macro named H5CHECK, hence the HT_ prefix.) `what` names the HDF5
+// object (e.g. "/params/gen1/dense0/kernel"). Returns the call's result (ids, htri_t, herr_t).
+#define HT_H5CHECK(x, ctx, what) h5u_check((hid_t)(x), #x, (ctx), (what), __FILE__, __LINE__)
+
+// Turns HDF5's automatic error printing off between h5u_quiet and h5u_restore.
+typedef struct { H5E_auto2_t func; void *data; } H5Quiet;
+void h5u_quiet(H5Quiet *q);
+void h5u_restore(const H5Quiet *q);
+
+// A property list of class cls (group or dataset creation) without timestamps.
+hid_t h5u_untimed_plist(hid_t cls, const H5Ctx *ctx, const char *what);
+void h5u_create_group(hid_t f, const H5Ctx *ctx, const char *name);
+
+// Scalar attributes; strings are variable-length UTF-8 (str in h5py, char in MATLAB).
+void h5u_write_attr(hid_t loc, const H5Ctx *ctx, const char *name, hid_t file_type, hid_t mem_type,
+                    const void *value);
+void h5u_write_attr_str(hid_t loc, const H5Ctx *ctx, const char *name, const char *value);
+int h5u_has_attr(hid_t loc, const H5Ctx *ctx, const char *name);
+// Root attribute as a string, fixed or variable length (caller frees); NULL if absent.
+char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name);
+// Numeric scalar root attribute of class cls into mem_type (HDF5 converts widths); 0 if absent.
+int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
+                      void *out);
+
+// 1 if every link along the absolute path `name` exists (H5Lexists wants existing parents).
+int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name);
+// "(40, 26)" or "(40,)", as h5py prints shapes.
+void h5u_fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims);
+
+#endif
