@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -13,53 +14,46 @@ double digamma(double x) {
     return r + log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240))));
 }
 
-double entropy_distance(const float *a, const float *b, size_t D, Distance dist) {
-    double s = 0.0;
-    if (dist == DIST_L1) {
-        for (size_t k = 0; k < D; k++) s += fabs((double)a[k] - (double)b[k]);
-        return s;
+// ---- distances: 8 interleaved double partial sums ----
+// Lane u sums the terms of elements k = 8m + u, then the tail k >= 8*floor(D/8) goes to lane
+// k - 8*floor(D/8); the lanes are combined as ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)). This
+// fixed order is what the AVX2 version computes lane by lane (no FMA: multiply, then add), so both
+// give the same bits, and |a - b| = |b - a| makes d(a, b) == d(b, a) exactly.
+
+static double combine8(const double s[8]) {
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+static double sum_tail(const float *a, const float *b, size_t D, Distance dist, double s[8]) {
+    const size_t D8 = D & ~(size_t)7;
+    for (size_t k = D8; k < D; k++) {
+        const double d = (double)a[k] - (double)b[k];
+        s[k - D8] += dist == DIST_L1 ? fabs(d) : d * d;
     }
-    for (size_t k = 0; k < D; k++) { double d = (double)a[k] - (double)b[k]; s += d * d; }
-    return sqrt(s);
+    const double r = combine8(s);
+    return dist == DIST_L1 ? r : sqrt(r);
 }
 
-void entropy_work_init(EntropyWork *w, int n) {
-    w->n = n;
-    w->nn = XCALLOC((size_t)n, sizeof(int));
-    w->eps = XCALLOC((size_t)n, sizeof(float));
-}
-
-void entropy_work_free(EntropyWork *w) {
-    free(w->nn);
-    free(w->eps);
-    w->nn = NULL; w->eps = NULL;
-}
-
-// Nearest neighbours of the local samples (blockwise over the local rows, one row per thread).
-static void local_neighbours(const float *all, int N, size_t D, int start, int n_local, Distance dist,
-                             int *nn, float *eps) {
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = start; i < start + n_local; i++) {
-        double best = INFINITY;
-        int arg = -1;
-        for (int j = 0; j < N; j++) {
-            if (j == i) continue;
-            double dij = entropy_distance(all + (size_t)i * D, all + (size_t)j * D, D, dist);
-            if (dij < best) { best = dij; arg = j; }
+double entropy_distance_portable(const float *a, const float *b, size_t D, Distance dist) {
+    double s[8] = {0};
+    const size_t D8 = D & ~(size_t)7;
+    for (size_t k = 0; k < D8; k += 8)
+        for (int u = 0; u < 8; u++) {
+            const double d = (double)a[k + u] - (double)b[k + u];
+            s[u] += dist == DIST_L1 ? fabs(d) : d * d;
         }
-        nn[i] = arg;
-        eps[i] = (float)best;
-    }
+    return sum_tail(a, b, D, dist, s);
 }
 
-// d eps_i / d x_i for the pair (x_i, x_j) with distance e: sign (L1) or unit vector (L2);
-// adds coef * that into g (D).
-static void add_distance_grad(const float *xi, const float *xj, size_t D, Distance dist, double e,
-                              double coef, float *g) {
+// d(xi, xj) / d xi scaled by coef, added into g (D): coef * sign(xi - xj) for L1 (the float
+// (float)coef or its negation, 0 where equal), coef / e * (xi - xj) for L2 (rounded to float).
+static void add_distance_grad_portable(const float *xi, const float *xj, size_t D, Distance dist,
+                                       double e, double coef, float *g) {
     if (dist == DIST_L1) {
+        const float cf = (float)coef;
         for (size_t k = 0; k < D; k++) {
-            float d = xi[k] - xj[k];
-            g[k] += (float)(d > 0.0f ? coef : d < 0.0f ? -coef : 0.0);
+            const float d = xi[k] - xj[k];
+            g[k] += d > 0.0f ? cf : d < 0.0f ? -cf : 0.0f;
         }
         return;
     }
@@ -68,10 +62,129 @@ static void add_distance_grad(const float *xi, const float *xj, size_t D, Distan
     for (size_t k = 0; k < D; k++) g[k] += (float)(c * ((double)xi[k] - (double)xj[k]));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+
+static int have_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+static AVX2 double distance_avx2(const float *a, const float *b, size_t D, Distance dist) {
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd(); // lanes 0-3, 4-7
+    const size_t D8 = D & ~(size_t)7;
+    for (size_t k = 0; k < D8; k += 8) {
+        const __m256 va = _mm256_loadu_ps(a + k), vb = _mm256_loadu_ps(b + k);
+        __m256d dl = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)),
+                                   _mm256_cvtps_pd(_mm256_castps256_ps128(vb)));
+        __m256d dh = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)),
+                                   _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1)));
+        if (dist == DIST_L1) { dl = _mm256_andnot_pd(sign, dl); dh = _mm256_andnot_pd(sign, dh); }
+        else { dl = _mm256_mul_pd(dl, dl); dh = _mm256_mul_pd(dh, dh); }
+        lo = _mm256_add_pd(lo, dl);
+        hi = _mm256_add_pd(hi, dh);
+    }
+    double s[8];
+    _mm256_storeu_pd(s, lo);
+    _mm256_storeu_pd(s + 4, hi);
+    return sum_tail(a, b, D, dist, s);
+}
+
+static AVX2 void add_distance_grad_avx2(const float *xi, const float *xj, size_t D, Distance dist,
+                                        double e, double coef, float *g) {
+    if (dist == DIST_L2 && e <= 0.0) return;
+    const size_t D8 = D & ~(size_t)7;
+    if (dist == DIST_L1) {
+        const float cf = (float)coef;
+        const __m256 pos = _mm256_set1_ps(cf), neg = _mm256_set1_ps(-cf), zero = _mm256_setzero_ps();
+        for (size_t k = 0; k < D8; k += 8) {
+            const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xi + k), _mm256_loadu_ps(xj + k));
+            const __m256 v = _mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(d, zero, _CMP_GT_OQ), pos),
+                                          _mm256_and_ps(_mm256_cmp_ps(d, zero, _CMP_LT_OQ), neg));
+            _mm256_storeu_ps(g + k, _mm256_add_ps(_mm256_loadu_ps(g + k), v));
+        }
+    } else {
+        const __m256d c = _mm256_set1_pd(coef / e);
+        for (size_t k = 0; k < D8; k += 4) {
+            const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xi + k)),
+                                            _mm256_cvtps_pd(_mm_loadu_ps(xj + k)));
+            const __m128 v = _mm256_cvtpd_ps(_mm256_mul_pd(c, d));
+            _mm_storeu_ps(g + k, _mm_add_ps(_mm_loadu_ps(g + k), v));
+        }
+    }
+    add_distance_grad_portable(xi + D8, xj + D8, D - D8, dist, e, coef, g + D8);
+}
+#else
+static int have_avx2(void) { return 0; }
+static double distance_avx2(const float *a, const float *b, size_t D, Distance dist) {
+    return entropy_distance_portable(a, b, D, dist);
+}
+static void add_distance_grad_avx2(const float *xi, const float *xj, size_t D, Distance dist,
+                                   double e, double coef, float *g) {
+    add_distance_grad_portable(xi, xj, D, dist, e, coef, g);
+}
+#endif
+
+double entropy_distance(const float *a, const float *b, size_t D, Distance dist) {
+    return have_avx2() ? distance_avx2(a, b, D, dist) : entropy_distance_portable(a, b, D, dist);
+}
+
+void entropy_work_init(EntropyWork *w, int n) {
+    memset(w, 0, sizeof(*w));
+    w->n = n;
+    w->nn = XCALLOC((size_t)n, sizeof(int));
+    w->eps = XCALLOC((size_t)n, sizeof(float));
+    w->dist = XCALLOC((size_t)n * n, sizeof(double));
+    w->pairs = XCALLOC((size_t)n * n, sizeof(int));
+    w->simd = have_avx2();
+}
+
+void entropy_work_free(EntropyWork *w) {
+    free(w->nn);
+    free(w->eps);
+    free(w->dist);
+    free(w->pairs);
+    memset(w, 0, sizeof(*w));
+}
+
+// Nearest neighbours of the local samples [start, start + n_local). Each unordered pair {i, j}
+// with i local is computed once (a pair of two local samples is mirrored), spread over the
+// threads pair by pair; distances do not depend on the thread, so neither do the neighbours.
+static void local_neighbours(EntropyWork *w, const float *all, int N, size_t D, int start,
+                             int n_local, Distance dist) {
+    double *dm = w->dist; // (n_local, N)
+    int np = 0;
+    for (int i = start; i < start + n_local; i++)
+        for (int j = 0; j < N; j++) {
+            const int local_j = j >= start && j < start + n_local;
+            if (j != i && (!local_j || j > i)) w->pairs[np++] = (i - start) * N + j;
+        }
+    const int simd = w->simd;
+    #pragma omp parallel for schedule(dynamic, 4)
+    for (int p = 0; p < np; p++) {
+        const int i = start + w->pairs[p] / N, j = w->pairs[p] % N;
+        const float *a = all + (size_t)i * D, *b = all + (size_t)j * D;
+        const double d = simd ? distance_avx2(a, b, D, dist) : entropy_distance_portable(a, b, D, dist);
+        dm[(size_t)(i - start) * N + j] = d;
+        if (j >= start && j < start + n_local) dm[(size_t)(j - start) * N + i] = d;
+    }
+    for (int i = start; i < start + n_local; i++) {
+        const double *row = dm + (size_t)(i - start) * N;
+        double best = INFINITY;
+        int arg = -1;
+        for (int j = 0; j < N; j++) // strict <: ties keep the lowest index
+            if (j != i && row[j] < best) { best = row[j]; arg = j; }
+        w->nn[i] = arg;
+        w->eps[i] = (float)best;
+    }
+}
+
 double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, size_t D, int start,
                         int n_local, Distance dist, int d, float scale, float *grad_local) {
     HT_CHECK(N >= 2 && N <= w->n, "entropy: need 2 <= N <= %d samples, got %d", w->n, N);
-    local_neighbours(all, N, D, start, n_local, dist, w->nn, w->eps);
+    local_neighbours(w, all, N, D, start, n_local, dist);
     int counts[1024], displs[1024];
     HT_CHECK(comm->size <= 1024, "entropy: at most 1024 ranks");
     for (int r = 0; r < comm->size; r++) {
@@ -85,6 +198,7 @@ double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, siz
     const double H = digamma((double)N) + (double)d / N * sum_log;
     if (!grad_local) return H;
     // dH/d eps_i = (d/N) / (eps_i + 1e-8); eps_i depends on x_i (+) and x_nn(i) (-).
+    const int simd = w->simd;
     #pragma omp parallel for schedule(static)
     for (int k = start; k < start + n_local; k++) {
         float *g = grad_local + (size_t)(k - start) * D;
@@ -92,8 +206,9 @@ double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, siz
         for (int i = 0; i < N; i++) {
             if (i != k && w->nn[i] != k) continue;
             const double coef = scale * ((double)d / N) / ((double)w->eps[i] + ENTROPY_EPS);
-            if (i == k) add_distance_grad(xk, all + (size_t)w->nn[k] * D, D, dist, w->eps[k], coef, g);
-            else add_distance_grad(xk, all + (size_t)i * D, D, dist, w->eps[i], coef, g);
+            const float *other = all + (size_t)(i == k ? w->nn[k] : i) * D;
+            if (simd) add_distance_grad_avx2(xk, other, D, dist, w->eps[i], coef, g);
+            else add_distance_grad_portable(xk, other, D, dist, w->eps[i], coef, g);
         }
     }
     return H;

@@ -15,13 +15,20 @@
 
 double digamma(double x);
 
-// Distance between two vectors of length D (accumulated in double).
+// Distance between two vectors of length D: the terms |a_k - b_k| (L1) or (a_k - b_k)^2 (L2) in
+// double, summed in 8 interleaved partial sums in a fixed order (entropy.c), so the result is
+// symmetric, identical on every rank and thread, and the same for the AVX2 version (picked at run
+// time) and the portable one.
 double entropy_distance(const float *a, const float *b, size_t D, Distance dist);
+double entropy_distance_portable(const float *a, const float *b, size_t D, Distance dist);
 
 typedef struct {
     int n;          // samples N
     int *nn;        // (N) nearest neighbour of each sample (ties: lowest index)
     float *eps;     // (N) its distance
+    double *dist;   // (n_local, N) distances of the local samples (scratch, N x N allocated)
+    int *pairs;     // (N * N) scratch: the pairs to compute
+    int simd;       // 1: AVX2 kernels (set at init when the CPU has AVX2; tests may clear it)
 } EntropyWork;
 
 void entropy_work_init(EntropyWork *w, int n);
