@@ -25,7 +25,9 @@ typedef struct {
     float *xhat[HT_MAX_HIDDEN + 1];        // hidden i: normalized activation (rows, dims[i+1])
     float *rstd[HT_MAX_HIDDEN + 1];        // hidden i: 1/sqrt(var + eps) (dims[i+1])
     float *dbuf[2];                        // backward scratch (rows, max dim)
-    double *red;                           // reduction scratch (2 * max dim)
+    double *red;                           // reduction scratch (4 * max dim)
+    int simd;                              // 1: AVX2 batch-norm row kernels (set at init when the
+                                           // CPU has AVX2; same bits as the portable ones)
 } MlpCache;
 
 void mlp_cache_init(MlpCache *c, const MlpArch *m, int max_rows);
