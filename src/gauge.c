@@ -15,13 +15,27 @@ int gauge_n_scales(const TargetArch *a) {
     return n;
 }
 
-// Multiplies the weights (not the bias) of every filter of layer l by s[channel of the element].
+// sum_k a[k] b[k] in double, in 8 interleaved partial sums (independent chains, so the loop runs
+// at one element per cycle instead of one per add latency); lane u takes k = 8m + u, the tail
+// k >= 8*floor(n/8) goes to lane k - 8*floor(n/8), lanes combined in a fixed order.
+static double dot8(const float *a, const float *b, int n) {
+    double s[8] = {0};
+    const int n8 = n & ~7;
+    for (int k = 0; k < n8; k += 8)
+        for (int u = 0; u < 8; u++) s[u] += (double)a[k + u] * b[k + u];
+    for (int k = n8; k < n; k++) s[k - n8] += (double)a[k] * b[k];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+// Multiplies the weights (not the bias) of every filter of layer L by s[channel of the element]:
+// element j = p * C + c (p the kernel position or input pixel) reads channel c.
 static void scale_inputs(const TargetLayer *L, float *w, const float *s) {
-    const int stride = L->fan_in + 1, c = L->in_channels;
-    for (int f = 0; f < L->filters; f++) {
-        float *wf = w + (size_t)f * stride;
-        for (int j = 0; j < L->fan_in; j++) wf[j] *= s[j % c];
-    }
+    const int stride = L->fan_in + 1, C = L->in_channels, P = L->fan_in / C;
+    for (int f = 0; f < L->filters; f++)
+        for (int p = 0; p < P; p++) {
+            float *wp = w + (size_t)f * stride + (size_t)p * C;
+            for (int c = 0; c < C; c++) wp[c] *= s[c];
+        }
 }
 
 static void forward_one(const TargetArch *a, float *w, float *scales) {
@@ -32,9 +46,7 @@ static void forward_one(const TargetArch *a, float *w, float *scales) {
         float *wl = w + L->offset;
         for (int i = 0; i < L->filters; i++) {
             float *fi = wl + (size_t)i * n;
-            double sq = 0.0;
-            for (int k = 0; k < n; k++) sq += (double)fi[k] * fi[k];
-            double si = sqrt(sq / n + GAUGE_EPS_SQ);
+            double si = sqrt(dot8(fi, fi, n) / n + GAUGE_EPS_SQ);
             float inv = (float)(1.0 / (si + GAUGE_EPS_DIV));
             for (int k = 0; k < n; k++) fi[k] *= inv;
             s[i] = (float)si;
@@ -92,29 +104,28 @@ static void backward_one(const TargetArch *a, const float *raw, const float *sca
             for (int i = 0; i < L->filters; i++) {
                 const float *ui = u + (size_t)i * n;
                 float *gi = gl + (size_t)i * n;
-                const double si = s[i], den = si + GAUGE_EPS_DIV;
-                double dot = 0.0;
-                for (int k = 0; k < n; k++) dot += (double)gi[k] * ui[k];
-                const double dsi = gs_cur[i] - dot / (den * den);
+                const double si = s[i], den = si + GAUGE_EPS_DIV, rden = 1.0 / den;
+                const double dsi = gs_cur[i] - dot8(gi, ui, n) * (rden * rden);
                 const double cu = dsi / (n * si);
-                for (int k = 0; k < n; k++) gi[k] = (float)(gi[k] / den + cu * ui[k]);
+                for (int k = 0; k < n; k++) gi[k] = (float)(gi[k] * rden + cu * ui[k]);
             }
         }
         if (l > 0) { // input scaling by s_{l-1}: d s_{l-1}[c] and d raw
             const TargetLayer *P = &a->layers[l - 1];
             const float *sp = scales + s_off[l - 1];
-            const int c = L->in_channels;
+            const int c = L->in_channels, np = L->fan_in / c;
             HT_CHECK(c == P->filters, "gauge: layer %d reads %d channels but layer %d has %d filters",
                      l + 1, c, l, P->filters);
             memset(gs, 0, (size_t)c * sizeof(double));
-            for (int f = 0; f < L->filters; f++) {
-                float *gf = gl + (size_t)f * n;
-                const float *rf = rl + (size_t)f * n;
-                for (int j = 0; j < L->fan_in; j++) {
-                    gs[j % c] += (double)gf[j] * rf[j];
-                    gf[j] *= sp[j % c];
+            for (int f = 0; f < L->filters; f++)
+                for (int p = 0; p < np; p++) {
+                    float *gf = gl + (size_t)f * n + (size_t)p * c;
+                    const float *rf = rl + (size_t)f * n + (size_t)p * c;
+                    for (int ch = 0; ch < c; ch++) {
+                        gs[ch] += (double)gf[ch] * rf[ch];
+                        gf[ch] *= sp[ch];
+                    }
                 }
-            }
             gs_cur = gs;
         }
     }
