@@ -49,6 +49,25 @@ static double sgemm_gflops(int n, int reps) {
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
+#define GEMM_N 2048
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double *c = XMALLOC((size_t)n * sizeof(double));
+    memcpy(c, v, (size_t)n * sizeof(double));
+    qsort(c, (size_t)n, sizeof(double), cmp_double);
+    const double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
+
+static double minv(const double *v, int n) { double m = v[0]; for (int i = 1; i < n; i++) if (v[i] < m) m = v[i]; return m; }
+static double maxv(const double *v, int n) { double m = v[0]; for (int i = 1; i < n; i++) if (v[i] > m) m = v[i]; return m; }
+
 static void synthetic(Mnist *d, int n_train, int n_val) {
     memset(d, 0, sizeof(*d));
     Dataset *sets[3] = {&d->train, &d->val, &d->test};
@@ -94,46 +113,62 @@ int main(int argc, char **argv) {
     printf("bench_step: job %s, %d thread(s), batch %d x %d images, %zu target weights, %zu parameters, "
            "target network implementation %s\n", job.name, omp_get_max_threads(), job.batch,
            job.images_per_sample, m.tarch.n_weights, m.harch.table.n_params, target_impl_name(tr.tn.impl));
-    // sgemm before and after the steps, the better one counts (on a shared machine a single
-    // measurement can land in a busy moment)
-    const double gemm0 = sgemm_gflops(2048, 3);
-
+    // This machine's speed drifts by 10-20% over seconds (a VM sharing its host), so sgemm is
+    // measured right before every step and every evaluation chunk: each step's ratio compares
+    // two measurements a few hundred ms apart, and the medians of those ratios are reported.
     StepStats st;
     for (int i = 0; i < 2; i++) trainer_step(&tr, &st); // warm-up
+    sgemm_gflops(GEMM_N, 1);
     memset(&tr.times, 0, sizeof(tr.times));
     const size_t rss0 = ht_peak_rss_bytes();
-    double t0 = ht_now(), best = 1e30;
+    double *ts = XCALLOC((size_t)steps, sizeof(double)), *gs = XCALLOC((size_t)steps, sizeof(double));
+    double *rs = XCALLOC((size_t)steps, sizeof(double)), total = 0.0;
     for (int i = 0; i < steps; i++) {
+        gs[i] = sgemm_gflops(GEMM_N, 2);
         const double s0 = ht_now();
         trainer_step(&tr, &st);
-        if (ht_now() - s0 < best) best = ht_now() - s0;
+        ts[i] = ht_now() - s0;
+        total += ts[i];
+        rs[i] = step_flops / ts[i] / 1e9 / gs[i];
     }
-    const double per = (ht_now() - t0) / steps;
     const size_t rss1 = ht_peak_rss_bytes();
-    const double gemm1 = sgemm_gflops(2048, 3), gemm = gemm0 > gemm1 ? gemm0 : gemm1;
-    printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s (best of %.1f before and %.1f after the steps)\n", gemm, gemm0, gemm1);
+    const double per = total / steps, gemm = median(gs, steps), ratio = median(rs, steps);
+    const double t_med = median(ts, steps);
+    printf("OpenBLAS sgemm %d^3, measured before each step: median %.1f GFLOP/s (%.1f to %.1f)\n", GEMM_N, gemm,
+           minv(gs, steps), maxv(gs, steps));
+    printf("training step: %.1f ms/step mean, %.1f median (%d steps)\n", 1e3 * per, 1e3 * t_med, steps);
     const StepTimes *t = &tr.times;
-    printf("training step: %.1f ms/step (%d steps), best step %.1f ms (%.1f GFLOP/s, %.0f%% of sgemm)\n",
-           1e3 * per, steps, 1e3 * best, step_flops / best / 1e9, 100.0 * step_flops / best / 1e9 / gemm);
     printf("  hypernetwork %.1f | gauge %.1f | target network %.1f | entropy %.1f | comm %.1f | adam %.1f | data %.1f ms\n",
            1e3 * t->hyper / steps, 1e3 * t->gauge / steps, 1e3 * t->target / steps, 1e3 * t->entropy / steps,
            1e3 * t->comm / steps, 1e3 * t->adam / steps, 1e3 * t->data / steps);
-    const double tgt = step_flops / (t->target / steps) / 1e9, whole = step_flops / per / 1e9;
-    printf("target network: %.2f GFLOP/step, %.1f GFLOP/s in its kernels (%.0f%% of sgemm)\n", step_flops / 1e9,
-           tgt, 100.0 * tgt / gemm);
-    printf("whole step: %.1f GFLOP/s counting target FLOPs (%.0f%% of sgemm)\n", whole, 100.0 * whole / gemm);
+    const double tgt = step_flops / (t->target / steps) / 1e9;
+    printf("target network: %.2f GFLOP/step, %.1f GFLOP/s in its kernels (%.0f%% of the median sgemm)\n",
+           step_flops / 1e9, tgt, 100.0 * tgt / gemm);
+    printf("whole step: %.1f GFLOP/s counting target FLOPs (mean step); ratio to the sgemm measured just before: "
+           "median %.0f%% (%.0f%% to %.0f%%)\n", step_flops / per / 1e9, 100.0 * ratio, 100.0 * minv(rs, steps),
+           100.0 * maxv(rs, steps));
 
+    // evaluation: trainer_validate on eval_images images, repeated, each after an sgemm
     ValStats vs;
-    double v0 = ht_now();
-    trainer_validate(&tr, &vs);
-    const double vt = ht_now() - v0;
     const double vflops = f1 * (double)job.val_samples * eval_images;
-    printf("sample evaluation (forward): %d networks x %d images in %.2f s, %.1f GFLOP/s (%.0f%% of sgemm); "
-           "full validation set (5,000 images) ~ %.0f s\n", job.val_samples, eval_images, vt, vflops / vt / 1e9,
-           100.0 * vflops / vt / 1e9 / gemm, vt * 5000.0 / eval_images);
+    double vt_sum = 0.0, vr[5], vtv[5];
+    for (int r = 0; r < 5; r++) {
+        const double g = sgemm_gflops(GEMM_N, 2);
+        const double v0 = ht_now();
+        trainer_validate(&tr, &vs);
+        vtv[r] = ht_now() - v0;
+        vt_sum += vtv[r];
+        vr[r] = vflops / vtv[r] / 1e9 / g;
+    }
+    const double vt = vt_sum / 5;
+    printf("sample evaluation (forward): %d networks x %d images in %.2f s (mean of 5), %.1f GFLOP/s; ratio to the "
+           "sgemm just before: median %.0f%% (%.0f%% to %.0f%%); full validation set (5,000 images) ~ %.0f s\n",
+           job.val_samples, eval_images, vt, vflops / vt / 1e9, 100.0 * median(vr, 5), 100.0 * minv(vr, 5),
+           100.0 * maxv(vr, 5), vt * 5000.0 / eval_images);
     printf("peak memory: %.1f MiB after warm-up, %.1f MiB after %d more steps (growth %.1f MiB), %.1f MiB after validation\n",
            rss0 / 1048576.0, rss1 / 1048576.0, steps, (rss1 - rss0) / 1048576.0, ht_peak_rss_bytes() / 1048576.0);
     printf("projected: 13,000 steps %.1f h on this machine (without validation)\n", per * 13000 / 3600);
+    free(ts); free(gs); free(rs);
     trainer_free(&tr);
     model_free(&m);
     comm_finalize(&comm);
