@@ -347,7 +347,7 @@ static void ws_layout(const TargetArch *a, int n, WsLayout *L) {
 
 // Floats of one thread's workspace for impl.
 static size_t impl_ws_floats(const TargetArch *arch, int max_images, TargetImpl impl) {
-    if (impl == TARGET_IMPL_AVX2) return target_avx2_ws_floats(arch, max_images);
+    if (impl != TARGET_IMPL_REFERENCE) return target_avx2_ws_floats(arch, max_images);
     WsLayout L;
     ws_layout(arch, max_images, &L);
     return L.total;
@@ -373,11 +373,12 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
     t->impl = target_impl_available(arch, TARGET_IMPL_AVX2) ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
     const char *env = getenv("HT_TARGET_IMPL");
     if (env && *env) {
-        HT_CHECK(!strcmp(env, "reference") || !strcmp(env, "avx2"),
-                 "HT_TARGET_IMPL must be 'reference' or 'avx2' (got '%s')", env);
-        const TargetImpl want = strcmp(env, "avx2") ? TARGET_IMPL_REFERENCE : TARGET_IMPL_AVX2;
+        HT_CHECK(!strcmp(env, "reference") || !strcmp(env, "avx2") || !strcmp(env, "avx2-dense"),
+                 "HT_TARGET_IMPL must be 'reference', 'avx2' or 'avx2-dense' (got '%s')", env);
+        const TargetImpl want = !strcmp(env, "avx2") ? TARGET_IMPL_AVX2
+                                : !strcmp(env, "avx2-dense") ? TARGET_IMPL_AVX2_DENSE : TARGET_IMPL_REFERENCE;
         HT_CHECK(want == TARGET_IMPL_REFERENCE || t->impl == TARGET_IMPL_AVX2,
-                 "HT_TARGET_IMPL=avx2 but this CPU or target architecture does not support it");
+                 "HT_TARGET_IMPL=%s but this CPU or target architecture does not support it", env);
         t->impl = want;
     }
     t->ws_floats = impl_ws_floats(arch, max_images, t->impl);
@@ -386,7 +387,8 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
 
 int target_impl_available(const TargetArch *arch, TargetImpl impl) {
     if (impl == TARGET_IMPL_REFERENCE) return 1;
-    return impl == TARGET_IMPL_AVX2 && target_avx2_cpu_ok() && target_avx2_arch_ok(arch, NULL);
+    return (impl == TARGET_IMPL_AVX2 || impl == TARGET_IMPL_AVX2_DENSE) && target_avx2_cpu_ok() &&
+           target_avx2_arch_ok(arch, NULL);
 }
 
 int target_set_impl(TargetNet *t, TargetImpl impl) {
@@ -402,7 +404,7 @@ int target_set_impl(TargetNet *t, TargetImpl impl) {
 }
 
 const char *target_impl_name(TargetImpl impl) {
-    return impl == TARGET_IMPL_AVX2 ? "avx2" : "reference";
+    return impl == TARGET_IMPL_AVX2 ? "avx2" : impl == TARGET_IMPL_AVX2_DENSE ? "avx2-dense" : "reference";
 }
 
 void target_free(TargetNet *t) {
@@ -496,8 +498,8 @@ static void run_all(TargetNet *t, int n_nets, const float *theta, int n_img, con
         // and a core shared with another process no longer holds up the whole call.
 #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_nets; k++)
-            if (t->impl == TARGET_IMPL_AVX2)
-                target_avx2_net(a, t->max_images, ws, theta + (size_t)k * nw, n_img,
+            if (t->impl != TARGET_IMPL_REFERENCE)
+                target_avx2_net(a, t->max_images, t->impl == TARGET_IMPL_AVX2, ws, theta + (size_t)k * nw, n_img,
                                 images + (size_t)k * img_stride,
                                 labels ? labels + (size_t)k * label_stride : NULL, scale,
                                 probs ? probs + (size_t)k * np : NULL, loss ? &loss[k] : NULL,

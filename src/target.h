@@ -15,7 +15,9 @@
 // only in summation order and FMA rounding (tests/test_target.c states the tolerance).
 typedef enum {
     TARGET_IMPL_REFERENCE = 0, // per-network im2col + OpenBLAS sgemm (the oracle)
-    TARGET_IMPL_AVX2 = 1,      // implicit-GEMM AVX2/FMA micro-kernels (src/target_avx2.c)
+    TARGET_IMPL_AVX2 = 1,      // implicit-GEMM AVX2/FMA micro-kernels (src/target_avx2.c), backward
+                               // through max pools from the routed gradients only
+    TARGET_IMPL_AVX2_DENSE = 2,// the same kernels, dense backward through max pools
 } TargetImpl;
 
 typedef struct {

@@ -49,6 +49,8 @@ typedef struct {
     size_t dy;             // ws: one image's gradient w.r.t. the block output (OH x OW x F)
     size_t fa, ia;         // ws (int32): window offsets, forward (K) and input gradient (Kb)
     size_t pin, pdo;       // ws (int32): pixel offsets (H*W) in the padded input and in dOut
+    int sparse;            // backward through the pool routed (see route_img): dW (and dX) from
+                           // the argmax pixels only; dwt then holds dW filter-major (F x K)
 } Block;
 
 typedef struct {
@@ -62,6 +64,8 @@ typedef struct {
     size_t conv_out;       // ws: one image's conv output before the pool
     size_t dout;           // ws: one image's padded dOut
     size_t g[2];           // ws: fc gradients (M x max width)
+    size_t route;          // ws: one image's routed gradients (Route, see route_img)
+    size_t dxpad;          // ws: one image's padded input gradient of a sparse block
     size_t total;
 } Plan;
 
@@ -87,10 +91,34 @@ int target_avx2_arch_ok(const TargetArch *a, const char **why) {
     return w == NULL;
 }
 
-static void make_plan(const TargetArch *a, int M, Plan *P) {
+// One image's routed gradients of a sparse block (route_img), in the workspace: entry e =
+// (pix[e], g[e]) (window offset of the argmax pixel in the padded input, gradient); filter f's
+// entries are [fstart[f], fstart[f+1]), in pooled-output order.
+typedef struct {
+    int32_t *pix, *fstart;
+    float *g;
+    int n;
+} Route;
+
+static size_t route_floats(const Block *B) {
+    const size_t ne = (size_t)B->OH * B->OW * B->F;
+    return r16(ne) * 2 + r16((size_t)B->F + 1);
+}
+
+static Route route_map(const Block *B, float *w) {
+    const size_t ne = (size_t)B->OH * B->OW * B->F;
+    Route r;
+    r.pix = (int32_t *)w; w += r16(ne);
+    r.g = w; w += r16(ne);
+    r.fstart = (int32_t *)w;
+    r.n = 0;
+    return r;
+}
+
+static void make_plan(const TargetArch *a, int M, int routed, Plan *P) {
     memset(P, 0, sizeof(*P));
     int i = 0;
-    size_t off = 0, conv_out = 0, dout = 0, gmax = (size_t)a->classes, kmax = 0;
+    size_t off = 0, conv_out = 0, dout = 0, gmax = (size_t)a->classes, kmax = 0, route = 0, dxpad = 0;
     while (a->ops[i].type == OP_CONV) {
         Block *B = &P->b[P->nb++];
         const TargetOp *op = &a->ops[i];
@@ -121,6 +149,9 @@ static void make_plan(const TargetArch *a, int M, Plan *P) {
         B->ia = off; if (B->dpad) off += r16((size_t)B->Kb);
         B->pin = off; off += r16((size_t)B->H * B->W);
         B->pdo = off; off += r16((size_t)B->H * B->W);
+        B->sparse = routed && B->pk && B->C % 8 == 0;
+        if (B->sparse && route_floats(B) > route) route = route_floats(B);
+        if (B->sparse && B->dpad && B->in_img > dxpad) dxpad = B->in_img;
         if ((size_t)B->K > kmax) kmax = (size_t)B->K;
         if ((size_t)B->Kb > kmax) kmax = (size_t)B->Kb;
         if (B->pk && (size_t)B->H * B->W * B->F > conv_out) conv_out = (size_t)B->H * B->W * B->F;
@@ -141,12 +172,14 @@ static void make_plan(const TargetArch *a, int M, Plan *P) {
     P->conv_out = off; off += r16(conv_out);
     P->dout = off; off += r16(dout);
     for (int g = 0; g < 2; g++) { P->g[g] = off; off += r16((size_t)M * gmax); }
+    P->route = off; off += route;
+    P->dxpad = off; off += r16(dxpad);
     P->total = off;
 }
 
 size_t target_avx2_ws_floats(const TargetArch *a, int max_images) {
     Plan P;
-    make_plan(a, max_images, &P);
+    make_plan(a, max_images, 1, &P); // the routed backward needs more
     return P.total;
 }
 
@@ -421,6 +454,106 @@ static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptr
         }
 }
 
+// ---- backward through a max pool, routed ----
+// Max-pool backward sends each pooled gradient to one conv output pixel (the argmax), so 3/4 of
+// a 2x2-pooled conv's output gradient dOut is exactly zero, and the dense weight- and
+// input-gradient GEMMs spend 3/4 of their products on zeros. A sparse block instead lists, per
+// image and filter, the nonzero routed gradients (pixel, g) and computes
+//   dW_f[(ky, kx, c)] += sum over the list of g * in_pad[window of pixel + (ky, kx, c)]
+//   dIn_pad[window of pixel + (ky, kx, c)] += g * W_f[(ky, kx, c)]
+// For a fixed ky both (kx, c) runs are k*C contiguous floats, so every term is a vector FMA over
+// a contiguous row. The sums are those of the dense path with the zero terms left out, in a fixed
+// order (filter by filter, pooled outputs in row-major order), so results stay deterministic.
+
+// Fills r with the nonzero routed gradients of one image (relu mask applied: the block output
+// val > 0) and adds each routed g to db[f] in pooled-output order, as dout_img does.
+static void route_img(const Block *B, const float *dy, const float *val, ptrdiff_t ors, const int32_t *am,
+                      float *db, Route *r) {
+    const int F = B->F, W = B->W, C = B->C, Wp = B->Wp, OH = B->OH, OW = B->OW;
+    int n = 0;
+    for (int f = 0; f < F; f++) {
+        r->fstart[f] = n;
+        for (int oy = 0; oy < OH; oy++) {
+            for (int ox = 0; ox < OW; ox++) {
+                const int o = oy * OW + ox;
+                const float g = dy[(size_t)o * F + f];
+                if (B->relu && !(val[oy * ors + (ptrdiff_t)ox * F + f] > 0.0f)) continue;
+                db[f] += g;
+                if (g == 0.0f) continue;
+                const int q = am[(size_t)o * F + f] / F; // conv output pixel y*W + x
+                r->pix[n] = (int32_t)(((q / W) * Wp + q % W) * C);
+                r->g[n++] = g;
+            }
+        }
+    }
+    r->fstart[F] = n;
+    r->n = n;
+}
+
+// acc (NV vectors) = sum over the entries of g[e] * a[pix[e] + 8v ...]; dst[8v ...] += acc
+static AVX2 INLINE void gather_seg(const float *a, const int32_t *pix, const float *g, int n, float *dst,
+                                   const int NV) {
+    __m256 acc[8];
+    for (int v = 0; v < NV; v++) acc[v] = _mm256_setzero_ps();
+    for (int e = 0; e < n; e++) {
+        const __m256 ge = _mm256_broadcast_ss(g + e);
+        const float *ae = a + pix[e];
+        for (int v = 0; v < NV; v++) acc[v] = _mm256_fmadd_ps(ge, _mm256_loadu_ps(ae + 8 * v), acc[v]);
+    }
+    for (int v = 0; v < NV; v++) _mm256_storeu_ps(dst + 8 * v, _mm256_add_ps(_mm256_loadu_ps(dst + 8 * v), acc[v]));
+}
+
+// gather_seg with the number of vectors (1..8) as a constant
+static AVX2 void gather_seg_n(const float *a, const int32_t *pix, const float *g, int n, float *dst, int nv) {
+    switch (nv) {
+    case 8: gather_seg(a, pix, g, n, dst, 8); break;
+    case 7: gather_seg(a, pix, g, n, dst, 7); break;
+    case 6: gather_seg(a, pix, g, n, dst, 6); break;
+    case 5: gather_seg(a, pix, g, n, dst, 5); break;
+    case 4: gather_seg(a, pix, g, n, dst, 4); break;
+    case 3: gather_seg(a, pix, g, n, dst, 3); break;
+    case 2: gather_seg(a, pix, g, n, dst, 2); break;
+    default: gather_seg(a, pix, g, n, dst, 1); break;
+    }
+}
+
+
+// dwf (F x K, filter-major (ky, kx, c)) += the routed weight gradient of one image; in = the
+// image's padded input. Each filter's segments of up to 64 floats of a window row are summed over
+// its entries in 8 accumulators. (Measured: bands of pooled rows, to keep the input rows in L1,
+// cost more in per-segment overhead than they save.)
+static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, float *dwf) {
+    const int kC = B->k * B->C, rowC = B->Wp * B->C;
+    for (int f = 0; f < B->F; f++) {
+        const int e0 = r->fstart[f], n = r->fstart[f + 1] - e0;
+        if (!n) continue;
+        for (int ky = 0; ky < B->k; ky++)
+            for (int s0 = 0; s0 < kC; s0 += 64)
+                gather_seg_n(in + (size_t)ky * rowC + s0, r->pix + e0, r->g + e0, n,
+                             dwf + (size_t)f * B->K + (size_t)ky * kC + s0, (kC - s0 >= 64 ? 64 : kC - s0) / 8);
+    }
+}
+
+// dxpad ((H+k-1) x Wp x C, zeroed by the caller) += the routed input gradient of one image: for
+// each entry and ky, the k*C-float window row gets g * W_f's row ky (w = the layer's theta, filter
+// f at f * (K+1)). (Measured: grouping the entries by pixel to sum them in registers first, or
+// ordering them so that consecutive updates touch disjoint windows, was slower.)
+static AVX2 void sparse_dx(const Block *B, const float *w, const Route *r, float *dxpad) {
+    const int kC = B->k * B->C, rowC = B->Wp * B->C, nv = kC / 8;
+    for (int f = 0; f < B->F; f++) {
+        const float *wf = w + (size_t)f * (B->K + 1);
+        for (int e = r->fstart[f]; e < r->fstart[f + 1]; e++) {
+            const __m256 ge = _mm256_broadcast_ss(r->g + e);
+            for (int ky = 0; ky < B->k; ky++) {
+                float *d = dxpad + r->pix[e] + (size_t)ky * rowC;
+                const float *wr = wf + (size_t)ky * kC;
+                for (int v = 0; v < nv; v++)
+                    _mm256_storeu_ps(d + 8 * v, _mm256_fmadd_ps(ge, _mm256_loadu_ps(wr + 8 * v), _mm256_loadu_ps(d + 8 * v)));
+            }
+        }
+    }
+}
+
 // ---- packing and padding (plain C) ----
 
 // W (F, K+1) filter-major, bias last -> wt: column blocks of W^T, K rows of stride 16 each.
@@ -476,11 +609,11 @@ static float *block_out(const Plan *P, int b, float *ws, int s, int i, ptrdiff_t
 
 // ---- one network ----
 
-void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, int n,
+void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const float *theta, int n,
                      const float *images, const uint8_t *labels, float scale, float *probs,
                      double *loss, int *correct, float *dtheta) {
     Plan P;
-    make_plan(a, M, &P);
+    make_plan(a, M, routed, &P);
     const int train = dtheta != NULL;
     int32_t *iota = (int32_t *)(ws + P.iota);
     for (int b = 0; b < P.nb; b++) {
@@ -550,7 +683,11 @@ void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, 
     if (!P.nb) return;
     const float *dfc = ws + P.g[cur];
     // conv blocks backward, image by image; image 0 stores the weight gradients, the others add
-    for (int b = 0; b < P.nb; b++) memset(ws + P.b[b].db, 0, (size_t)P.b[b].F * sizeof(float));
+    // (sparse blocks accumulate into a zeroed filter-major dW)
+    for (int b = 0; b < P.nb; b++) {
+        memset(ws + P.b[b].db, 0, (size_t)P.b[b].F * sizeof(float));
+        if (P.b[b].sparse) memset(ws + P.b[b].dwt, 0, (size_t)P.b[b].K * P.b[b].F * sizeof(float));
+    }
     for (int i = 0; i < n; i++)
         for (int b = P.nb - 1; b >= 0; b--) {
             const Block *B = &P.b[b];
@@ -558,9 +695,23 @@ void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, 
             ptrdiff_t ors;
             const float *val = block_out(&P, b, ws, i, i, &ors);
             const int32_t *am = B->pk ? (const int32_t *)(ws + B->am) + (size_t)i * B->OH * B->OW * B->F : NULL;
+            const float *in = ws + B->in + (size_t)i * B->in_img;
+            if (B->sparse) {
+                Route r = route_map(B, ws + P.route);
+                route_img(B, dy, val, ors, am, ws + B->db, &r);
+                sparse_dw(B, in, &r, ws + B->dwt);
+                if (b > 0) {
+                    float *dxp = ws + P.dxpad, *dst = ws + P.b[b - 1].dy;
+                    memset(dxp, 0, B->in_img * sizeof(float));
+                    sparse_dx(B, theta + a->layers[B->layer].offset, &r, dxp);
+                    const size_t wc = (size_t)B->W * B->C;
+                    for (int y = 0; y < B->H; y++) // interior of the padded gradient
+                        memcpy(dst + y * wc, dxp + ((size_t)(y + B->p) * B->Wp + B->p) * B->C, wc * sizeof(float));
+                }
+                continue;
+            }
             float *dout = ws + P.dout;
             dout_img(B, dy, val, ors, am, dout, ws + B->db);
-            const float *in = ws + B->in + (size_t)i * B->in_img;
             const int32_t *pin = (const int32_t *)(ws + B->pin), *pdo = (const int32_t *)(ws + B->pdo);
             conv_dw_img(B->H, B->W, B->C, B->F, B->k, B->Wp, in, pin, dout, pdo, ws + B->dwt, i > 0);
             if (b > 0)
@@ -572,7 +723,8 @@ void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, 
         float *dw = dtheta + a->layers[B->layer].offset;
         const float *dwt = ws + B->dwt, *db = ws + B->db;
         for (int f = 0; f < B->F; f++) {
-            for (int t = 0; t < B->K; t++) dw[(size_t)f * (B->K + 1) + t] = dwt[(size_t)t * B->F + f];
+            if (B->sparse) memcpy(dw + (size_t)f * (B->K + 1), dwt + (size_t)f * B->K, (size_t)B->K * sizeof(float));
+            else for (int t = 0; t < B->K; t++) dw[(size_t)f * (B->K + 1) + t] = dwt[(size_t)t * B->F + f];
             dw[(size_t)f * (B->K + 1) + B->K] = db[f];
         }
     }
@@ -582,7 +734,7 @@ void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, 
 
 int target_avx2_cpu_ok(void) { return 0; }
 
-void target_avx2_net(const TargetArch *a, int M, float *ws, const float *theta, int n,
+void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const float *theta, int n,
                      const float *images, const uint8_t *labels, float scale, float *probs,
                      double *loss, int *correct, float *dtheta) {
     HT_FATAL("target: the AVX2 path is not compiled in this build");

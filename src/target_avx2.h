@@ -18,8 +18,10 @@ int target_avx2_arch_ok(const TargetArch *a, const char **why);
 size_t target_avx2_ws_floats(const TargetArch *a, int max_images);
 // One network on n <= max_images images: forward, softmax cross-entropy, and the backward pass
 // if dtheta is not NULL. Arguments as for target.c's run_net (probs, loss, correct, dtheta
-// optional; labels required for loss, correct and dtheta).
-void target_avx2_net(const TargetArch *a, int max_images, float *ws, const float *theta, int n,
+// optional; labels required for loss, correct and dtheta). routed = 1: the backward of conv
+// blocks with a max pool (and C a multiple of 8) takes only the routed (nonzero) gradients;
+// 0: dense GEMMs over the whole dOut.
+void target_avx2_net(const TargetArch *a, int max_images, int routed, float *ws, const float *theta, int n,
                      const float *images, const uint8_t *labels, float scale, float *probs,
                      double *loss, int *correct, float *dtheta);
 

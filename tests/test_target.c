@@ -101,6 +101,9 @@ static const char *const FAST_B[] = {"c5:24", "r", "p3", "f5"};
 static const char *const FAST_C[] = {"c3:8", "c3:16", "r", "f6", "r", "f3"};
 static const char *const FAST_D[] = {"c1:8", "p2", "f3"};
 static const char *const FC_ONLY[] = {"f6", "r", "f3"};
+// Both blocks routed (C a multiple of 8): the first without relu and with a clipped 3x3 pool, the
+// second with a 5x5 kernel larger than its 3x2 input (window rows of 40 floats: 5 vectors).
+static const char *const FAST_E[] = {"c3:8", "p3", "c5:16", "r", "p2", "f3"};
 
 // Implementation of the batched calls under test in the whole-network checks.
 static TargetImpl g_impl = TARGET_IMPL_REFERENCE;
@@ -770,21 +773,26 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
     const size_t nw = a->n_weights, per = (size_t)n_img * a->in_size, n_sets = shared ? 1 : (size_t)nets;
     const size_t np = (size_t)nets * n_img * a->classes;
     float *theta = XALLOC_FLOATS(nets * nw), *img = XALLOC_FLOATS(n_sets * per);
-    float *d[2] = {XALLOC_FLOATS(nets * nw), XALLOC_FLOATS(nets * nw)};
-    float *p[2] = {XALLOC_FLOATS(np), XALLOC_FLOATS(np)};
-    double *loss[2] = {XMALLOC(nets * sizeof(double)), XMALLOC(nets * sizeof(double))};
-    int *cor[2] = {XMALLOC(nets * sizeof(int)), XMALLOC(nets * sizeof(int))};
+    const TargetImpl impl[3] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE};
+    float *d[3], *p[3];
+    double *loss[3];
+    int *cor[3];
+    for (int m = 0; m < 3; m++) {
+        d[m] = XALLOC_FLOATS(nets * nw); p[m] = XALLOC_FLOATS(np);
+        loss[m] = XMALLOC(nets * sizeof(double)); cor[m] = XMALLOC(nets * sizeof(int));
+    }
     uint8_t *labels = XMALLOC((size_t)nets * n_img);
     for (int k = 0; k < nets; k++) init_theta(a, theta + k * nw, gain);
     for (size_t i = 0; i < n_sets * per; i++) img[i] = (float)urand();
     for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * a->classes);
     TargetNet t;
     target_init(&t, a, n_img, 0);
-    for (int m = 0; m < 2; m++) {
-        target_set_impl(&t, m ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE);
+    for (int m = 0; m < 3; m++) {
+        target_set_impl(&t, impl[m]);
         target_loss_grad(&t, nets, theta, n_img, img, shared ? 0 : per, labels, n_img, 0.5f, loss[m], cor[m], d[m]);
         target_forward(&t, nets, theta, n_img, img, shared ? 0 : per, p[m]);
     }
+    for (int m = 1; m < 3; m++) {
     double worst = 0.0, worst_rel = 0.0, pdiff = 0.0, ldiff = 0.0;
     int worst_layer = 0, same_correct = 1;
     for (int l = 0; l < a->n_layers; l++) {
@@ -793,7 +801,7 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
         for (int k = 0; k < nets; k++)
             for (size_t j = L->offset; j < L->offset + L->size; j++) {
                 amax = fmax(amax, fabs(d[0][k * nw + j]));
-                const double diff = fabs(d[0][k * nw + j] - d[1][k * nw + j]);
+                const double diff = fabs(d[0][k * nw + j] - d[m][k * nw + j]);
                 e = isnan(diff) ? INFINITY : fmax(e, diff);
             }
         const double r = amax > 0.0 ? e / (2e-5 * amax) : (e > 0.0 ? INFINITY : 0.0);
@@ -801,7 +809,7 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
     }
     double spread = 1.0;
     for (size_t i = 0; i < np; i++) {
-        const double diff = fabs(p[0][i] - p[1][i]);
+        const double diff = fabs(p[0][i] - p[m][i]);
         pdiff = isnan(diff) ? INFINITY : fmax(pdiff, diff);
     }
     for (size_t i0 = 0; i0 < np; i0 += (size_t)a->classes) {
@@ -813,18 +821,19 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
         spread = fmax(spread, hi - lo);
     }
     for (int k = 0; k < nets; k++) {
-        const double diff = fabs(loss[0][k] - loss[1][k]) / fmax(fabs(loss[0][k]), 1e-30);
+        const double diff = fabs(loss[0][k] - loss[m][k]) / fmax(fabs(loss[0][k]), 1e-30);
         ldiff = isnan(diff) ? INFINITY : fmax(ldiff, diff);
-        same_correct &= cor[0][k] == cor[1][k];
+        same_correct &= cor[0][k] == cor[m][k];
     }
     T_CHECK(ts, worst <= 1.0 && pdiff <= 1e-6 * spread && ldiff <= 1e-6 && same_correct,
-            "avx2 vs reference, %s, %d nets x %d images%s: dtheta worst layer %d at %.1e of its max "
-            "(%5.1f%% of budget), probs %.1e (logit spread %.0f), loss rel %.1e, correct %s",
+            "%s vs reference, %s, %d nets x %d images%s: dtheta worst layer %d at %.1e of its max "
+            "(%5.1f%% of budget), probs %.1e (logit spread %.0f), loss rel %.1e, correct %s", target_impl_name(impl[m]),
             name, nets, n_img, shared ? " (shared)" : "", worst_layer, worst_rel, 100.0 * worst, pdiff, spread,
             ldiff, same_correct ? "equal" : "DIFFER");
+    }
     target_free(&t);
     free(theta); free(img); free(labels);
-    for (int m = 0; m < 2; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
+    for (int m = 0; m < 3; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
 }
 
 // Which implementation target_init picks, target_set_impl, and the HT_TARGET_IMPL override.
@@ -955,8 +964,9 @@ int main(void) {
     make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
     T_CHECK(&ts, paper.n_weights == 20018, "paper network has %zu weights (20,018)", paper.n_weights);
     // The whole-network checks, once per implementation of the batched calls.
-    for (int ii = 0; ii < 2; ii++) {
-        g_impl = ii ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
+    for (int ii = 0; ii < 3; ii++) {
+        const TargetImpl impls[3] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE};
+        g_impl = impls[ii];
         if (!target_impl_available(&paper, g_impl)) {
             printf("SKIPPED whole-network checks of the %s path: not available on this CPU\n", target_impl_name(g_impl));
             continue;
@@ -1002,6 +1012,8 @@ int main(void) {
     check_impls_match(&ts, "6x6x2 conv3->8 conv3->16 relu fc6 relu fc3", &fa, 2, 3, 1.0, 1);
     make_arch(&fa, 5, 5, 1, 3, FAST_D, 3);
     check_impls_match(&ts, "5x5 conv1->8 pool2 (no relu) fc3", &fa, 2, 3, 1.0, 0);
+    make_arch(&fa, 7, 5, 8, 3, FAST_E, 6);
+    check_impls_match(&ts, "7x5x8 conv3->8 pool3 (clipped) conv5->16 relu pool2 fc3", &fa, 3, 4, 1.0, 0);
     make_arch(&fa, 4, 4, 1, 3, FC_ONLY, 3);
     check_impls_match(&ts, "4x4 fc6 relu fc3 (no conv)", &fa, 2, 3, 1.0, 0);
 
