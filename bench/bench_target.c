@@ -1,7 +1,7 @@
 // bench_target: speed of the target network on the paper job's shapes, next to OpenBLAS sgemm on
 // the same cores, measured in the same run and interleaved (sgemm, training call, evaluation,
 // sgemm, ...), best of N, for each thread count and implementation.
-//   build/bench/bench_target [--threads 1,2] [--reps N] [--eval-images N] [--impl auto|reference|avx2|both]
+//   build/bench/bench_target [--threads 1,2] [--reps N] [--eval-images N] [--impl auto|all|both|reference|avx2|avx2-dense]
 //                            [--sgemm N]
 // Prints per thread count and implementation:
 //   train: ms per target_loss_grad (32 networks x 32 images, forward + backward: the paper step)
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--sgemm") && i + 1 < argc) gemm_n = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_target [--threads 1,2] [--reps N] [--eval-images N] "
-                            "[--impl auto|reference|avx2|both] [--sgemm N]\n");
+                            "[--impl auto|all|both|reference|avx2|avx2-dense] [--sgemm N]\n");
             return 2;
         }
     }
@@ -121,11 +121,17 @@ int main(int argc, char **argv) {
         omp_set_num_threads(T);
         TargetNet t;
         target_init(&t, &a, ipn > chunk ? ipn : chunk, T);
-        TargetImpl impls[2];
+        TargetImpl impls[3];
         int n_impl = 0;
         if (!strcmp(impl_arg, "auto")) impls[n_impl++] = t.impl;
-        else if (!strcmp(impl_arg, "both")) { impls[n_impl++] = TARGET_IMPL_REFERENCE; impls[n_impl++] = TARGET_IMPL_AVX2; }
-        else impls[n_impl++] = strcmp(impl_arg, "reference") ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
+        else if (!strcmp(impl_arg, "all")) {
+            impls[n_impl++] = TARGET_IMPL_REFERENCE; impls[n_impl++] = TARGET_IMPL_AVX2_DENSE;
+            impls[n_impl++] = TARGET_IMPL_AVX2;
+        } else if (!strcmp(impl_arg, "both")) { impls[n_impl++] = TARGET_IMPL_REFERENCE; impls[n_impl++] = TARGET_IMPL_AVX2; }
+        else if (!strcmp(impl_arg, "reference")) impls[n_impl++] = TARGET_IMPL_REFERENCE;
+        else if (!strcmp(impl_arg, "avx2-dense")) impls[n_impl++] = TARGET_IMPL_AVX2_DENSE;
+        else if (!strcmp(impl_arg, "avx2")) impls[n_impl++] = TARGET_IMPL_AVX2;
+        else HT_FATAL("bench_target: --impl must be auto, all, both, reference, avx2 or avx2-dense (got '%s')", impl_arg);
         for (int ii = 0; ii < n_impl; ii++) {
             if (!target_set_impl(&t, impls[ii])) {
                 printf("%-3d %-9s | not available on this CPU\n", T, target_impl_name(impls[ii]));
