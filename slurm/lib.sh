@@ -198,9 +198,11 @@ ht_launch() {
         if [ "$HT_GOT_SIGNAL" = USR1 ] && [ "${HT_REQUEUE:-0}" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
             if [ "$restarts" -ge "${HT_MAX_RESTARTS:-50}" ]; then
                 ht_log "not requeueing: already restarted $restarts times (HT_MAX_RESTARTS=${HT_MAX_RESTARTS:-50})"
-            elif scontrol requeue "$SLURM_JOB_ID"; then
-                ht_log "requeued job $SLURM_JOB_ID: it will continue from the latest checkpoint in $run_dir"
             else
+                # logged first: a successful requeue ends this script (Slurm kills the old batch
+                # step), so nothing after scontrol may run
+                ht_log "requeueing job $SLURM_JOB_ID: it will continue from the latest checkpoint in $run_dir"
+                scontrol requeue "$SLURM_JOB_ID" ||
                 ht_log "scontrol requeue $SLURM_JOB_ID failed; continue by hand (same arguments, or --out $run_dir)"
             fi
         elif [ "$HT_GOT_SIGNAL" = TERM ]; then

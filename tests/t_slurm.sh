@@ -318,7 +318,7 @@ else
   timeout 10 scancel --batch --signal=USR1 "$jid"
   if wait_for 40 requeued 1; then
     n1=$(sed -n 's/.*received signal [0-9]*: checkpoint written at step \([0-9]*\).*/\1/p' "$OUT" | tail -1)
-    grep -q "status=75 (stopped at a checkpoint (SIGUSR1))" "$RUN/slurm_launches.log" && grep -q "requeued job $jid" "$OUT" \
+    grep -q "status=75 (stopped at a checkpoint (SIGUSR1))" "$RUN/slurm_launches.log" && grep -q "requeueing job $jid" "$OUT" \
       && pass "USR1: checkpoint at step $n1, status 75, the script requeued job $jid" || fail "USR1 path: $(tail -5 "$OUT")"
     # Skip Slurm's requeue delay, once the old job step is gone (its PMIx socket is removed last).
     wait_for 30 no_stale_step
