@@ -492,17 +492,21 @@ static void route_img(const Block *B, const float *dy, const float *val, ptrdiff
     r->n = n;
 }
 
-// acc (NV vectors) = sum over the entries of g[e] * a[pix[e] + 8v ...]; dst[8v ...] += acc
+// acc (NV vectors) = sum over the entries of g[e] * a[pix[e] + 8v ...]; dst[8v ...] += acc.
+// The accumulators are named variables (GCC -O2 does not unroll a loop over an array of them and
+// would keep them in memory).
+#define ACC_DECL(v) __m256 q##v = _mm256_setzero_ps()
+#define ACC_FMA(v) if (NV > v) q##v = _mm256_fmadd_ps(ge, _mm256_loadu_ps(ae + 8 * v), q##v)
+#define ACC_OUT(v) if (NV > v) _mm256_storeu_ps(dst + 8 * v, _mm256_add_ps(_mm256_loadu_ps(dst + 8 * v), q##v))
 static AVX2 INLINE void gather_seg(const float *a, const int32_t *pix, const float *g, int n, float *dst,
                                    const int NV) {
-    __m256 acc[8];
-    for (int v = 0; v < NV; v++) acc[v] = _mm256_setzero_ps();
+    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5); ACC_DECL(6); ACC_DECL(7);
     for (int e = 0; e < n; e++) {
         const __m256 ge = _mm256_broadcast_ss(g + e);
         const float *ae = a + pix[e];
-        for (int v = 0; v < NV; v++) acc[v] = _mm256_fmadd_ps(ge, _mm256_loadu_ps(ae + 8 * v), acc[v]);
+        ACC_FMA(0); ACC_FMA(1); ACC_FMA(2); ACC_FMA(3); ACC_FMA(4); ACC_FMA(5); ACC_FMA(6); ACC_FMA(7);
     }
-    for (int v = 0; v < NV; v++) _mm256_storeu_ps(dst + 8 * v, _mm256_add_ps(_mm256_loadu_ps(dst + 8 * v), acc[v]));
+    ACC_OUT(0); ACC_OUT(1); ACC_OUT(2); ACC_OUT(3); ACC_OUT(4); ACC_OUT(5); ACC_OUT(6); ACC_OUT(7);
 }
 
 // gather_seg with the number of vectors (1..8) as a constant
@@ -541,16 +545,16 @@ static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, floa
 // and k independent FMAs.
 static AVX2 INLINE void narrow_dw_f(const float *in, int rowC, const int32_t *pix, const float *g, int n,
                                     __m256i mask, float *dst, int kC, const int KR) {
-    __m256 acc[7];
-    for (int y = 0; y < KR; y++) acc[y] = _mm256_setzero_ps();
+#define NROW_FMA(y) if (KR > y) q##y = _mm256_fmadd_ps(ge, _mm256_maskload_ps(ae + (size_t)y * rowC, mask), q##y)
+#define NROW_OUT(y) if (KR > y) _mm256_maskstore_ps(dst + (size_t)y * kC, mask, \
+                        _mm256_add_ps(_mm256_maskload_ps(dst + (size_t)y * kC, mask), q##y))
+    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5); ACC_DECL(6);
     for (int e = 0; e < n; e++) {
         const __m256 ge = _mm256_broadcast_ss(g + e);
         const float *ae = in + pix[e];
-        for (int y = 0; y < KR; y++)
-            acc[y] = _mm256_fmadd_ps(ge, _mm256_maskload_ps(ae + (size_t)y * rowC, mask), acc[y]);
+        NROW_FMA(0); NROW_FMA(1); NROW_FMA(2); NROW_FMA(3); NROW_FMA(4); NROW_FMA(5); NROW_FMA(6);
     }
-    for (int y = 0; y < KR; y++)
-        _mm256_maskstore_ps(dst + (size_t)y * kC, mask, _mm256_add_ps(_mm256_maskload_ps(dst + (size_t)y * kC, mask), acc[y]));
+    NROW_OUT(0); NROW_OUT(1); NROW_OUT(2); NROW_OUT(3); NROW_OUT(4); NROW_OUT(5); NROW_OUT(6);
 }
 
 static AVX2 void sparse_dw_narrow(const Block *B, const float *in, const Route *r, float *dwf) {
