@@ -91,27 +91,34 @@ int target_avx2_arch_ok(const TargetArch *a, const char **why) {
     return w == NULL;
 }
 
-// One image's routed gradients of a sparse block (route_img), in the workspace: entry e =
-// (pix[e], g[e]) (window offset of the argmax pixel in the padded input, gradient); filter f's
-// entries are [fstart[f], fstart[f+1]), in pooled-output order.
+// One image's routed gradients of a sparse block (route_img), in the workspace, in lists of fixed
+// capacity:
+//   by filter: filter f's entries are e < fcnt[f] of (pix[f * OHW + e], g[...]): the window
+//     offset of the argmax pixel in the padded input and the gradient, in pooled-output order;
+//   by pixel (blocks with an input gradient): conv output pixel q's entries are e < qcnt[q] of
+//     (qw[q * F + e], qg[...]): the filter's offset f * (K+1) in theta and the gradient, filters
+//     ascending.
 typedef struct {
-    int32_t *pix, *fstart;
-    float *g;
-    int n;
+    int32_t *pix, *fcnt, *qw, *qcnt;
+    float *g, *qg;
 } Route;
 
 static size_t route_floats(const Block *B) {
-    const size_t ne = (size_t)B->OH * B->OW * B->F;
-    return r16(ne) * 2 + r16((size_t)B->F + 1);
+    const size_t ne = (size_t)B->OH * B->OW * B->F, np = (size_t)B->H * B->W;
+    return 2 * r16(ne) + r16((size_t)B->F) + (B->dpad ? 2 * r16(np * B->F) + r16(np) : 0);
 }
 
 static Route route_map(const Block *B, float *w) {
-    const size_t ne = (size_t)B->OH * B->OW * B->F;
+    const size_t ne = (size_t)B->OH * B->OW * B->F, np = (size_t)B->H * B->W;
     Route r;
+    memset(&r, 0, sizeof(r));
     r.pix = (int32_t *)w; w += r16(ne);
     r.g = w; w += r16(ne);
-    r.fstart = (int32_t *)w;
-    r.n = 0;
+    r.fcnt = (int32_t *)w; w += r16((size_t)B->F);
+    if (!B->dpad) return r;
+    r.qw = (int32_t *)w; w += r16(np * B->F);
+    r.qg = w; w += r16(np * B->F);
+    r.qcnt = (int32_t *)w;
     return r;
 }
 
@@ -468,28 +475,71 @@ static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptr
 // order (filter by filter, pooled outputs in row-major order), so results stay deterministic.
 
 // Fills r with the nonzero routed gradients of one image (relu mask applied: the block output
-// val > 0) and adds each routed g to db[f] in pooled-output order, as dout_img does.
-static void route_img(const Block *B, const float *dy, const float *val, ptrdiff_t ors, const int32_t *am,
-                      float *db, Route *r) {
-    const int F = B->F, W = B->W, C = B->C, Wp = B->Wp, OH = B->OH, OW = B->OW;
-    int n = 0;
-    for (int f = 0; f < F; f++) {
-        r->fstart[f] = n;
-        for (int oy = 0; oy < OH; oy++) {
-            for (int ox = 0; ox < OW; ox++) {
-                const int o = oy * OW + ox;
-                const float g = dy[(size_t)o * F + f];
-                if (B->relu && !(val[oy * ors + (ptrdiff_t)ox * F + f] > 0.0f)) continue;
-                db[f] += g;
-                if (g == 0.0f) continue;
-                const int q = am[(size_t)o * F + f] / F; // conv output pixel y*W + x
-                r->pix[n] = (int32_t)(((q / W) * Wp + q % W) * C);
-                r->g[n++] = g;
+// val > 0) and adds each routed g to db[f] in pooled-output order, as dout_img does. Eight filters
+// at a time (F % 8 == 0 on this path): the argmax slot, the window offset and the keep decision
+// are computed in vectors, then the lanes are appended to their lists without branches (written
+// always, counted when kept: the decisions are data and would be mispredicted half the time).
+static AVX2 void route_img(const Block *B, const float *dy, const float *val, ptrdiff_t ors, const int32_t *am,
+                           float *db, Route *r) {
+    const int F = B->F, W = B->W, C = B->C, Wp = B->Wp, OW = B->OW, OHW = B->OH * B->OW;
+    const int32_t qstride = B->K + 1;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 zero = _mm256_setzero_ps();
+    int32_t pxv[8], qv[8], keepv[8];
+    float gv[8];
+    memset(r->fcnt, 0, (size_t)F * sizeof(int32_t));
+    if (B->dpad) memset(r->qcnt, 0, (size_t)B->H * W * sizeof(int32_t));
+    for (int o = 0; o < OHW; o++) {
+        const int oy = o / OW, ox = o % OW;
+        int y0, y1, x0, x1;
+        pool_window(B, oy, ox, &y0, &y1, &x0, &x1);
+        const int fast = y1 - y0 == 2 && x1 - x0 == 2; // 2x2: the slot from 2 compares, no division
+        const float *go = dy + (size_t)o * F, *vo = val + oy * ors + (ptrdiff_t)ox * F;
+        const int32_t *ao = am + (size_t)o * F;
+        for (int f0 = 0; f0 < F; f0 += 8) {
+            const __m256 g = _mm256_loadu_ps(go + f0);
+            const __m256 pass = B->relu ? _mm256_cmp_ps(_mm256_loadu_ps(vo + f0), zero, _CMP_GT_OQ)
+                                        : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+            _mm256_storeu_ps(db + f0, _mm256_add_ps(_mm256_loadu_ps(db + f0), _mm256_and_ps(pass, g)));
+            const __m256 keep = _mm256_and_ps(pass, _mm256_cmp_ps(g, zero, _CMP_NEQ_UQ)); // NaN kept
+            // d = (dy * W + dx) * F: the argmax relative to the window's first pixel, channel 0
+            const __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + f0)),
+                                               _mm256_add_epi32(_mm256_set1_epi32((y0 * W + x0) * F + f0), lane));
+            if (fast) {
+                const __m256i dyy = _mm256_srli_epi32(_mm256_cmpgt_epi32(d, _mm256_set1_epi32(W * F - 1)), 31);
+                const __m256i rest = _mm256_sub_epi32(d, _mm256_mullo_epi32(dyy, _mm256_set1_epi32(W * F)));
+                const __m256i dxx = _mm256_srli_epi32(_mm256_cmpgt_epi32(rest, _mm256_setzero_si256()), 31);
+                const __m256i rel = _mm256_add_epi32(_mm256_mullo_epi32(dyy, _mm256_set1_epi32(Wp * C)),
+                                                     _mm256_mullo_epi32(dxx, _mm256_set1_epi32(C)));
+                _mm256_storeu_si256((__m256i *)pxv, _mm256_add_epi32(rel, _mm256_set1_epi32((y0 * Wp + x0) * C)));
+                const __m256i qq = _mm256_add_epi32(_mm256_mullo_epi32(dyy, _mm256_set1_epi32(W)), dxx);
+                _mm256_storeu_si256((__m256i *)qv, _mm256_add_epi32(qq, _mm256_set1_epi32(y0 * W + x0)));
+            } else {
+                int32_t dv[8];
+                _mm256_storeu_si256((__m256i *)dv, d);
+                for (int l = 0; l < 8; l++) {
+                    const int32_t dyy = dv[l] / (W * F), dxx = (dv[l] - dyy * W * F) / F;
+                    pxv[l] = ((y0 + dyy) * Wp + x0 + dxx) * C;
+                    qv[l] = (y0 + dyy) * W + x0 + dxx;
+                }
+            }
+            _mm256_storeu_ps(gv, g);
+            _mm256_storeu_si256((__m256i *)keepv, _mm256_srli_epi32(_mm256_castps_si256(keep), 31));
+            for (int l = 0; l < 8; l++) {
+                const int f = f0 + l, e = f * OHW + r->fcnt[f];
+                r->pix[e] = pxv[l];
+                r->g[e] = gv[l];
+                r->fcnt[f] += keepv[l];
+            }
+            if (!B->dpad) continue;
+            for (int l = 0; l < 8; l++) {
+                const int q = qv[l], eq = q * F + r->qcnt[q];
+                r->qw[eq] = (f0 + l) * qstride;
+                r->qg[eq] = gv[l];
+                r->qcnt[q] += keepv[l];
             }
         }
     }
-    r->fstart[F] = n;
-    r->n = n;
 }
 
 // acc (NV vectors) = sum over the entries of g[e] * a[pix[e] + 8v ...]; dst[8v ...] += acc.
@@ -530,8 +580,9 @@ static AVX2 void gather_seg_n(const float *a, const int32_t *pix, const float *g
 // cost more in per-segment overhead than they save.)
 static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, float *dwf) {
     const int kC = B->k * B->C, rowC = B->Wp * B->C;
+    const int OHW = B->OH * B->OW;
     for (int f = 0; f < B->F; f++) {
-        const int e0 = r->fstart[f], n = r->fstart[f + 1] - e0;
+        const int e0 = f * OHW, n = r->fcnt[f];
         if (!n) continue;
         for (int ky = 0; ky < B->k; ky++)
             for (int s0 = 0; s0 < kC; s0 += 64)
@@ -560,8 +611,9 @@ static AVX2 INLINE void narrow_dw_f(const float *in, int rowC, const int32_t *pi
 static AVX2 void sparse_dw_narrow(const Block *B, const float *in, const Route *r, float *dwf) {
     const int kC = B->k * B->C, rowC = B->Wp * B->C;
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(kC), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const int OHW = B->OH * B->OW;
     for (int f = 0; f < B->F; f++) {
-        const int e0 = r->fstart[f], n = r->fstart[f + 1] - e0;
+        const int e0 = f * OHW, n = r->fcnt[f];
         float *dst = dwf + (size_t)f * B->K;
         switch (B->k) { // kC < 8: k <= 7
         case 1: narrow_dw_f(in, rowC, r->pix + e0, r->g + e0, n, mask, dst, kC, 1); break;
@@ -573,23 +625,21 @@ static AVX2 void sparse_dw_narrow(const Block *B, const float *in, const Route *
 }
 
 // dxpad ((H+k-1) x Wp x C, zeroed by the caller) += the routed input gradient of one image: for
-// each entry and ky, the k*C-float window row gets g * W_f's row ky (w = the layer's theta, filter
-// f at f * (K+1)). (Measured: grouping the entries by pixel to sum them in registers first, or
-// ordering them so that consecutive updates touch disjoint windows, was slower.)
+// each pixel group and ky, the k*C-float window row gets the sum over its filters of g * W_f's row
+// ky, summed in registers 64 floats at a time (w = the layer's theta; the filter offsets play the
+// part of gather_seg's pixel offsets), so each window row is read and written once per pixel.
 static AVX2 void sparse_dx(const Block *B, const float *w, const Route *r, float *dxpad) {
-    const int kC = B->k * B->C, rowC = B->Wp * B->C, nv = kC / 8;
-    for (int f = 0; f < B->F; f++) {
-        const float *wf = w + (size_t)f * (B->K + 1);
-        for (int e = r->fstart[f]; e < r->fstart[f + 1]; e++) {
-            const __m256 ge = _mm256_broadcast_ss(r->g + e);
-            for (int ky = 0; ky < B->k; ky++) {
-                float *d = dxpad + r->pix[e] + (size_t)ky * rowC;
-                const float *wr = wf + (size_t)ky * kC;
-                for (int v = 0; v < nv; v++)
-                    _mm256_storeu_ps(d + 8 * v, _mm256_fmadd_ps(ge, _mm256_loadu_ps(wr + 8 * v), _mm256_loadu_ps(d + 8 * v)));
-            }
+    const int kC = B->k * B->C, rowC = B->Wp * B->C;
+    for (int y = 0, q = 0; y < B->H; y++)
+        for (int x = 0; x < B->W; x++, q++) {
+            const int n = r->qcnt[q];
+            if (!n) continue;
+            float *d = dxpad + (size_t)(y * B->Wp + x) * B->C;
+            for (int ky = 0; ky < B->k; ky++)
+                for (int s0 = 0; s0 < kC; s0 += 64)
+                    gather_seg_n(w + (size_t)ky * kC + s0, r->qw + (size_t)q * B->F, r->qg + (size_t)q * B->F, n,
+                                 d + (size_t)ky * rowC + s0, (kC - s0 >= 64 ? 64 : kC - s0) / 8);
         }
-    }
 }
 
 // ---- packing and padding (plain C) ----
