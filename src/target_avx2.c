@@ -49,6 +49,7 @@ typedef struct {
     size_t dy;             // ws: one image's gradient w.r.t. the block output (OH x OW x F)
     size_t fa, ia;         // ws (int32): window offsets, forward (K) and input gradient (Kb)
     size_t pin, pdo;       // ws (int32): pixel offsets (H*W) in the padded input and in dOut
+    int fused;             // 2x2 pool without clipped windows: conv and pool in one pass (conv_pool_img)
     int sparse;            // backward through the pool routed (see route_img): dW (and dX) from
                            // the argmax pixels only; dwt then holds dW filter-major (F x K)
 } Block;
@@ -141,6 +142,7 @@ static void make_plan(const TargetArch *a, int M, int routed, Plan *P) {
             B->pk = po->kernel; B->OH = po->out_h; B->OW = po->out_w;
             B->py = (B->OH * B->pk - B->H) / 2; B->px = (B->OW * B->pk - B->W) / 2;
         }
+        B->fused = B->pk == 2 && B->H % 2 == 0 && B->W % 2 == 0;
         B->in_img = (size_t)(B->H + 2 * B->p) * B->Wp * B->C;
         B->dpad = P->nb > 1 ? B->p : 0;
         B->Wd = B->W + 2 * B->dpad;
@@ -273,6 +275,60 @@ static const TileFn TILES[7][3] = {
 // Column blocks of 16, then one of 8 if the width is 8 mod 16.
 #define COL_NB(F, col0) ((F) - (col0) >= 16 ? 16 : 8)
 
+// conv + bias + [relu] + 2x2 max pool of one 2x2 window, fused: the tile's 4 rows are the
+// window's pixels in (h, w) order, and the epilogue takes their maximum (the reference's scan:
+// strict >, so ties and NaN keep the earlier pixel; max_ps(v, best) is "v > best ? v : best")
+// and its index (y*W + x)*F + c into am, instead of storing the 4 pixels for pool_img.
+// t->c[0] is the pooled output, t->c[1] (as int32) the argmax or NULL; first = the index of
+// pixel 0, channel col0; the other pixels are +F, +W*F, +W*F+F.
+static AVX2 INLINE void tile_pool_body(const Tile *t, int32_t first, int W, int F, const int NV) {
+    const int MR = 4;
+    ROW_DECL(0); ROW_DECL(1); ROW_DECL(2); ROW_DECL(3);
+    const float *B = t->B;
+    const int32_t *aoff = t->aoff, *boff = t->boff;
+    const int T = t->T;
+    for (int j = 0; j < T; j++) {
+        const float *b = B + boff[j];
+        const ptrdiff_t o = aoff[j];
+        const __m256 b0 = _mm256_loadu_ps(b);
+        const __m256 b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;
+        ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3)
+    }
+    float *out = t->c[0];
+    int32_t *am = (int32_t *)t->c[1];
+    const int relu = t->relu;
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int32_t d1 = F, d2 = W * F, d3 = W * F + F;
+#define POOL_OUT(v)                                                                                 \
+    if (NV > v) {                                                                                   \
+        const __m256 bias = _mm256_loadu_ps(t->bias + 8 * v);                                      \
+        __m256 y0 = _mm256_add_ps(c0##v, bias), y1 = _mm256_add_ps(c1##v, bias);                   \
+        __m256 y2 = _mm256_add_ps(c2##v, bias), y3 = _mm256_add_ps(c3##v, bias);                   \
+        if (relu) { y0 = _mm256_max_ps(y0, zero); y1 = _mm256_max_ps(y1, zero);                   \
+                    y2 = _mm256_max_ps(y2, zero); y3 = _mm256_max_ps(y3, zero); }                  \
+        const __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32(first + 8 * v), lane);               \
+        __m256 best = y0;                                                                           \
+        __m256i bi = i0;                                                                            \
+        if (am) bi = _mm256_blendv_epi8(bi, _mm256_add_epi32(i0, _mm256_set1_epi32(d1)),            \
+                                        _mm256_castps_si256(_mm256_cmp_ps(y1, best, _CMP_GT_OQ))); \
+        best = _mm256_max_ps(y1, best);                                                             \
+        if (am) bi = _mm256_blendv_epi8(bi, _mm256_add_epi32(i0, _mm256_set1_epi32(d2)),            \
+                                        _mm256_castps_si256(_mm256_cmp_ps(y2, best, _CMP_GT_OQ))); \
+        best = _mm256_max_ps(y2, best);                                                             \
+        if (am) bi = _mm256_blendv_epi8(bi, _mm256_add_epi32(i0, _mm256_set1_epi32(d3)),            \
+                                        _mm256_castps_si256(_mm256_cmp_ps(y3, best, _CMP_GT_OQ))); \
+        best = _mm256_max_ps(y3, best);                                                             \
+        _mm256_storeu_ps(out + 8 * v, best);                                                        \
+        if (am) _mm256_storeu_si256((__m256i *)(am + 8 * v), bi);                                   \
+    }
+    POOL_OUT(0) POOL_OUT(1)
+#undef POOL_OUT
+}
+
+static AVX2 void tile_pool_1(const Tile *t, int32_t first, int W, int F) { tile_pool_body(t, first, W, F, 1); }
+static AVX2 void tile_pool_2(const Tile *t, int32_t first, int W, int F) { tile_pool_body(t, first, W, F, 2); }
+
 // ---- offset tables ----
 
 // Forward (and input-gradient) conv over a padded input of width Wp and C channels: step t =
@@ -397,6 +453,36 @@ static AVX2 void pool_img(const Block *B, const float *in, float *out, ptrdiff_t
                     }
                 _mm256_storeu_ps(o + c, best);
                 if (ai) _mm256_storeu_si256((__m256i *)(ai + c), bi);
+            }
+        }
+}
+
+// conv + bias + [relu] + 2x2 max pool of one image (H and W even, so every window is a whole
+// 2x2 block): the pooled output (pixel (oy, ox) at out + oy*ors + ox*F) and, if am is not NULL,
+// the argmax as pool_img writes them, without the conv output ever being stored.
+static AVX2 void conv_pool_img(int H, int W, int C, int F, int K, int Wp, const float *in,
+                               const int32_t *win, const int32_t *iota16, const float *wp,
+                               const float *bias, int relu, float *out, ptrdiff_t ors, int32_t *am) {
+    Tile t;
+    t.aoff = win; t.boff = iota16; t.T = K; t.relu = relu; t.add = 0;
+    for (int oy = 0; oy < H / 2; oy++)
+        for (int ox = 0; ox < W / 2; ox++) {
+            const int y = 2 * oy, x = 2 * ox;
+            t.a[0] = in + ((size_t)y * Wp + x) * C;
+            t.a[1] = t.a[0] + C;
+            t.a[2] = t.a[0] + (size_t)Wp * C;
+            t.a[3] = t.a[2] + C;
+            float *o = out + oy * ors + (ptrdiff_t)ox * F;
+            int32_t *ai = am ? am + ((size_t)oy * (W / 2) + ox) * F : NULL;
+            for (int col0 = 0, nb; col0 < F; col0 += nb) {
+                nb = COL_NB(F, col0);
+                t.B = wp + (size_t)col0 * K;
+                t.bias = bias + col0;
+                t.c[0] = o + col0;
+                t.c[1] = ai ? (float *)(ai + col0) : NULL;
+                const int32_t first = (y * W + x) * F + col0;
+                if (nb == 16) tile_pool_2(&t, first, W, F);
+                else tile_pool_1(&t, first, W, F);
             }
         }
 }
@@ -734,12 +820,16 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
             }
             ptrdiff_t ors;
             float *out = block_out(&P, b, ws, s, i, &ors);
-            float *co = B->pk ? ws + P.conv_out : out;
-            conv_img(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
-                     ws + B->wt, ws + B->bias, B->relu, co, B->pk ? (ptrdiff_t)B->W * B->F : ors);
-            if (B->pk)
-                pool_img(B, co, out, ors,
-                         train ? (int32_t *)(ws + B->am) + (size_t)s * B->OH * B->OW * B->F : NULL);
+            int32_t *am = B->pk && train ? (int32_t *)(ws + B->am) + (size_t)s * B->OH * B->OW * B->F : NULL;
+            if (B->fused)
+                conv_pool_img(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
+                              ws + B->wt, ws + B->bias, B->relu, out, ors, am);
+            else {
+                float *co = B->pk ? ws + P.conv_out : out;
+                conv_img(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
+                         ws + B->wt, ws + B->bias, B->relu, co, B->pk ? (ptrdiff_t)B->W * B->F : ors);
+                if (B->pk) pool_img(B, co, out, ors, am);
+            }
             if (b + 1 < P.nb) {
                 const Block *N = &P.b[b + 1];
                 zero_border(ws + N->in + (size_t)s * N->in_img, N->H, N->W, N->C, N->p);
