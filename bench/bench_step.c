@@ -34,18 +34,24 @@ static void target_flops(const TargetArch *a, double *fwd, double *fwd_bwd) {
     *fwd_bwd = f + b;
 }
 
-static double sgemm_gflops(int n, int reps) {
-    float *A = XALLOC_FLOATS((size_t)n * n), *B = XALLOC_FLOATS((size_t)n * n), *C = XALLOC_FLOATS((size_t)n * n);
-    for (size_t i = 0; i < (size_t)n * n; i++) { A[i] = (float)(i % 7) * 0.1f; B[i] = (float)(i % 5) * 0.1f; }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+// sgemm n^3 on buffers allocated once (so that the measurement does not move the peak RSS)
+typedef struct { int n; float *A, *B, *C; } Gemm;
+
+static void gemm_init(Gemm *g, int n) {
+    g->n = n;
+    g->A = XALLOC_FLOATS((size_t)n * n); g->B = XALLOC_FLOATS((size_t)n * n); g->C = XALLOC_FLOATS((size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) { g->A[i] = (float)(i % 7) * 0.1f; g->B[i] = (float)(i % 5) * 0.1f; g->C[i] = 0.0f; }
+}
+
+static double sgemm_gflops(const Gemm *g, int reps) {
+    const int n = g->n;
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = ht_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, g->A, n, g->B, n, 0.0f, g->C, n);
         double t = ht_now() - t0;
         if (t < best) best = t;
     }
-    free(A); free(B); free(C);
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
@@ -116,15 +122,17 @@ int main(int argc, char **argv) {
     // This machine's speed drifts by 10-20% over seconds (a VM sharing its host), so sgemm is
     // measured right before every step and every evaluation chunk: each step's ratio compares
     // two measurements a few hundred ms apart, and the medians of those ratios are reported.
+    Gemm gm;
+    gemm_init(&gm, GEMM_N);
     StepStats st;
     for (int i = 0; i < 2; i++) trainer_step(&tr, &st); // warm-up
-    sgemm_gflops(GEMM_N, 1);
+    sgemm_gflops(&gm, 1);
     memset(&tr.times, 0, sizeof(tr.times));
     const size_t rss0 = ht_peak_rss_bytes();
     double *ts = XCALLOC((size_t)steps, sizeof(double)), *gs = XCALLOC((size_t)steps, sizeof(double));
     double *rs = XCALLOC((size_t)steps, sizeof(double)), total = 0.0;
     for (int i = 0; i < steps; i++) {
-        gs[i] = sgemm_gflops(GEMM_N, 2);
+        gs[i] = sgemm_gflops(&gm, 2);
         const double s0 = ht_now();
         trainer_step(&tr, &st);
         ts[i] = ht_now() - s0;
@@ -153,7 +161,7 @@ int main(int argc, char **argv) {
     const double vflops = f1 * (double)job.val_samples * eval_images;
     double vt_sum = 0.0, vr[5], vtv[5];
     for (int r = 0; r < 5; r++) {
-        const double g = sgemm_gflops(GEMM_N, 2);
+        const double g = sgemm_gflops(&gm, 2);
         const double v0 = ht_now();
         trainer_validate(&tr, &vs);
         vtv[r] = ht_now() - v0;
@@ -169,6 +177,7 @@ int main(int argc, char **argv) {
            rss0 / 1048576.0, rss1 / 1048576.0, steps, (rss1 - rss0) / 1048576.0, ht_peak_rss_bytes() / 1048576.0);
     printf("projected: 13,000 steps %.1f h on this machine (without validation)\n", per * 13000 / 3600);
     free(ts); free(gs); free(rs);
+    free(gm.A); free(gm.B); free(gm.C);
     trainer_free(&tr);
     model_free(&m);
     comm_finalize(&comm);
