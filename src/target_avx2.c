@@ -160,9 +160,10 @@ static void make_plan(const TargetArch *a, int M, int routed, Plan *P) {
         B->ia = off; if (B->dpad) off += r16((size_t)B->Kb);
         B->pin = off; off += r16((size_t)B->H * B->W);
         B->pdo = off; off += r16((size_t)B->H * B->W);
-        // routed: window rows of whole vectors (C % 8 == 0), or rows shorter than one vector in a
-        // block that needs no input gradient (the first: C = 1 for images)
-        B->sparse = routed && B->pk && (B->C % 8 == 0 || (B->k * B->C < 8 && !B->dpad));
+        // routed: window rows of whole vectors (C % 8 == 0). (A variant for the first block's
+        // 1-channel rows of 5 floats, with masked loads, measured slower than the dense kernel:
+        // building its 6,272 entries per image costs more than the 4x fewer products save.)
+        B->sparse = routed && B->pk && B->C % 8 == 0;
         if (B->sparse && route_floats(B) > route) route = route_floats(B);
         if (B->sparse && B->dpad && B->in_img > dxpad) dxpad = B->in_img;
         if ((size_t)B->K > kmax) kmax = (size_t)B->K;
@@ -679,39 +680,6 @@ static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, floa
     }
 }
 
-// sparse_dw for window rows shorter than one vector (k*C < 8; the first conv on 1-channel images):
-// the k rows of the window are k masked vectors, all in registers, so each entry costs k loads
-// and k independent FMAs.
-static AVX2 INLINE void narrow_dw_f(const float *in, int rowC, const int32_t *pix, const float *g, int n,
-                                    __m256i mask, float *dst, int kC, const int KR) {
-#define NROW_FMA(y) if (KR > y) q##y = _mm256_fmadd_ps(ge, _mm256_maskload_ps(ae + (size_t)y * rowC, mask), q##y)
-#define NROW_OUT(y) if (KR > y) _mm256_maskstore_ps(dst + (size_t)y * kC, mask, \
-                        _mm256_add_ps(_mm256_maskload_ps(dst + (size_t)y * kC, mask), q##y))
-    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5); ACC_DECL(6);
-    for (int e = 0; e < n; e++) {
-        const __m256 ge = _mm256_broadcast_ss(g + e);
-        const float *ae = in + pix[e];
-        NROW_FMA(0); NROW_FMA(1); NROW_FMA(2); NROW_FMA(3); NROW_FMA(4); NROW_FMA(5); NROW_FMA(6);
-    }
-    NROW_OUT(0); NROW_OUT(1); NROW_OUT(2); NROW_OUT(3); NROW_OUT(4); NROW_OUT(5); NROW_OUT(6);
-}
-
-static AVX2 void sparse_dw_narrow(const Block *B, const float *in, const Route *r, float *dwf) {
-    const int kC = B->k * B->C, rowC = B->Wp * B->C;
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(kC), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    const int OHW = B->OH * B->OW;
-    for (int f = 0; f < B->F; f++) {
-        const int e0 = f * OHW, n = r->fcnt[f];
-        float *dst = dwf + (size_t)f * B->K;
-        switch (B->k) { // kC < 8: k <= 7
-        case 1: narrow_dw_f(in, rowC, r->pix + e0, r->g + e0, n, mask, dst, kC, 1); break;
-        case 3: narrow_dw_f(in, rowC, r->pix + e0, r->g + e0, n, mask, dst, kC, 3); break;
-        case 5: narrow_dw_f(in, rowC, r->pix + e0, r->g + e0, n, mask, dst, kC, 5); break;
-        default: narrow_dw_f(in, rowC, r->pix + e0, r->g + e0, n, mask, dst, kC, 7); break;
-        }
-    }
-}
-
 // dxpad ((H+k-1) x Wp x C, zeroed by the caller) += the routed input gradient of one image: for
 // each pixel group and ky, the k*C-float window row gets the sum over its filters of g * W_f's row
 // ky, summed in registers 64 floats at a time (w = the layer's theta; the filter offsets play the
@@ -879,8 +847,7 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
             if (B->sparse) {
                 Route r = route_map(B, ws + P.route);
                 route_img(B, dy, val, ors, am, ws + B->db, &r);
-                if (B->C % 8 == 0) sparse_dw(B, in, &r, ws + B->dwt);
-                else sparse_dw_narrow(B, in, &r, ws + B->dwt);
+                sparse_dw(B, in, &r, ws + B->dwt);
                 if (b > 0) {
                     float *dxp = ws + P.dxpad, *dst = ws + P.b[b - 1].dy;
                     memset(dxp, 0, B->in_img * sizeof(float));
