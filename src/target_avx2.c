@@ -240,18 +240,20 @@ static AVX2 INLINE void epi(int add, __m256 bias, int relu, float *dst, __m256 y
 #define ROW_OUT(r) if (MR > r) { epi(add, bias0, relu, c[r], c##r##0);                     \
                     if (NV > 1) epi(add, bias1, relu, c[r] + 8, c##r##1); }
 
-static AVX2 INLINE void tile_body(const Tile *t, const int MR, const int NV) {
-    ROW_DECL(0); ROW_DECL(1); ROW_DECL(2); ROW_DECL(3); ROW_DECL(4); ROW_DECL(5);
-    const float *B = t->B;
-    const int32_t *aoff = t->aoff, *boff = t->boff;
-    const int T = t->T;
-    for (int j = 0; j < T; j++) {
-        const float *b = B + boff[j];
-        const ptrdiff_t o = aoff[j];
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;
-        ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
+// The tile's accumulation, shared by tile_body and tile_pool_body: declares the accumulators
+// c<r><v> (rows r < MR, vectors v < NV) and runs the T steps.
+#define TILE_ACCUMULATE(t)                                                                     \
+    ROW_DECL(0); ROW_DECL(1); ROW_DECL(2); ROW_DECL(3); ROW_DECL(4); ROW_DECL(5);             \
+    for (int j = 0; j < (t)->T; j++) {                                                         \
+        const float *b = (t)->B + (t)->boff[j];                                                \
+        const ptrdiff_t o = (t)->aoff[j];                                                      \
+        const __m256 b0 = _mm256_loadu_ps(b);                                                  \
+        const __m256 b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;                                \
+        ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)                      \
     }
+
+static AVX2 INLINE void tile_body(const Tile *t, const int MR, const int NV) {
+    TILE_ACCUMULATE(t)
     // epilogue: fields copied to locals first (the stores below could alias *t otherwise)
     float *c[6];
     for (int r = 0; r < MR; r++) c[r] = t->c[r];
@@ -286,17 +288,7 @@ static const TileFn TILES[7][3] = {
 // pixel 0, channel col0; the other pixels are +F, +W*F, +W*F+F.
 static AVX2 INLINE void tile_pool_body(const Tile *t, int32_t first, int W, int F, const int NV) {
     const int MR = 4;
-    ROW_DECL(0); ROW_DECL(1); ROW_DECL(2); ROW_DECL(3);
-    const float *B = t->B;
-    const int32_t *aoff = t->aoff, *boff = t->boff;
-    const int T = t->T;
-    for (int j = 0; j < T; j++) {
-        const float *b = B + boff[j];
-        const ptrdiff_t o = aoff[j];
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;
-        ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3)
-    }
+    TILE_ACCUMULATE(t)
     float *out = t->c[0];
     int32_t *am = (int32_t *)t->c[1];
     const int relu = t->relu;
