@@ -31,7 +31,8 @@ typedef struct {
 
 // target_init picks TARGET_IMPL_AVX2 when the CPU has AVX2 and FMA and the architecture fits it
 // (conv filters a multiple of 8, conv [relu] [maxpool] blocks then fc layers), else the
-// reference. The environment variable HT_TARGET_IMPL=reference (or avx2) overrides the choice.
+// reference. The environment variable HT_TARGET_IMPL=reference (or avx2, avx2-dense) overrides the
+// choice.
 void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_threads);
 void target_free(TargetNet *t);
 // Selects the implementation for the following calls (reallocating the workspace if impl needs a

@@ -865,6 +865,13 @@ static void check_impl_selection(TestState *ts) {
     target_init(&t, &paper, 4, 1);
     T_CHECK(ts, t.impl == TARGET_IMPL_REFERENCE, "HT_TARGET_IMPL=reference selects the reference");
     target_free(&t);
+    if (have) {
+        setenv("HT_TARGET_IMPL", "avx2-dense", 1);
+        target_init(&t, &paper, 4, 1);
+        T_CHECK(ts, t.impl == TARGET_IMPL_AVX2_DENSE && !strcmp(target_impl_name(t.impl), "avx2-dense"),
+                "HT_TARGET_IMPL=avx2-dense selects the dense AVX2 variant");
+        target_free(&t);
+    }
     if (saved) { setenv("HT_TARGET_IMPL", saved, 1); free(saved); }
     else unsetenv("HT_TARGET_IMPL");
 }
