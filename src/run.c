@@ -274,6 +274,9 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
         if (!r.metrics) HT_FATAL("cannot open '%s': %s", path, strerror(errno));
     }
     trainer_init(&r.tr, m, comm, r.have_data ? &r.data : NULL);
+    if (comm->rank == 0 && job->task == TASK_MNIST && !use_gpu)
+        printf("target network on the CPU: %s implementation (HT_TARGET_IMPL=reference|avx2|avx2-dense; "
+               "a resumed run repeats its steps bit for bit with the same one)\n", target_impl_name(r.tr.tn.impl));
 #ifdef HT_CUDA
     if (use_gpu) r.gpu = cuda_trainer_create(&r.tr);
 #else
