@@ -553,7 +553,8 @@ static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptr
 //   dIn_pad[window of pixel + (ky, kx, c)] += g * W_f[(ky, kx, c)]
 // For a fixed ky both (kx, c) runs are k*C contiguous floats, so every term is a vector FMA over
 // a contiguous row. The sums are those of the dense path with the zero terms left out, in a fixed
-// order (filter by filter, pooled outputs in row-major order), so results stay deterministic.
+// order (dW: per filter, pooled outputs in row-major order; dIn: per conv output pixel in
+// row-major order, its filters ascending), so results stay deterministic.
 
 // Fills r with the nonzero routed gradients of one image (relu mask applied: the block output
 // val > 0) and adds each routed g to db[f] in pooled-output order, as dout_img does. Eight filters
