@@ -66,11 +66,8 @@ int cmd_accuracy(int argc, char **argv) {
         else in = a;
     }
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze accuracy SAMPLES.h5");
-    if (strcmp(split, "val") && strcmp(split, "test"))
-        return ha_usage_error(CMD, "--split: expected val or test, got '%s'", split);
-    if (threads > 0) omp_set_num_threads((int)threads);
     char out_buf[HT_PATH_MAX + 32];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, split, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
 
     TargetArch expect;
     SampleSet s;

@@ -161,11 +161,8 @@ int cmd_adversarial(int argc, char **argv) {
         else in = a;
     }
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze adversarial SAMPLES.h5");
-    if (strcmp(split, "val") && strcmp(split, "test"))
-        return ha_usage_error(CMD, "--split: expected val or test, got '%s'", split);
-    if (threads > 0) omp_set_num_threads((int)threads);
     char out_buf[HT_PATH_MAX + 32];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, split, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
     const int E = (int)floor(eps_max / eps_step + 1e-9) + 1;
 
     TargetArch expect;

@@ -7,6 +7,7 @@
 #define HT_CMDS_SAMPLES_H
 
 #include <errno.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,18 @@ static inline void an_default_out(char *out, size_t n, const char *in, const cha
     size_t len = strlen(in);
     if (len > 3 && !strcmp(in + len - 3, ".h5")) len -= 3;
     snprintf(out, n, "%.*s_%s.h5", (int)len, in, what);
+}
+
+// What every subcommand does after parsing its options: --split (split != NULL) must be val or
+// test, --threads (> 0) sets the OpenMP threads, and *out defaults to an_default_out(in, cmd) in
+// out_buf (n chars). Returns 0, or the usage-error status 2.
+static inline int an_finish_options(const char *cmd, const char *split, long threads, const char *in,
+                                    char *out_buf, size_t n, const char **out) {
+    if (split && strcmp(split, "val") && strcmp(split, "test"))
+        return ha_usage_error(cmd, "--split: expected val or test, got '%s'", split);
+    if (threads > 0) omp_set_num_threads((int)threads);
+    if (!*out) { an_default_out(out_buf, n, in, cmd); *out = out_buf; }
+    return 0;
 }
 
 // --job JOB.json: the target architecture the analysis expects (NULL when not given).

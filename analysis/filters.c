@@ -56,7 +56,7 @@ int cmd_filters(int argc, char **argv) {
     }
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze filters SAMPLES.h5");
     char out_buf[HT_PATH_MAX + 32];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, NULL, 0, in, out_buf, sizeof(out_buf), &out))) return rc;
 
     TargetArch expect;
     SampleSet s;

@@ -89,9 +89,8 @@ int cmd_ood(int argc, char **argv) {
         else in = a;
     }
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze ood SAMPLES.h5");
-    if (threads > 0) omp_set_num_threads((int)threads);
     char out_buf[HT_PATH_MAX + 32], opath[HT_PATH_MAX + 64];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, NULL, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
     if (find_outliers(odir, opath, sizeof(opath))) return 1;
 
     TargetArch expect;

@@ -82,11 +82,8 @@ int cmd_paths(int argc, char **argv) {
         else ckpt = a;
     }
     if (!ckpt) return ha_usage_error(CMD, "a checkpoint is required: hyperanalyze paths CKPT");
-    if (strcmp(split, "val") && strcmp(split, "test"))
-        return ha_usage_error(CMD, "--split: expected val or test, got '%s'", split);
-    if (threads > 0) omp_set_num_threads((int)threads);
     char out_buf[HT_PATH_MAX + 32];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), ckpt, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, split, threads, ckpt, out_buf, sizeof(out_buf), &out))) return rc;
 
     char *job_json = checkpoint_read_job(ckpt);
     Job job;

@@ -91,9 +91,8 @@ int cmd_pca(int argc, char **argv) {
     }
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze pca SAMPLES.h5 --what ...");
     if (!what) return ha_usage_error(CMD, "--what filter:L:I | layer:L | all is required");
-    if (threads > 0) omp_set_num_threads((int)threads);
     char out_buf[HT_PATH_MAX + 32];
-    if (!out) { an_default_out(out_buf, sizeof(out_buf), in, CMD); out = out_buf; }
+    if ((rc = an_finish_options(CMD, NULL, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
 
     TargetArch expect;
     SampleSet s;
