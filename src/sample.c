@@ -955,34 +955,31 @@ static hid_t result_obj(ResultFile *r, const H5Ctx *c, const char *obj) {
     return HT_H5CHECK(H5Oopen(r->file, obj, H5P_DEFAULT), c, obj);
 }
 
-void result_attr_str(ResultFile *r, const char *obj, const char *name, const char *value) {
+// One attribute on obj of the result file: a string (s != NULL), else a double (is_f64) or an
+// int64, with the file's error handling (a failure removes the temporary file).
+static void result_attr(ResultFile *r, const char *obj, const char *name, const char *s, int is_f64, double d,
+                        int64_t i) {
     H5Quiet q;
     h5u_quiet(&q);
     H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
     hid_t o = result_obj(r, &c, obj);
-    h5u_write_attr_str(o, &c, name, value ? value : "");
+    if (s) h5u_write_attr_str(o, &c, name, s);
+    else if (is_f64) attr_f64(o, &c, name, d);
+    else attr_i64(o, &c, name, i);
     HT_H5CHECK(H5Oclose(o), &c, name);
     h5u_restore(&q);
+}
+
+void result_attr_str(ResultFile *r, const char *obj, const char *name, const char *value) {
+    result_attr(r, obj, name, value ? value : "", 0, 0.0, 0);
 }
 
 void result_attr_f64(ResultFile *r, const char *obj, const char *name, double value) {
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    hid_t o = result_obj(r, &c, obj);
-    attr_f64(o, &c, name, value);
-    HT_H5CHECK(H5Oclose(o), &c, name);
-    h5u_restore(&q);
+    result_attr(r, obj, name, NULL, 1, value, 0);
 }
 
 void result_attr_i64(ResultFile *r, const char *obj, const char *name, int64_t value) {
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    hid_t o = result_obj(r, &c, obj);
-    attr_i64(o, &c, name, value);
-    HT_H5CHECK(H5Oclose(o), &c, name);
-    h5u_restore(&q);
+    result_attr(r, obj, name, NULL, 0, 0.0, value);
 }
 
 void result_close(ResultFile *r) {
