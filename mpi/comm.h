@@ -20,7 +20,15 @@ void comm_init(Comm *c, int *argc, char ***argv);
 void comm_finalize(Comm *c);
 
 // Ends this process and, under MPI, every rank (MPI_Abort). Safe before comm_init. Never returns.
+// For genuinely one-sided failures; errors go through ht_fatal -> comm_fatal.
 void comm_abort(int code) __attribute__((noreturn));
+// The end of ht_fatal: `line` is the complete message ("prog: error: ...\n"). One process: prints
+// it and exits with `code` (no MPI banner). Several ranks: if every rank reaches comm_fatal within
+// a few seconds (an error all ranks detect the same way: job, data, checkpoint), rank 0 alone
+// prints its message and every rank exits with `code` after MPI_Finalize; otherwise (a failure on
+// some ranks only) each failing rank prints its message with its rank and ends every rank with
+// MPI_Abort. Safe before comm_init and after comm_finalize. Never returns.
+void comm_fatal(const char *line, int code) __attribute__((noreturn));
 
 // In-place sum over ranks.
 void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n);

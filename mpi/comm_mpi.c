@@ -99,6 +99,53 @@ void comm_abort(int code) {
     exit(code);
 }
 
+// How long a failing rank waits for the others to fail the same way before it decides that the
+// failure is its own and aborts every rank.
+#define FATAL_AGREE_SECONDS 5.0
+
+void comm_fatal(const char *line, int code) {
+    fflush(stdout);
+    int init = 0, fin = 0, size = 1, rank = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) {
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    }
+    if (!init || fin || size == 1) {       // one process: the message alone, no MPI banner
+        fputs(line, stderr);
+        fflush(stderr);
+        if (init && !fin) MPI_Finalize();
+        exit(code);
+    }
+    int in_main = 0;
+    MPI_Is_thread_main(&in_main);
+    if (in_main) {
+        // Do all ranks fail? A non-blocking barrier on MPI_COMM_WORLD (which the training code
+        // never uses: it works on a duplicate), so it cannot match a collective of ranks that
+        // are still running. Rank 0 prints at once; the others print only if they fail alone.
+        if (rank == 0) { fputs(line, stderr); fflush(stderr); }
+        MPI_Request req;
+        int done = 0;
+        if (MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) {
+            const double t0 = MPI_Wtime();
+            while (!done && MPI_Wtime() - t0 < FATAL_AGREE_SECONDS) {
+                if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
+                if (!done) { struct timespec ts = {0, 1000000}; nanosleep(&ts, NULL); }
+            }
+        }
+        if (done) {                         // every rank failed: one message, a clean exit
+            MPI_Finalize();
+            exit(code);
+        }
+        if (rank != 0) fprintf(stderr, "[rank %d of %d] %s", rank, size, line);
+    } else {
+        fprintf(stderr, "[rank %d of %d] %s", rank, size, line);
+    }
+    fflush(stderr);
+    comm_abort(code);
+}
+
 // ---------------------------------------------------------------- reductions
 
 static void allreduce(Comm *c, void *buf, size_t n, MPI_Datatype type, size_t elt, MPI_Op op,

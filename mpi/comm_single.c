@@ -2,6 +2,7 @@
 // copies), so the training step runs the same code path with and without MPI.
 #include "comm.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,12 @@ void comm_init(Comm *c, int *argc, char ***argv) {
 void comm_finalize(Comm *c) { (void)c; }
 
 void comm_abort(int code) { exit(code); }
+
+void comm_fatal(const char *line, int code) {
+    fputs(line, stderr);
+    fflush(stderr);
+    exit(code);
+}
 
 void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) { (void)c; (void)buf; (void)n; }
 void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n) { (void)c; (void)buf; (void)n; }

@@ -11,16 +11,32 @@
 
 #include "comm.h"
 
+// The message is one line, "<program>: error: <msg>", where <program> is the name the binary was
+// run as (hypertrain, hyperanalyze, a test). The source location is appended only when the
+// environment sets HT_DEBUG (to anything but "" or "0"): users see the message, developers can
+// ask where it came from.
 void ht_fatal(const char *file, int line, const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
     fflush(stdout);
-    fprintf(stderr, "hypertrain: error: ");
+    int len = snprintf(msg, sizeof(msg), "%s: error: ", program_invocation_short_name);
+    if (len < 0 || (size_t)len >= sizeof(msg)) len = 0;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg + len, sizeof(msg) - (size_t)len, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (%s:%d)\n", file, line);
-    fflush(stderr);
-    comm_abort(1);
+    // Keep it one line: a message that quotes user input (a file name, a JSON value) may hold
+    // newlines or control characters.
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20) *c = ' ';
+    const char *dbg = getenv("HT_DEBUG");
+    len = (int)strlen(msg);
+    if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
+        snprintf(msg + len, sizeof(msg) - (size_t)len, " (%s:%d)", file, line);
+    len = (int)strlen(msg);
+    if ((size_t)len + 2 > sizeof(msg)) len = (int)sizeof(msg) - 2;
+    msg[len] = '\n';
+    msg[len + 1] = '\0';
+    comm_fatal(msg, 1);
 }
 
 void *ht_malloc(size_t n, const char *file, int line) {
@@ -56,6 +72,18 @@ FILE *ht_fopen(const char *path, const char *mode, const char *file, int line) {
 
 void ht_fclose(FILE *f, const char *path, const char *file, int line) {
     if (fclose(f) != 0) ht_fatal(file, line, "error closing '%s': %s", path, strerror(errno));
+}
+
+int ht_snprintf(const char *file, int line, char *buf, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int r = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    if (r < 0) ht_fatal(file, line, "cannot format '%s': %s", fmt, strerror(errno));
+    if ((size_t)r >= n)
+        ht_fatal(file, line, "'%.60s%s' is too long (%d bytes, the limit is %zu)", buf,
+                 r > 60 ? "..." : "", r, n ? n - 1 : 0);
+    return r;
 }
 
 float *ht_alloc_floats(size_t n, const char *file, int line) {

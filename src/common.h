@@ -30,6 +30,13 @@ void ht_fclose(FILE *f, const char *path, const char *file, int line);
 #define XFOPEN(p, m) ht_fopen((p), (m), __FILE__, __LINE__)
 #define XFCLOSE(f, p) ht_fclose((f), (p), __FILE__, __LINE__)
 
+// snprintf into a fixed buffer that must hold the whole result: truncation (or an encoding
+// error) is fatal and names what was being formatted, instead of silently using a shorter string
+// (a cut path is a different path). Returns the length written.
+int ht_snprintf(const char *file, int line, char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define XSNPRINTF(buf, n, ...) ht_snprintf(__FILE__, __LINE__, (buf), (n), __VA_ARGS__)
+
 // 64-byte aligned allocation (for SIMD-friendly flat buffers); free with free().
 float *ht_alloc_floats(size_t n, const char *file, int line);
 #define XALLOC_FLOATS(n) ht_alloc_floats((n), __FILE__, __LINE__)
