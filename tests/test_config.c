@@ -43,6 +43,7 @@ static void expect_fatal(const char *label, BadKind kind, const char *arg, const
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(2); }
     if (pid == 0) {
+        t_child_no_leak_check();
         close(fd[0]);
         dup2(fd[1], 2);
         int devnull = open("/dev/null", O_WRONLY);
