@@ -41,6 +41,39 @@ int ht_snprintf(const char *file, int line, char *buf, size_t n, const char *fmt
 float *ht_alloc_floats(size_t n, const char *file, int line);
 #define XALLOC_FLOATS(n) ht_alloc_floats((n), __FILE__, __LINE__)
 
+// ---- Checked size arithmetic ----
+// Sizes that come from a job, a command line or a file are multiplied with these, never with a
+// bare `*`: a product that does not fit in size_t is fatal, and the message says what was being
+// sized ("target layer 2: 65536 filters x 1048577 weights each"), so the user sees which keys
+// are too large instead of a wrapped count or a crash.
+//
+// a * b, or fatal "<what>: <a> x <b> is too large (the product overflows 64 bits)".
+size_t ht_mul_size(const char *file, int line, size_t a, size_t b, const char *what, ...)
+    __attribute__((format(printf, 5, 6)));
+#define XMUL(a, b, ...) ht_mul_size(__FILE__, __LINE__, (size_t)(a), (size_t)(b), __VA_ARGS__)
+// a + b, the same for sums.
+size_t ht_add_size(const char *file, int line, size_t a, size_t b, const char *what, ...)
+    __attribute__((format(printf, 5, 6)));
+#define XADD(a, b, ...) ht_add_size(__FILE__, __LINE__, (size_t)(a), (size_t)(b), __VA_ARGS__)
+// Non-fatal form: 1 (and *out untouched) when a * b overflows.
+static inline int ht_mul_overflows(size_t a, size_t b, size_t *out) {
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return 1;
+    *out = r;
+    return 0;
+}
+// Array allocations: count x size bytes with the product checked.
+#define XMALLOC_N(count, size) XMALLOC(XMUL((count), (size), "allocation of %zu x %zu bytes", \
+                                            (size_t)(count), (size_t)(size)))
+
+// Physical memory of this machine in bytes (0 if unknown).
+size_t ht_phys_memory_bytes(void);
+// Fatal before allocating when `bytes` exceed this machine's physical memory: "<what> needs
+// 12.0 GiB, more than the 7.8 GiB of memory of this machine". No-op if the memory is unknown.
+void ht_check_memory(const char *file, int line, size_t bytes, const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
+#define HT_CHECK_MEMORY(bytes, ...) ht_check_memory(__FILE__, __LINE__, (bytes), __VA_ARGS__)
+
 double ht_now(void);          // monotonic seconds
 size_t ht_peak_rss_bytes(void); // peak resident set size of this process
 

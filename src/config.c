@@ -639,6 +639,62 @@ static void apply_object(Job *job, const char *src, const char *prefix, const cJ
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Numbers out of range. cJSON reads a literal too large for a double (1e400) as inf, which would
+// then show as "null" in messages; such numbers are rejected by name before anything is applied.
+
+// Copies the n-th (0-based) number literal of JSON text into out. Numbers reach the parsed tree in
+// the order of the text, so the n-th number node in depth-first order is the n-th literal.
+static void nth_number_literal(const char *text, int n, char *out, size_t cap) {
+    int k = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') {            // skip a string, with its escapes
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) break;
+            continue;
+        }
+        if (!(*p == '-' || isdigit((unsigned char)*p))) continue;
+        size_t len = strspn(p, "+-.eE0123456789");
+        if (k++ == n) {
+            XSNPRINTF(out, cap, "%.*s%s", (int)(len < 40 ? len : 40), p, len > 40 ? "..." : "");
+            return;
+        }
+        p += len - 1;
+    }
+    XSNPRINTF(out, cap, "%s", "(a number out of range)");
+}
+
+// Depth-first search for the first non-finite number under v; builds its key path in `path`
+// (from `key`) and counts the numbers before it in *index. Returns 1 when found.
+static int find_nonfinite(const cJSON *v, const char *key, char *path, int *index) {
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble)) { XSNPRINTF(path, KEY_MAX, "%s", key); return 1; }
+        (*index)++;
+        return 0;
+    }
+    int i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char sub[KEY_MAX];
+        if (cJSON_IsObject(v)) {
+            if (*key) XSNPRINTF(sub, sizeof(sub), "%.120s.%.120s", key, c->string);
+            else XSNPRINTF(sub, sizeof(sub), "%.120s", c->string);
+        } else XSNPRINTF(sub, sizeof(sub), "%.200s[%d]", key, i);
+        if (find_nonfinite(c, sub, path, index)) return 1;
+    }
+    return 0;
+}
+
+// Fatal when the JSON value v, parsed from text, holds a number that is not finite.
+static void check_finite(const cJSON *v, const char *text, const char *src, const char *key) {
+    char path[KEY_MAX], literal[64];
+    int index = 0;
+    if (!find_nonfinite(v, key, path, &index)) return;
+    nth_number_literal(text, index, literal, sizeof(literal));
+    HT_FATAL("%s: key \"%s\": the number %s is out of range (a finite number of at most about "
+             "1.8e308 in magnitude is expected)", src, path, literal);
+}
+
 // Parses text as JSON; on a syntax error reports line and column.
 static cJSON *parse_json(const char *text, const char *src) {
     const char *end = NULL;
@@ -665,6 +721,7 @@ static void apply_root(Job *job, const char *json, const char *src) {
     cJSON *root = parse_json(json, src);
     if (!cJSON_IsObject(root))
         HT_FATAL("%s: expected a JSON object { ... } at the top level, got %s", src, show(root));
+    check_finite(root, json, src, "");
     apply_object(job, src, "", root);
     cJSON_Delete(root);
 }
@@ -831,6 +888,7 @@ void job_set(Job *job, const char *assignment) {
         cJSON_Delete(v);
         v = cJSON_CreateString(text);
     }
+    check_finite(v, text, "--set", key);
     if (index >= 0) set_layer_entry(job, index, field, v, key);
     else apply_value(job, d, v, "--set");
     cJSON_Delete(v);

@@ -35,6 +35,32 @@ static void gather_rows(Trainer *tr, float *all, int n, size_t per) {
     free(displs);
 }
 
+// Bytes trainer_init and the entropy estimate will allocate on this rank (checked arithmetic),
+// compared with the machine's memory before anything is allocated: an oversized "batch" or
+// "val_samples" is a clear error, not an out-of-memory kill minutes later.
+static void check_training_memory(const Trainer *tr, const Job *job, int max_local) {
+    const Model *m = tr->m;
+    const int all_n = imax(tr->B, tr->V);
+    size_t floats = hyper_floats(&m->harch, max_local);
+    floats = XADD(floats, XMUL(max_local, job->z_dim, "noise of %d samples", max_local), "training buffers");
+    floats = XADD(floats, XMUL(XMUL(2, max_local, "samples"), tr->out_dim,
+                               "\"batch\" %d: %d samples per rank x %zu weights", tr->B, max_local, tr->out_dim),
+                  "training buffers");
+    floats = XADD(floats, XMUL(all_n, tr->out_dim, "job: max(\"batch\", \"val_samples\") = %d networks x %zu "
+                               "weights", all_n, tr->out_dim), "training buffers");
+    if (job->task == TASK_MNIST)
+        floats = XADD(floats, XMUL(XMUL(tr->n_local, job->images_per_sample, "job: \"images_per_sample\" %d",
+                                        job->images_per_sample), m->tarch.in_size, "training images"),
+                      "training buffers");
+    // Entropy: (n x n) distances (double) and pair indices (int) over max(batch, val_samples).
+    const size_t pairs = XMUL(all_n, all_n, "job: max(\"batch\", \"val_samples\") = %d squared", all_n);
+    const size_t bytes = XADD(XMUL(floats, sizeof(float), "training buffers"),
+                              XMUL(pairs, sizeof(double) + sizeof(int), "entropy estimate of %d samples", all_n),
+                              "training memory");
+    HT_CHECK_MEMORY(bytes, "job: training with \"batch\" %d, \"val_samples\" %d and %zu weights per "
+                    "network on %d rank(s)", tr->B, tr->V, tr->out_dim, tr->comm->size);
+}
+
 void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     memset(tr, 0, sizeof(*tr));
     const Job *job = &m->job;
@@ -58,6 +84,7 @@ void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     const int toy = job->task == TASK_TOY;
     tr->out_dim = toy ? 2 : m->tarch.n_weights;
     tr->n_scales = toy ? 0 : gauge_n_scales(&m->tarch);
+    check_training_memory(tr, job, max_local);
     hyper_init(&tr->hn, &m->harch, &m->tarch, max_local);
     entropy_work_init(&tr->ew, imax(tr->B, tr->V));
     tr->z = XALLOC_FLOATS((size_t)max_local * job->z_dim);
@@ -73,8 +100,9 @@ void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     tr->val_chunk = VAL_CHUNK;
     target_init(&tr->tn, a, imax(job->images_per_sample, tr->val_chunk), 0);
     tr->scales = XALLOC_FLOATS((size_t)max_local * tr->n_scales);
-    tr->images = XALLOC_FLOATS((size_t)tr->n_local * job->images_per_sample * a->in_size);
-    tr->labels = XCALLOC((size_t)tr->n_local * job->images_per_sample, 1);
+    const size_t n_img = XMUL(tr->n_local, job->images_per_sample, "training images");
+    tr->images = XALLOC_FLOATS(XMUL(n_img, a->in_size, "training images"));
+    tr->labels = XCALLOC(n_img, 1);
     tr->probs = XALLOC_FLOATS((size_t)tr->v_local * tr->val_chunk * a->classes);
     const int n_val = job->val_images > 0 && job->val_images < data->val.n ? job->val_images : data->val.n;
     tr->ens = XALLOC_FLOATS(2 * (size_t)n_val * a->classes);
