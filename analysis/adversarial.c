@@ -169,7 +169,7 @@ int cmd_adversarial(int argc, char **argv) {
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
     char what[96];
-    snprintf(what, sizeof(what), "--sources %ld + --members %ld", S, M);
+    XSNPRINTF(what, sizeof(what), "--sources %ld + --members %ld", S, M);
     sampleset_require(&s, S + M, what);
     Mnist mn;
     Dataset d;

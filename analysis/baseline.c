@@ -168,12 +168,12 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
         float *kern = XALLOC_FLOATS(K * L->fan_in * L->filters), *bias = XALLOC_FLOATS(K * L->filters);
         sample_layer_to_natural(L, (int)K, theta + L->offset, a->n_weights, kern, bias);
         char g[64], name[96];
-        snprintf(g, sizeof(g), "/weights/layer%d", l + 1);
+        XSNPRINTF(g, sizeof(g), "/weights/layer%d", l + 1);
         const int nd = kernel_dims(a, l, K, dims);
-        snprintf(name, sizeof(name), "%s/kernel", g);
+        XSNPRINTF(name, sizeof(name), "%s/kernel", g);
         write_rows(f, cli->out, name, nd, dims, kern);
         dims[1] = (size_t)L->filters;
-        snprintf(name, sizeof(name), "%s/bias", g);
+        XSNPRINTF(name, sizeof(name), "%s/bias", g);
         write_rows(f, cli->out, name, 2, dims, bias);
         const TargetOp *op = &a->ops[L->op];
         result_attr_str(&r, g, "type", op->type == OP_CONV ? "conv" : "fc");

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "common.h"
 #include "config.h"
 #include "hyperanalyze.h"
 
@@ -36,7 +37,7 @@ static inline int an_long(const char *cmd, const char *opt, const char *s, long 
 static inline void an_default_out(char *out, size_t n, const char *in, const char *what) {
     size_t len = strlen(in);
     if (len > 3 && !strcmp(in + len - 3, ".h5")) len -= 3;
-    snprintf(out, n, "%.*s_%s.h5", (int)len, in, what);
+    XSNPRINTF(out, n, "%.*s_%s.h5", (int)len, in, what); // a cut name would be another file
 }
 
 // What every subcommand does after parsing its options: --split (split != NULL) must be val or

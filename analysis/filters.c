@@ -79,7 +79,7 @@ int cmd_filters(int argc, char **argv) {
         return ha_usage_error(CMD, "--channel %ld is out of range: filters of layer %ld read %d input channel%s "
                               "(--channel 0 .. %d)", ch, L, c, c == 1 ? "" : "s", c - 1);
     char what[64];
-    snprintf(what, sizeof(what), "--samples %ld", S);
+    XSNPRINTF(what, sizeof(what), "--samples %ld", S);
     sampleset_require(&s, S, what);
 
     const size_t K = (size_t)ly->fan_in + 1, hw = (size_t)h * w;

@@ -71,13 +71,14 @@ void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     tr->bn.eps = job->bn_eps;
     tr->bn.decay = job->bn_decay;
     tr->B = job->batch;
-    HT_CHECK(comm->size <= tr->B, "%d ranks but the noise batch has only %d samples: every rank needs "
-             "at least one (use batch >= ranks)", comm->size, tr->B);
+    HT_CHECK(comm->size <= tr->B, "job: key \"batch\" is %d but the run has %d ranks: every rank needs at "
+             "least one sample of the noise batch (use batch >= ranks, or fewer ranks)", tr->B, comm->size);
     tr->start = comm_shard_start(tr->B, comm->rank, comm->size);
     tr->n_local = comm_shard_start(tr->B, comm->rank + 1, comm->size) - tr->start;
     tr->V = job->val_samples;
-    HT_CHECK(comm->size <= tr->V, "%d ranks but val_samples is %d (need val_samples >= ranks)",
-             comm->size, tr->V);
+    HT_CHECK(comm->size <= tr->V, "job: key \"val_samples\" is %d but the run has %d ranks: every rank "
+             "needs at least one validation network (use val_samples >= ranks, or fewer ranks)",
+             tr->V, comm->size);
     tr->vstart = comm_shard_start(tr->V, comm->rank, comm->size);
     tr->v_local = comm_shard_start(tr->V, comm->rank + 1, comm->size) - tr->vstart;
     const int max_local = imax(tr->n_local, tr->v_local);
