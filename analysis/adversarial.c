@@ -191,7 +191,10 @@ int cmd_adversarial(int argc, char **argv) {
     double *eps = XMALLOC((size_t)E * sizeof(double));
     for (int k = 0; k < E; k++) eps[k] = k * eps_step;
 
-    float *src = XALLOC_FLOATS(W), *members = XALLOC_FLOATS((size_t)M * W);
+    const size_t MW = XMUL(M, W, "adversarial: --members %ld x %zu weights", M, (size_t)W);
+    HT_CHECK_MEMORY(XMUL(MW, sizeof(float), "adversarial: members"),
+                    "adversarial: --members %ld networks of %zu weights", M, (size_t)W);
+    float *src = XALLOC_FLOATS(W), *members = XALLOC_FLOATS(MW);
     sampleset_read(&s, S, (int)M, members);
     const int nt = omp_get_max_threads();
     TargetNet tn;

@@ -83,7 +83,10 @@ int cmd_filters(int argc, char **argv) {
     sampleset_require(&s, S, what);
 
     const size_t K = (size_t)ly->fan_in + 1, hw = (size_t)h * w;
-    float *layer = XALLOC_FLOATS((size_t)S * ly->size);
+    const size_t SL = XMUL(S, ly->size, "filters: --samples %ld x %zu weights of layer %ld", S, ly->size, L);
+    HT_CHECK_MEMORY(XMUL(SL, sizeof(float), "filters"), "filters: --samples %ld x %zu weights of layer %ld",
+                    S, ly->size, L);
+    float *layer = XALLOC_FLOATS(SL);
     sampleset_read_layer(&s, (int)L - 1, 0, (int)S, layer);
     float *filt = XALLOC_FLOATS((size_t)S * ly->fan_in), *slices = XALLOC_FLOATS((size_t)S * hw);
     float *bias = XALLOC_FLOATS((size_t)S);

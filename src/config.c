@@ -407,6 +407,12 @@ static int get_int(const char *src, const char *key, const cJSON *v, double lo, 
     if (lo < (double)INT_MIN) lo = INT_MIN;
     if (hi > (double)INT_MAX) hi = INT_MAX;
     describe_range(exp, sizeof(exp), what ? what : "an integer", lo, hi, 0, 0);
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble > hi) { // say where it ends
+        char top[40];
+        fmt_double(top, sizeof(top), hi);
+        const size_t len = strlen(exp);
+        XSNPRINTF(exp + len, sizeof(exp) - len, "%s%s", strchr(exp, '[') ? "" : " and <= ", strchr(exp, '[') ? "" : top);
+    }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
         !in_range(v->valuedouble, lo, hi, 0, 0))
         bad_value(src, key, exp, v);
