@@ -204,7 +204,7 @@ void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
     IdxFile img, lab;
     mnist_read_pair(&img, &lab, dir, 0, verify);
     HT_CHECK((long long)n_val + n_train <= img.dims[0],
-             "'%s' holds %d images, fewer than n_val + n_train = %d + %d", img.path, img.dims[0],
+             "'%s' holds %d images, fewer than the job's \"data.validation\" + \"data.train\" = %d + %d", img.path, img.dims[0],
              n_val, n_train);
     dataset_fill(&m->val, &img, &lab, 0, n_val);  // the first n_val images, as the original did
     dataset_fill(&m->train, &img, &lab, n_val, n_train);
