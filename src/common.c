@@ -47,6 +47,9 @@ void *ht_malloc(size_t n, const char *file, int line) {
 }
 
 void *ht_calloc(size_t n, size_t size, const char *file, int line) {
+    size_t total;
+    if (ht_mul_overflows(n, size, &total))
+        ht_fatal(file, line, "cannot allocate %zu x %zu bytes: the size overflows 64 bits", n, size);
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) ht_fatal(file, line, "out of memory allocating %zu x %zu bytes", n, size);
     return p;

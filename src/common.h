@@ -1,5 +1,6 @@
-// common.h: error checking macros, allocation helpers, timing. Every fallible call goes
-// through one of these so that a failure reports file and line and ends every rank.
+// common.h: error checking macros, allocation helpers, checked size arithmetic, timing. Every
+// fallible call goes through one of these so that a failure gives one clear line and ends every
+// rank.
 #ifndef HT_COMMON_H
 #define HT_COMMON_H
 
@@ -9,8 +10,9 @@
 
 #define HT_VERSION "0.1.0"
 
-// Prints "hypertrain: error: <msg> (file:line)" to stderr and ends the process, or every rank
-// of an MPI job (MPI_Abort). Never returns.
+// Prints "<program>: error: <msg>" (one line; " (file:line)" appended only with HT_DEBUG=1) and
+// ends the process, or every rank of an MPI job (comm_fatal: printed once when every rank fails
+// alike, else the failing rank's message and MPI_Abort). Never returns.
 void ht_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define HT_FATAL(...) ht_fatal(__FILE__, __LINE__, __VA_ARGS__)
