@@ -211,7 +211,7 @@ int cmd_baseline(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--force")) force = 1;
         else if (!strcmp(a, "--no-gauge")) cli.gauge = 0;
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--job")) { job_file = v; i++; }
         else if (!strcmp(a, "--out")) { cli.out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }

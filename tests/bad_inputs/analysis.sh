@@ -15,6 +15,8 @@ bad option_out_of_range 2 "^hyperanalyze pca: error: --n: expected an integer in
 bad option_missing_value 2 "^hyperanalyze accuracy: error: --n needs a value \(see hyperanalyze accuracy --help\)$" -- \
   "$HA" accuracy "$W/garbage.h5" --n
 bad unknown_option 2 "^hyperanalyze filters: error: unknown option '--frob'" -- "$HA" filters "$W/garbage.h5" --frob 1
+bad unknown_option_last 2 "^hyperanalyze filters: error: unknown option '--frob' \(see hyperanalyze filters --help\)$" -- \
+  "$HA" filters "$W/garbage.h5" --frob
 bad bad_split 2 "^hyperanalyze accuracy: error: --split: expected val or test, got 'train'" -- "$HA" accuracy "$W/garbage.h5" --split train
 bad pca_without_what 2 "^hyperanalyze pca: error: --what filter:L:I \| layer:L \| all is required" -- "$HA" pca "$W/garbage.h5"
 bad two_sample_sets 2 "one sample set expected, got '.*garbage.h5' and 'other.h5'" -- "$HA" accuracy "$W/garbage.h5" other.h5
