@@ -41,7 +41,8 @@ int cuda_backend_select(Comm *comm, const char *device, int toy_task);
 int cuda_backend_device_count(char *why, size_t why_len);
 
 // Creates the GPU trainer for tr (MNIST task), on the device chosen by cuda_backend_select (or the
-// current device), uploads the model state and the data. Fatal with the requested bytes when the
+// current device), uploads the model state and the data. HYPERTRAIN_COMM=nccl in the environment
+// makes every collective go through NCCL even with one rank (auto, the default: NCCL with P > 1). Fatal with the requested bytes when the
 // GPU runs out of memory.
 CudaTrainer *cuda_trainer_create(Trainer *tr);
 void cuda_trainer_destroy(CudaTrainer *ct);
@@ -58,6 +59,9 @@ void cuda_trainer_validate(CudaTrainer *ct, ValStats *vs);
 // Device -> Model (params, grads, Adam moments, batch-norm statistics) and back.
 void cuda_trainer_to_host(CudaTrainer *ct);
 void cuda_trainer_from_host(CudaTrainer *ct);
+
+// Collectives this trainer has issued through NCCL (0 on one rank unless HYPERTRAIN_COMM=nccl).
+long cuda_trainer_nccl_calls(const CudaTrainer *ct);
 
 // Nearest neighbours and distances of the last entropy estimate (n samples) (tests).
 void cuda_trainer_last_neighbours(const CudaTrainer *ct, int *nn, float *eps, int n);

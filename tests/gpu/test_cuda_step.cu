@@ -230,6 +230,13 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
         compare_state(name, &mg, &mc, start, bud);
         T_CHECK(&g_ts, mg.step == mc.step && mc.step == STEPS, "%s: both sides at step %lld", what, (long long)mc.step);
     }
+    // HYPERTRAIN_COMM=nccl: every collective of every step must have gone through NCCL (one rank:
+    // the in-place all-gathers, the batch-norm and gradient all-reduces, the stream/event hand-offs).
+    const char *cm = getenv("HYPERTRAIN_COMM");
+    const int forced = cm && !strcmp(cm, "nccl");
+    snprintf(name, sizeof(name), "%s, %s: collectives through NCCL: %ld (%s)", what, mode,
+             cuda_trainer_nccl_calls(ct), forced ? "HYPERTRAIN_COMM=nccl: expected > 0" : "one rank: expected 0");
+    T_CHECK(&g_ts, forced ? cuda_trainer_nccl_calls(ct) > 0 : cuda_trainer_nccl_calls(ct) == 0, "%s", name);
     free(start);
     cuda_trainer_destroy(ct);
     trainer_free(&tc);
@@ -261,8 +268,40 @@ static void load_job(Job *job, const char *path) {
     job_validate(job);
 }
 
+// --inject-nan gpu|cpu: one step of the tiny job with a NaN in one weight of the hypernetwork's
+// output layer, so that one generated weight of EVERY network is NaN: every pairwise distance is
+// NaN and no nearest neighbour exists. The step must end the process in the CPU's "training
+// diverged at step 1" error (tests/t_gpu_emu.sh and run-all.sh check the message and the exit
+// status); returning from the step is a failure. `inf` instead of `nan` injects +Inf.
+static int inject_nan(const char *side, const char *what, const Mnist *data) {
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, "jobs/tiny.json");
+    job_validate(&job);
+    Model m;
+    model_init(&m, &job);
+    const ParamTable *t = &m.harch.table;
+    const ParamView *last = &t->views[t->n_views - 1];
+    // the first weight of the last tensor (the output layer's bias or weights)
+    m.params[last->offset] = !strcmp(what, "inf") ? INFINITY : NAN;
+    Trainer tr;
+    trainer_init(&tr, &m, &g_comm, data);
+    StepStats st;
+    printf("injecting %s into %s (parameter 0 of tensor %s), one %s step; expected: \"training diverged\"\n",
+           what, "the hypernetwork", last->name, side);
+    fflush(stdout);
+    if (!strcmp(side, "gpu")) {
+        CudaTrainer *ct = cuda_trainer_create(&tr);
+        cuda_trainer_step(ct, &st);
+    } else {
+        trainer_step(&tr, &st);
+    }
+    printf("FAIL: the step with a %s weight returned (loss %g, gradient norm %g) instead of ending the run\n", what,
+           st.loss, st.grad_norm);
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    (void)argc; (void)argv;
     if (gc_skip_without_gpu("test_cuda_step")) return 0;
     memset(&g_comm, 0, sizeof(g_comm));
     g_comm.size = 1;
@@ -280,6 +319,9 @@ int main(int argc, char **argv) {
         synthetic_mnist(&data, 2000, 500);
         printf("data: synthetic MNIST-shaped (2000 train, 500 validation)\n");
     }
+    if (argc == 4 && !strcmp(argv[1], "--inject-nan") && (!strcmp(argv[2], "gpu") || !strcmp(argv[2], "cpu")))
+        return inject_nan(argv[2], argv[3], &data);
+    HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf]");
     Job job;
     load_job(&job, "jobs/tiny.json");
     job.distance = DIST_L1;

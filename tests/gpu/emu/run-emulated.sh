@@ -19,7 +19,7 @@ LIBS="$(PKGC --libs hdf5 || echo -lhdf5) $(PKGC --libs libcjson || echo -lcjson)
 SAN=""; [ "${ASAN:-0}" = 1 ] && SAN="-fsanitize=address -fno-omit-frame-pointer"
 CFLAGS="-O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -DHT_CUDA=1 $SAN"
 objs=()
-for c in src/*.c mpi/comm_single.c mpi/comm_nccl.c; do
+for c in src/*.c mpi/comm_single.c mpi/comm_nccl.c mpi/devsel.c; do
   [ "$c" = src/main.c ] && continue
   o=$B/obj/$(echo "$c" | tr / _).o
   if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find src mpi cuda -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
