@@ -76,26 +76,25 @@ LDP=$(IFS=:; echo "${found_dirs[*]}")
 export LD_LIBRARY_PATH="$LDP${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 if [ "${1:-}" = --check ]; then
-  bad=0
+  bad=0 libdir=$(cd "$ROOT/lib" 2>/dev/null && pwd -P)
+  declare -A realdir=()
   for b in "$ROOT"/bin/*; do
-    [ -f "$b" ] && head -c 4 "$b" | grep -q ELF || continue
-    out=$(ldd "$b" 2>&1); problems=""
-    while IFS= read -r line; do
-      name=$(echo "$line" | awk '{print $1}')
-      path=$(echo "$line" | sed -n 's/.*=> \([^ ]*\) (.*/\1/p')
-      case "$name" in linux-vdso.so.*|/lib64/ld-linux-x86-64.so.2|ld-linux-x86-64.so.2) continue;; esac
-      if echo "$line" | grep -q "not found"; then problems="$problems $name(not found)"; continue; fi
-      [ -z "$path" ] && continue
+    [ -f "$b" ] && [ "$(head -c 4 "$b" | tr -d '\177')" = ELF ] || continue
+    problems=""
+    while read -r name arrow path _; do
+      [ "$arrow" = "=>" ] || continue # linux-vdso, the loader
+      if [ "$path" = not ]; then problems="$problems $name(not found)"; continue; fi
       case "$name" in # glibc and the compiler runtime that cuBLAS and NCCL themselves need
         libc.so.6|libm.so.6|libpthread.so.0|libdl.so.2|librt.so.1|libresolv.so.2|libutil.so.1|libmvec.so.1|libanl.so.1|libstdc++.so.6|libgcc_s.so.1) continue;;
       esac
-      real=$(cd "$(dirname "$path")" && pwd -P)
-      [ "$real" = "$ROOT/lib" ] || [ "$real" = "$(cd "$ROOT/lib" 2>/dev/null && pwd -P)" ] && continue
-      case " ${found_dirs[*]} " in *" $real "*) continue;; esac
+      d=${path%/*}
+      [ -n "${realdir[$d]:-}" ] || realdir[$d]=$(cd "$d" && pwd -P)
+      [ "${realdir[$d]}" = "$libdir" ] && continue
+      case " ${found_dirs[*]} " in *" ${realdir[$d]} "*) continue;; esac
       problems="$problems $name($path)"
-    done <<<"$out"
-    if [ -n "$problems" ]; then echo "ht-env: FAIL $(basename "$b"): resolved outside the bundle, the NVIDIA folders and glibc:$problems"; bad=1
-    else echo "ht-env: ok $(basename "$b"): every library from the bundle, the NVIDIA folders or glibc"; fi
+    done < <(ldd "$b" 2>&1)
+    if [ -n "$problems" ]; then echo "ht-env: FAIL ${b##*/}: resolved outside the bundle, the NVIDIA folders and glibc:$problems"; bad=1
+    else echo "ht-env: ok ${b##*/}: every library from the bundle, the NVIDIA folders or glibc"; fi
   done
   exit $bad
 fi
