@@ -98,8 +98,8 @@ ifeq ($(CUDA),1)
   else
     NCCL_LINK := $(if $(filter %/libnccl.so,$(NCCL_SYSLIB)),-lnccl,$(if $(NCCL_SYSLIB),-l:libnccl.so.2,-lnccl))
   endif
-  NCCL_HEADER := $(firstword $(wildcard $(NCCL_HOME)/include/nccl.h $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
-  NCCL_CFLAGS ?= $(if $(NCCL_HEADER),$(if $(NCCL_HOME),-I$(NCCL_HOME)/include),-Icuda/nccl_compat)
+  NCCL_CFLAGS ?= $(if $(wildcard $(NCCL_HOME)/include/nccl.h),-I$(NCCL_HOME)/include,$(if \
+                   $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),,-Icuda/nccl_compat))
   NCCL_LIBS ?= $(NCCL_LINK)
   CUDA_LIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart $(NCCL_LIBS) -lstdc++
   CFLAGS += -DHT_CUDA=1 -Icuda -I$(CUDA_HOME)/include $(NCCL_CFLAGS)
@@ -141,6 +141,12 @@ LDLIBS += $(CUDA_LIBS)
 all: cuda-summary $(GPU_TEST_BIN)
 cuda-summary:
 	@echo "  CUDA build: $(NVCC) $(CUDA_ARCH); objects and binaries in $(BUILD)/ ($(HT_BIN), $(BUILD)/tests/gpu/)"
+	@echo "  NCCL: $(or $(NCCL_HOME),toolkit/system) -> $(NCCL_CFLAGS) $(NCCL_LIBS)"
+# make CUDA=1 cuda-config: the NCCL and CUDA flags this machine gets (tests/t_cuda_build.sh)
+.PHONY: cuda-config
+cuda-config:
+	@echo "NCCL_HOME=$(NCCL_HOME)"; echo "NCCL_CFLAGS=$(NCCL_CFLAGS)"; echo "NCCL_LIBS=$(NCCL_LIBS)"
+	@echo "CUDA_HOME=$(CUDA_HOME)"; echo "CUDA_ARCH=$(CUDA_ARCH)"
 # Objects remember the flags they were built with: a change of flags (CUDA_ARCH, MPI, ...)
 # rebuilds them instead of linking stale ones.
 CUDA_STAMP := $(BUILD)/.cuda-flags
