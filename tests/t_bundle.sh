@@ -154,7 +154,7 @@ rc=$?
 el=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 S=$T/fout/summary.txt
 grep -qE "^FAIL +test_cuda_step .*killed at its time limit" "$S" && [ -z "$(pgrep -f "$F/bin/test_cuda_step")" ] \
-  && pass "a program sleeping past its limit (4.5 s here) is killed, recorded FAIL, no process left: $(grep test_cuda_step "$S" | tr -s ' ')" \
+  && pass "a program sleeping past its limit (120 s x 0.05 here) is killed, recorded FAIL, no process left: $(grep test_cuda_step "$S" | tr -s ' ')" \
   || { fail "the sleeping program: $(grep test_cuda_step "$S")"; pgrep -af "$F/bin" | sed 's/^/      /'; }
 grep -qE "^FAIL +test_nccl .*exit 1: 0 passed, 1 failed" "$S" && pass "a failing program: FAIL with its count" || fail "failing program: $(grep test_nccl "$S")"
 grep -qE "^PASS +test_cuda_kernels .*2 passed, 0 failed .*\[budget 42.5% max\]" "$S" && pass "a passing program: PASS, its count and % of budget: $(grep test_cuda_kernels "$S" | tr -s ' ')" \
