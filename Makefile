@@ -194,6 +194,7 @@ bundle: $(BUNDLE_BINS)
 	BUNDLE_MAX_MB=$(BUNDLE_MAX_MB) BUNDLE_DATA="$(BUNDLE_DATA)" CUDA_ARCH="$(CUDA_ARCH)" NVCC="$(NVCC)" \
 	  bash scripts/make-bundle.sh $(BUNDLE_STAGE) $(BUILD)/hypertrain-gpu.tar.xz
 else
+.DEFAULT_GOAL := all
 bundle:
 	@echo "error: the GPU bundle needs the CUDA build: make CUDA=1 MPI=0 bundle"; exit 1
 endif
