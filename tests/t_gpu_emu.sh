@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # t_gpu_emu.sh (make test): the GPU paths that need no GPU, checked on the CPU.
-#   1. device selection (mpi/devsel.c) on faked device lists: tests/gpu/test_devsel.c
+#   1. device selection (mpi/devsel.c) on faked device lists: tests/gpu/test_devsel.c, and with an
+#      MPI build's mpicc, across 3 real ranks (comm_node_local = MPI_Comm_split_type):
+#      tests/gpu/test_node_local.c
 #   2. through the CPU EMULATION of CUDA, cuBLAS and NCCL (tests/gpu/emu/; a one-rank NCCL that
 #      really copies and checks its buffers):
 #      - test_nccl: every collective of mpi/comm_nccl.c on known values, with guard regions
@@ -23,6 +25,17 @@ if gcc -std=c11 -Wall -Wextra -Werror -O1 -D_POSIX_C_SOURCE=200809L -Isrc -Impi 
      mpi/devsel.c src/common.c mpi/comm_single.c -o "$T/test_devsel" -lm >"$T/devsel.log" 2>&1 && "$T/test_devsel" >>"$T/devsel.log" 2>&1; then
   pass "$(tail -1 "$T/devsel.log")"
 else fail "test_devsel:"; grep -E "FAIL|error" "$T/devsel.log" | head -10 | sed 's/^/      /'; fi
+
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+  # The node-local rank (MPI_Comm_split_type) and the decision across 3 real MPI ranks.
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+  export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+  if mpicc -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -O1 -D_POSIX_C_SOURCE=200809L -DHT_MPI=1 -Isrc -Impi -Itests \
+       tests/gpu/test_node_local.c mpi/devsel.c mpi/comm_mpi.c src/common.c -o "$T/test_node_local" -lm >"$T/nl.log" 2>&1 \
+     && timeout 60 mpirun --oversubscribe --bind-to none -np 3 "$T/test_node_local" >>"$T/nl.log" 2>&1; then
+    pass "3 MPI ranks: $(tail -1 "$T/nl.log") (comm_node_local, per-rank device lists, a shared bus id)"
+  else fail "test_node_local under mpirun -np 3:"; grep -E "FAIL|error" "$T/nl.log" | head -8 | sed 's/^/      /'; fi
+else echo "  (no mpicc/mpirun: the 3-rank node-local check is not run)"; fi
 
 echo "2. the CPU emulation of the CUDA backend"
 if ! command -v g++ >/dev/null || ! command -v python3 >/dev/null; then
