@@ -29,11 +29,13 @@ typedef struct CudaTrainer CudaTrainer;
 
 // Decides where this run trains, the same on every rank. device: "cpu", "cuda" or "auto".
 //   cpu  -> 0.
-//   cuda -> 1 (GPU local_rank of each node selected), or a fatal error when a rank sees no GPU,
-//           when the ranks on a node outnumber its GPUs, or for the toy task (CPU only).
+//   cuda -> 1 (each rank's GPU selected by devcomm_select_device: local rank r takes GPU r when
+//           the ranks of a node see the same GPUs, each rank its own GPU under per-rank
+//           CUDA_VISIBLE_DEVICES), or a fatal error when a rank sees no GPU, when two ranks would
+//           share one physical GPU (PCI bus id), or for the toy task (CPU only).
 //   auto -> 1 as for cuda when every rank sees a GPU; 0 with a printed note when some rank sees
-//           none (a CUDA build on a machine without GPU) or for the toy task. Oversubscribed
-//           GPUs are still a fatal error (not a silent fallback).
+//           none (a CUDA build on a machine without GPU) or for the toy task. Shared GPUs are
+//           still a fatal error (not a silent fallback).
 // Invalid strings are fatal. Prints one "device: ..." line on rank 0.
 int cuda_backend_select(Comm *comm, const char *device, int toy_task);
 

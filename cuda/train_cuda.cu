@@ -130,7 +130,7 @@ extern "C" int cuda_backend_select(Comm *comm, const char *device, int toy_task)
                    n_dev == 0 ? why : "see --device cuda for details");
         return 0;
     }
-    devcomm_select_device(comm); // fatal when the ranks of a node outnumber its GPUs
+    devcomm_select_device(comm); // fatal when two ranks would share a GPU (mpi/devsel.h)
     char desc[256];
     cuda_backend_describe(desc, sizeof(desc));
     if (comm->rank == 0)
