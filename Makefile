@@ -79,15 +79,34 @@ ifeq ($(CUDA),1)
   endif
   CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
   NVCC ?= $(CUDA_HOME)/bin/nvcc
-  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
-  NCCL_CFLAGS ?= $(if $(NCCL_HOME),-I$(NCCL_HOME)/include)
-  NCCL_LIBS ?= $(if $(NCCL_HOME),-L$(NCCL_HOME)/lib -Wl$(comma)-rpath$(comma)$(NCCL_HOME)/lib) -lnccl
+  # sm_90 and sm_80 machine code, plus compute_90 PTX that the driver JIT-compiles on newer GPUs.
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
+               -gencode arch=compute_90,code=compute_90
   CUDA_LIBDIR := $(or $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib)),$(CUDA_HOME)/lib64)
+  # NCCL: NCCL_HOME (lib/ or lib64/, include/) when given, else the toolkit and system directories,
+  # else a Python environment's nvidia-nccl package (site-packages/nvidia/nccl). A node whose NCCL
+  # is only libnccl.so.2 (no unversioned libnccl.so) links it by name (-l:libnccl.so.2); without
+  # nccl.h anywhere, cuda/nccl_compat/nccl.h (the NCCL 2.x declarations that mpi/comm_nccl.c uses)
+  # stands in. NCCL_CFLAGS and NCCL_LIBS override all of it.
+  NCCL_SYSLIB := $(wildcard $(CUDA_LIBDIR)/libnccl.so* /usr/lib/x86_64-linux-gnu/libnccl.so* /usr/lib64/libnccl.so*)
+  ifeq ($(NCCL_HOME)$(NCCL_SYSLIB),)
+    NCCL_HOME := $(shell python3 -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null)
+  endif
+  ifneq ($(NCCL_HOME),)
+    NCCL_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(NCCL_HOME)/lib/libnccl.so* $(NCCL_HOME)/lib64/libnccl.so*))))
+    NCCL_LINK := $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Wl$(comma)-rpath$(comma)$(NCCL_LIBDIR)) \
+                 $(if $(wildcard $(NCCL_LIBDIR)/libnccl.so),-lnccl,-l:libnccl.so.2)
+  else
+    NCCL_LINK := $(if $(filter %/libnccl.so,$(NCCL_SYSLIB)),-lnccl,$(if $(NCCL_SYSLIB),-l:libnccl.so.2,-lnccl))
+  endif
+  NCCL_CFLAGS ?= $(if $(wildcard $(NCCL_HOME)/include/nccl.h),-I$(NCCL_HOME)/include,$(if \
+                   $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),,-Icuda/nccl_compat))
+  NCCL_LIBS ?= $(NCCL_LINK)
   CUDA_LIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart $(NCCL_LIBS) -lstdc++
   CFLAGS += -DHT_CUDA=1 -Icuda -I$(CUDA_HOME)/include $(NCCL_CFLAGS)
   NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) --fmad=false -lineinfo -Xcompiler -Wall,-Wno-unused-function \
                -DHT_CUDA=1 -D_POSIX_C_SOURCE=200809L -Isrc -Impi -Icuda $(NCCL_CFLAGS) $(EXTRA_NVCCFLAGS)
-  COMM_SRC += mpi/comm_nccl.c
+  COMM_SRC += mpi/comm_nccl.c mpi/devsel.c
   HT_BIN := $(BUILD)/hypertrain
   HA_BIN := $(BUILD)/hyperanalyze
 endif
@@ -152,6 +171,12 @@ LDLIBS += $(CUDA_LIBS)
 all: cuda-summary $(GPU_TEST_BIN)
 cuda-summary:
 	@echo "  CUDA build: $(NVCC) $(CUDA_ARCH); objects and binaries in $(BUILD)/ ($(HT_BIN), $(BUILD)/tests/gpu/)"
+	@echo "  NCCL: $(or $(NCCL_HOME),toolkit/system) -> $(NCCL_CFLAGS) $(NCCL_LIBS)"
+# make CUDA=1 cuda-config: the NCCL and CUDA flags this machine gets (tests/t_cuda_build.sh)
+.PHONY: cuda-config
+cuda-config:
+	@echo "NCCL_HOME=$(NCCL_HOME)"; echo "NCCL_CFLAGS=$(NCCL_CFLAGS)"; echo "NCCL_LIBS=$(NCCL_LIBS)"
+	@echo "CUDA_HOME=$(CUDA_HOME)"; echo "CUDA_ARCH=$(CUDA_ARCH)"
 # Objects remember the flags they were built with: a change of flags (CUDA_ARCH, MPI, ...)
 # rebuilds them instead of linking stale ones.
 CUDA_STAMP := $(BUILD)/.cuda-flags
@@ -169,6 +194,41 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 endif
 # ---- end CUDA (objects, GPU tests) -----------------------------------------------------------
+
+# ---- CUDA (relocatable bundle) ---------------------------------------------------------------
+# make CUDA=1 MPI=0 bundle: $(BUILD)/hypertrain-gpu.tar.xz, one archive for an offline GPU node
+# that has only the driver, the CUDA runtime, cuBLAS and (maybe only a Python package's) NCCL:
+# hypertrain, hyperanalyze and every GPU test and benchmark, relinked from the same objects with
+# DT_RPATH $ORIGIN/../lib instead of this machine's library folders; lib/ with every shared library
+# they need except the NVIDIA ones, glibc and the compiler runtime; jobs/, tests/gpu/run-all.sh and
+# bin/ht-env (scripts/gpu-env.sh: finds the NVIDIA libraries on the node). scripts/make-bundle.sh
+# assembles it and fails above BUNDLE_MAX_MB. BUNDLE_DATA=DIR adds an MNIST folder as data/mnist.
+.PHONY: bundle
+ifeq ($(CUDA),1)
+BUNDLE_STAGE := $(BUILD)/bundle-bin
+BUNDLE_BINS := $(BUNDLE_STAGE)/hypertrain $(BUNDLE_STAGE)/hyperanalyze \
+               $(patsubst $(BUILD)/tests/gpu/%,$(BUNDLE_STAGE)/%,$(GPU_TEST_BIN))
+BUNDLE_LDLIBS := $(filter-out -Wl$(comma)-rpath$(comma)%,$(LDLIBS)) -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/../lib'
+BUNDLE_MAX_MB ?= 30
+$(BUNDLE_STAGE)/hypertrain: $(BUILD)/src/main.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(BUNDLE_LDLIBS)
+$(BUNDLE_STAGE)/hyperanalyze: $(ANALYSIS_OBJ) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(BUNDLE_LDLIBS)
+$(BUNDLE_STAGE)/%: $(BUILD)/tests/gpu/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(BUNDLE_LDLIBS)
+bundle: $(BUNDLE_BINS)
+	@test "$(MPI)" = 0 || { echo "error: the bundle is built without MPI (its node has no MPI): make CUDA=1 MPI=0 bundle"; exit 1; }
+	BUNDLE_MAX_MB=$(BUNDLE_MAX_MB) BUNDLE_DATA="$(BUNDLE_DATA)" CUDA_ARCH="$(CUDA_ARCH)" NVCC="$(NVCC)" \
+	  bash scripts/make-bundle.sh $(BUNDLE_STAGE) $(BUILD)/hypertrain-gpu.tar.xz
+else
+.DEFAULT_GOAL := all
+bundle:
+	@echo "error: the GPU bundle needs the CUDA build: make CUDA=1 MPI=0 bundle"; exit 1
+endif
+# ---- end CUDA (relocatable bundle) -----------------------------------------------------------
 
 .PHONY: all test clean summary check-deps
 all: summary check-deps $(HT_BIN) $(ANALYSIS_BIN) $(TEST_BIN) $(MPI_TEST_BIN) $(BENCH_BIN)

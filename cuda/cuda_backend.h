@@ -29,11 +29,13 @@ typedef struct CudaTrainer CudaTrainer;
 
 // Decides where this run trains, the same on every rank. device: "cpu", "cuda" or "auto".
 //   cpu  -> 0.
-//   cuda -> 1 (GPU local_rank of each node selected), or a fatal error when a rank sees no GPU,
-//           when the ranks on a node outnumber its GPUs, or for the toy task (CPU only).
+//   cuda -> 1 (each rank's GPU selected by devcomm_select_device: local rank r takes GPU r when
+//           the ranks of a node see the same GPUs, each rank its own GPU under per-rank
+//           CUDA_VISIBLE_DEVICES), or a fatal error when a rank sees no GPU, when two ranks would
+//           share one physical GPU (PCI bus id), or for the toy task (CPU only).
 //   auto -> 1 as for cuda when every rank sees a GPU; 0 with a printed note when some rank sees
-//           none (a CUDA build on a machine without GPU) or for the toy task. Oversubscribed
-//           GPUs are still a fatal error (not a silent fallback).
+//           none (a CUDA build on a machine without GPU) or for the toy task. Shared GPUs are
+//           still a fatal error (not a silent fallback).
 // Invalid strings are fatal. Prints one "device: ..." line on rank 0.
 int cuda_backend_select(Comm *comm, const char *device, int toy_task);
 
@@ -41,7 +43,8 @@ int cuda_backend_select(Comm *comm, const char *device, int toy_task);
 int cuda_backend_device_count(char *why, size_t why_len);
 
 // Creates the GPU trainer for tr (MNIST task), on the device chosen by cuda_backend_select (or the
-// current device), uploads the model state and the data. Fatal with the requested bytes when the
+// current device), uploads the model state and the data. HYPERTRAIN_COMM=nccl in the environment
+// makes every collective go through NCCL even with one rank (auto, the default: NCCL with P > 1). Fatal with the requested bytes when the
 // GPU runs out of memory.
 CudaTrainer *cuda_trainer_create(Trainer *tr);
 void cuda_trainer_destroy(CudaTrainer *ct);
@@ -58,6 +61,9 @@ void cuda_trainer_validate(CudaTrainer *ct, ValStats *vs);
 // Device -> Model (params, grads, Adam moments, batch-norm statistics) and back.
 void cuda_trainer_to_host(CudaTrainer *ct);
 void cuda_trainer_from_host(CudaTrainer *ct);
+
+// Collectives this trainer has issued through NCCL (0 on one rank unless HYPERTRAIN_COMM=nccl).
+long cuda_trainer_nccl_calls(const CudaTrainer *ct);
 
 // Nearest neighbours and distances of the last entropy estimate (n samples) (tests).
 void cuda_trainer_last_neighbours(const CudaTrainer *ct, int *nn, float *eps, int n);

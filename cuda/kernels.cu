@@ -340,6 +340,9 @@ __global__ void entropy_nn_kernel(const double *dist, int N, int start, int n_lo
         const double d = dist[(size_t)il * N + j];
         if (d < best) { best = d; arg = j; }
     }
+    // No neighbour when every distance is NaN (NaN or Inf in the generated weights): nn stays -1,
+    // which entropy_grad_kernel skips (it used to read row -1), and eps is +Inf, so the entropy is
+    // infinite and the step ends in the CPU's "training diverged" error before any update.
     nn[i] = arg;
     eps[i] = (float)best;
 }
@@ -362,6 +365,7 @@ __global__ void entropy_grad_kernel(const float *all, int N, size_t D, int start
     float g = grad[e];
     for (int i = 0; i < N; i++) {
         if (i != k && nn[i] != k) continue;
+        if (i == k && nn[k] < 0) continue; // no neighbour (NaN distances): nothing to read
         const double coef = scale * ((double)d / N) / ((double)eps[i] + ENTROPY_EPS);
         const float xo = i == k ? all[(size_t)nn[k] * D + x] : all[(size_t)i * D + x];
         if (l1) {

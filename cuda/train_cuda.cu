@@ -130,7 +130,7 @@ extern "C" int cuda_backend_select(Comm *comm, const char *device, int toy_task)
                    n_dev == 0 ? why : "see --device cuda for details");
         return 0;
     }
-    devcomm_select_device(comm); // fatal when the ranks of a node outnumber its GPUs
+    devcomm_select_device(comm); // fatal when two ranks would share a GPU (mpi/devsel.h)
     char desc[256];
     cuda_backend_describe(desc, sizeof(desc));
     if (comm->rank == 0)
@@ -153,7 +153,19 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     CudaTrainer *ct = (CudaTrainer *)XCALLOC(1, sizeof(CudaTrainer));
     ct->tr = tr;
     ct->m = m;
-    devcomm_init(&ct->dc, tr->comm, 0);
+    // HYPERTRAIN_COMM=nccl: every collective of the step goes through NCCL even on one rank (the
+    // in-place all-gather, the batch-norm all-reduces and the stream/event hand-offs then run on a
+    // one-GPU machine too); "auto" or unset: NCCL only with several ranks.
+    const char *cm = getenv("HYPERTRAIN_COMM");
+    HT_CHECK(!cm || !cm[0] || !strcmp(cm, "nccl") || !strcmp(cm, "auto"),
+             "HYPERTRAIN_COMM must be nccl or auto (got '%s')", cm);
+    devcomm_init(&ct->dc, tr->comm, cm && !strcmp(cm, "nccl"));
+    if (ct->dc.nccl && tr->comm->rank == 0) {
+        char ver[32];
+        devcomm_nccl_version(ver, sizeof(ver));
+        printf("comm: NCCL %s on %d rank(s)%s\n", ver, tr->comm->size,
+               tr->comm->size == 1 ? " (HYPERTRAIN_COMM=nccl: every collective through NCCL)" : "");
+    }
     cuda_ctx_init(&ct->ctx, &ct->dc);
     const size_t np = m->harch.table.n_params, W = m->tarch.n_weights;
     const int ips = job->images_per_sample, in = m->tarch.in_size, C = m->tarch.classes;
@@ -238,6 +250,8 @@ extern "C" void cuda_trainer_from_host(CudaTrainer *ct) {
                                ct->ctx.stream));
     cuda_ctx_sync(&ct->ctx);
 }
+
+extern "C" long cuda_trainer_nccl_calls(const CudaTrainer *ct) { return ct->dc.nccl_calls; }
 
 extern "C" void cuda_trainer_last_neighbours(const CudaTrainer *ct, int *nn, float *eps, int n) {
     memcpy(nn, ct->h_nn, (size_t)n * sizeof(int));

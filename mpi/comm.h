@@ -45,6 +45,11 @@ void comm_allgatherv_i32(Comm *c, const int *send, int *recv, const int *counts,
 
 void comm_bcast(Comm *c, void *buf, size_t bytes, int root);
 
+// This rank's node and its place there: ranks that share memory (MPI_Comm_split_type with
+// MPI_COMM_TYPE_SHARED) have the same *node (the lowest world rank among them); *local_rank and
+// *local_size count the ranks of that node. One process: 0, 0, 1.
+void comm_node_local(Comm *c, int *node, int *local_rank, int *local_size);
+
 // Consistency check: every rank must hold bit-identical buf (e.g. the parameters after the same
 // Adam updates). Compares a checksum across ranks and ends the job with a clear message naming
 // `what` and the ranks that differ. No-op with one process.

@@ -225,6 +225,17 @@ void comm_barrier(Comm *c) {
     MPI_CHECK(MPI_Barrier(mcomm(c)));
 }
 
+void comm_node_local(Comm *c, int *node, int *local_rank, int *local_size) {
+    if (solo(c)) { *node = 0; *local_rank = 0; *local_size = 1; return; }
+    MPI_Comm local;
+    MPI_CHECK(MPI_Comm_split_type(mcomm(c), MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &local));
+    MPI_CHECK(MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(local, local_rank));
+    MPI_CHECK(MPI_Comm_size(local, local_size));
+    MPI_CHECK(MPI_Allreduce(&c->rank, node, 1, MPI_INT, MPI_MIN, local));
+    MPI_CHECK(MPI_Comm_free(&local));
+}
+
 // 64-bit FNV-1a over the bytes, eight at a time (a checksum, not a cryptographic hash).
 static uint64_t checksum(const void *buf, size_t bytes) {
     const unsigned char *p = buf;

@@ -17,8 +17,8 @@
 
 #include "common.h"
 #include "cuda_check.h"
+#include "devsel.h"
 
-#define HOST_NAME_INTS 16 // host names are compared on their first 64 bytes
 
 // The live communicator, so that any fatal error (CUDA_CHECK in cuda/ included) can abort it.
 static ncclComm_t g_active = NULL;
@@ -37,11 +37,21 @@ void devcomm_nccl_fail(int result, const char *call, const char *file, int line)
     // The library's last message, cut on purpose (with a mark) if it is longer than the buffer.
     XSNPRINTF(last, sizeof(last), "%.500s%s", l ? l : "", l && strlen(l) > 500 ? "..." : "");
     devcomm_abort_active();
-    ht_fatal(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d; NCCL_DEBUG=WARN prints more)", g_rank,
-             call, ncclGetErrorString(r), last[0] ? ": " : "", last, NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+    char ver[32];
+    devcomm_nccl_version(ver, sizeof(ver));
+    ht_fatal(file, line, "rank %d: %s failed: %s%s%s (NCCL %s; NCCL_DEBUG=WARN prints more)", g_rank, call,
+             ncclGetErrorString(r), last[0] ? ": " : "", last, ver);
 }
 #define NCCL_CHECK(call) do { ncclResult_t r_ = (call); \
     if (r_ != ncclSuccess) devcomm_nccl_fail((int)r_, #call, __FILE__, __LINE__); } while (0)
+
+void devcomm_nccl_version(char *buf, size_t n) {
+    int v = 0;
+    if (ncclGetVersion(&v) != ncclSuccess) { XSNPRINTF(buf, n, "(version unknown)"); return; }
+    // NCCL >= 2.9 encodes major*10000 + minor*100 + patch, older ones major*1000 + minor*100 + patch.
+    if (v >= 10000) XSNPRINTF(buf, n, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    else XSNPRINTF(buf, n, "%d.%d.%d", v / 1000, v / 100 % 10, v % 100);
+}
 
 int devcomm_device_count(char *why, size_t why_len) {
     int n = 0;
@@ -55,45 +65,35 @@ int devcomm_device_count(char *why, size_t why_len) {
     return n;
 }
 
-void devcomm_local_rank(Comm *host, int *local_rank, int *local_size, char *host_name, size_t n) {
-    int mine[HOST_NAME_INTS];
-    char name[sizeof(mine)];
-    memset(name, 0, sizeof(name));
-    if (gethostname(name, sizeof(name) - 1) != 0) XSNPRINTF(name, sizeof(name), "unknown-host");
-    memcpy(mine, name, sizeof(mine));
-    const int P = host->size;
-    int *all = XMALLOC(sizeof(int) * HOST_NAME_INTS * (size_t)P);
-    int *counts = XMALLOC(sizeof(int) * (size_t)P), *displs = XMALLOC(sizeof(int) * (size_t)P);
-    for (int r = 0; r < P; r++) { counts[r] = HOST_NAME_INTS; displs[r] = r * HOST_NAME_INTS; }
-    comm_allgatherv_i32(host, mine, all, counts, displs);
-    int lr = 0, ls = 0;
-    for (int r = 0; r < P; r++) {
-        if (memcmp(all + (size_t)r * HOST_NAME_INTS, mine, sizeof(mine)) != 0) continue;
-        ls++;
-        if (r < host->rank) lr++;
-    }
-    free(all); free(counts); free(displs);
-    *local_rank = lr;
-    *local_size = ls;
-    if (host_name) XSNPRINTF(host_name, n, "%s", name);
-}
-
 int devcomm_select_device(Comm *host) {
-    char why[256] = "", name[64];
-    const int n_dev = devcomm_device_count(why, sizeof(why));
+    char why[256] = "";
+    DevselRank me;
+    memset(&me, 0, sizeof(me));
     int lr, ls;
-    devcomm_local_rank(host, &lr, &ls, name, sizeof(name));
+    comm_node_local(host, &me.node, &lr, &ls);
+    if (gethostname(me.host, sizeof(me.host) - 1) != 0) XSNPRINTF(me.host, sizeof(me.host), "unknown-host");
+    me.n_visible = devcomm_device_count(why, sizeof(why));
+    for (int g = 0; g < me.n_visible && g < DEVSEL_MAX_GPUS; g++)
+        CUDA_CHECK(cudaDeviceGetPCIBusId(me.bus[g], DEVSEL_BUS, g));
+    // Every rank's report, as ints (DevselRank is made of ints and chars: a multiple of 4 bytes).
+    enum { INTS = sizeof(DevselRank) / sizeof(int) };
+    _Static_assert(sizeof(DevselRank) % sizeof(int) == 0, "DevselRank must be a whole number of ints");
+    const int P = host->size;
+    DevselRank *all = XMALLOC(sizeof(DevselRank) * (size_t)P);
+    int *counts = XMALLOC(sizeof(int) * (size_t)P), *displs = XMALLOC(sizeof(int) * (size_t)P);
+    for (int r = 0; r < P; r++) { counts[r] = INTS; displs[r] = r * INTS; }
+    comm_allgatherv_i32(host, (const int *)&me, (int *)all, counts, displs);
     g_rank = host->rank;
-    if (n_dev == 0)
-        HT_FATAL("rank %d on host %s: no usable GPU (%s)", host->rank, name, why);
-    if (ls > n_dev)
-        HT_FATAL("%d ranks run on host %s but it has only %d visible GPU(s): the CUDA trainer needs one "
-                 "GPU per rank (NCCL cannot share a GPU between ranks). Start at most %d rank(s) per node "
-                 "(mpirun --map-by ppr:%d:node, srun --ntasks-per-node=%d), make more GPUs visible "
-                 "(CUDA_VISIBLE_DEVICES), or train on the CPU with --device cpu",
-                 ls, name, n_dev, n_dev, n_dev, n_dev);
-    CUDA_CHECK(cudaSetDevice(lr));
-    return lr;
+    if (me.n_visible == 0) {
+        free(all); free(counts); free(displs);
+        HT_FATAL("rank %d on host %s: no usable GPU (%s)", host->rank, me.host, why);
+    }
+    char msg[768];
+    const int dev = devsel_choose(all, P, host->rank, NULL, NULL, msg, sizeof(msg));
+    free(all); free(counts); free(displs);
+    if (dev < 0) HT_FATAL("%s", msg);
+    CUDA_CHECK(cudaSetDevice(dev));
+    return dev;
 }
 
 void devcomm_init(DevComm *d, Comm *host, int force_nccl) {
@@ -102,7 +102,8 @@ void devcomm_init(DevComm *d, Comm *host, int force_nccl) {
     d->rank = host->rank;
     d->size = host->size;
     g_rank = host->rank;
-    devcomm_local_rank(host, &d->local_rank, &d->local_size, NULL, 0);
+    int node;
+    comm_node_local(host, &node, &d->local_rank, &d->local_size);
     CUDA_CHECK(cudaGetDevice(&d->device));
     cudaStream_t s;
     cudaEvent_t a, b;
@@ -153,6 +154,7 @@ static void allreduce(DevComm *d, void *buf, size_t n, ncclDataType_t type, size
     cudaStream_t cs = begin(d, stream);
     NCCL_CHECK(ncclAllReduce(buf, buf, n, type, ncclSum, (ncclComm_t)d->nccl, cs));
     end(d, stream);
+    d->nccl_calls++;
     *bytes += (double)n * (double)elt;
 }
 
@@ -193,6 +195,7 @@ static void allgatherv(DevComm *d, const void *send, void *recv, const int *coun
         NCCL_CHECK(ncclGroupEnd());
     }
     end(d, stream);
+    d->nccl_calls++;
     size_t others = 0;
     for (int r = 0; r < d->size; r++)
         if (r != d->rank) others += (size_t)counts[r];

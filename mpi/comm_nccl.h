@@ -8,7 +8,7 @@
 //   stream -> record `done` there -> the compute stream waits for `done`.
 // Counts are ELEMENTS (NCCL's convention), never bytes.
 //
-// With one rank (and force_nccl = 0) no NCCL communicator is created and every collective is an
+// With one rank and force_nccl = 0 no NCCL communicator is created and every collective is an
 // identity (an all-gather copies the local rows when they are not already in place), exactly as
 // comm_single.c does on the host.
 #ifndef HT_COMM_NCCL_H
@@ -31,19 +31,21 @@ typedef struct DevComm {
     void *stream;            // cudaStream_t of the collectives
     void *ready, *done;      // cudaEvent_t for the hand-offs
     double bytes_allgather, bytes_allreduce, bytes_bn;   // bytes this rank sent/received
+    long nccl_calls;         // collectives issued through NCCL (0 when nccl is NULL)
 } DevComm;
 
 // Number of CUDA devices visible to this process; 0 when there are none or the driver cannot be
 // used. If why != NULL it receives the reason for 0 (the CUDA error text).
 int devcomm_device_count(char *why, size_t why_len);
 
-// Local rank and local size from an all-gather of host names over `host` (works for one rank).
-// host_name (may be NULL) receives this rank's host name.
-void devcomm_local_rank(Comm *host, int *local_rank, int *local_size, char *host_name, size_t n);
+// The NCCL library's version at run time ("2.28.3"), whatever header it was built with.
+void devcomm_nccl_version(char *buf, size_t n);
 
-// Picks this rank's GPU: device local_rank (cudaSetDevice). Fatal, with a clear message naming the
-// host, when the ranks on a host outnumber its visible GPUs (NCCL cannot run two ranks on one
-// GPU). Returns the device index.
+// Picks this rank's GPU (cudaSetDevice) with devsel_choose (mpi/devsel.h) from every rank's node
+// (comm_node_local: MPI_Comm_split_type) and the PCI bus ids of the GPUs it sees: local rank r takes
+// GPU r when the ranks of a node see the same GPUs, each rank its own GPU when the launcher gave
+// every rank its own CUDA_VISIBLE_DEVICES. Fatal, with a clear message naming the host, when a rank
+// sees no GPU or two ranks would share one physical GPU (NCCL cannot). Returns the device index.
 int devcomm_select_device(Comm *host);
 
 // Creates the communication stream and events and, when size > 1 or force_nccl, the NCCL

@@ -41,6 +41,10 @@ void comm_allgatherv_i32(Comm *c, const int *send, int *recv, const int *counts,
 
 void comm_bcast(Comm *c, void *buf, size_t bytes, int root) { (void)c; (void)buf; (void)bytes; (void)root; }
 void comm_barrier(Comm *c) { (void)c; }
+void comm_node_local(Comm *c, int *node, int *local_rank, int *local_size) {
+    (void)c;
+    *node = 0; *local_rank = 0; *local_size = 1;
+}
 void comm_check_same(Comm *c, const float *buf, size_t n, const char *what) {
     (void)c; (void)buf; (void)n; (void)what;
 }

@@ -206,6 +206,7 @@ double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, siz
         const float *xk = all + (size_t)k * D;
         for (int i = 0; i < N; i++) {
             if (i != k && w->nn[i] != k) continue;
+            if (i == k && w->nn[k] < 0) continue; // no neighbour (NaN distances): row -1 is not there
             const double coef = scale * ((double)d / N) / ((double)w->eps[i] + ENTROPY_EPS);
             const float *other = all + (size_t)(i == k ? w->nn[k] : i) * D;
             if (simd) add_distance_grad_avx2(xk, other, D, dist, w->eps[i], coef, g);

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # t_cuda_build.sh (make test): the CUDA backend builds and links, and behaves sensibly where no GPU is.
 # With nvcc available:
-#   1. make CUDA=1 BUILD=build-cuda builds build-cuda/hypertrain, the CPU tests and tests/gpu/* there,
+#   1. make CUDA=1 MPI=0 BUILD=build-cuda builds build-cuda/hypertrain, the CPU tests and tests/gpu/* there,
 #      linked against cudart, cuBLAS and NCCL, without touching the CPU build (./hypertrain, build/)
 #   2. every GPU test binary prints "SKIPPED (no GPU)" and exits 0 here (or, on a machine with a
 #      GPU, runs and passes: test_cuda_kernels only, the rest belongs to tests/gpu/run-all.sh)
+#   2b. sm_90 and sm_80 machine code and compute_90 PTX (newer GPUs JIT it) are embedded
+#   2c. NCCL as only libnccl.so.2 (a Python package's): NCCL_HOME=<folder with lib/libnccl.so.2>
+#      links with -l:libnccl.so.2; cuda/nccl_compat/nccl.h matches the real nccl.h (values and
+#      signatures, tests/gpu/nccl_abi.c) and mpi/comm_nccl.c compiles against it
 #   3. build-cuda/hypertrain: --device cuda without a GPU is a clear error; --device auto prints a
 #      note and trains on the CPU; a bad --device value is an error; the CPU build rejects
 #      --device cuda with a hint
@@ -26,10 +30,12 @@ trap 'rm -rf "$T"' EXIT
 echo "build (nvcc: $NVCC)"
 cpu_bin_before=$( [ -f hypertrain ] && stat -c %Y hypertrain || echo none)
 # A clean environment for the nested make: the outer make's flags and variables must not leak in.
-if env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make CUDA=1 BUILD=$BUILD -j2 >"$T/build.log" 2>&1; then
-  pass "make CUDA=1 BUILD=$BUILD"
+# MPI=0: the flags of the bundle (tests/t_bundle.sh), so that both share build-cuda/ (comm_mpi.c,
+# the only MPI-specific object, is built and tested by the CPU MPI build).
+if env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make CUDA=1 MPI=0 BUILD=$BUILD -j2 >"$T/build.log" 2>&1; then
+  pass "make CUDA=1 MPI=0 BUILD=$BUILD"
 else
-  fail "make CUDA=1 BUILD=$BUILD (last lines of the log:)"; tail -30 "$T/build.log" | sed 's/^/      /'
+  fail "make CUDA=1 MPI=0 BUILD=$BUILD (last lines of the log:)"; tail -30 "$T/build.log" | sed 's/^/      /'
   echo "t_cuda_build: $passes passed, $fails failed"; exit 1
 fi
 if grep -E "warning" "$T/build.log" | grep -E "cuda/|mpi/comm_nccl|tests/gpu/" >/dev/null; then
@@ -49,6 +55,38 @@ cpu_bin_after=$( [ -f hypertrain ] && stat -c %Y hypertrain || echo none)
 if [ "$cpu_bin_before" = "$cpu_bin_after" ] && ! { [ -f hypertrain ] && ldd hypertrain | grep -q libcudart; }; then
   pass "the CPU build (./hypertrain) is untouched and not linked against CUDA"
 else fail "the CUDA build changed ./hypertrain"; fi
+
+CUOBJDUMP=$(dirname "$NVCC")/cuobjdump
+if [ -x "$CUOBJDUMP" ]; then
+  elf=$("$CUOBJDUMP" --list-elf "$BUILD/hypertrain" 2>/dev/null); ptx=$("$CUOBJDUMP" --list-ptx "$BUILD/hypertrain" 2>/dev/null)
+  if echo "$elf" | grep -q sm_90 && echo "$elf" | grep -q sm_80 && echo "$ptx" | grep -qE "sm_90|compute_90"; then
+    pass "$BUILD/hypertrain embeds sm_90 and sm_80 code and compute_90 PTX"
+  else fail "embedded code: elf [$(echo "$elf" | grep -o 'sm_[0-9]*' | sort -u | tr '\n' ' ')] ptx [$(echo "$ptx" | grep -oE '(sm|compute)_[0-9]*' | sort -u | tr '\n' ' ')]"; fi
+else # no cuobjdump (a toolkit without it): the PTX text itself is in the fat binary, uncompressed
+  if strings -n 6 "$BUILD/hypertrain" | grep -q '^\.target sm_90' && grep -q "code=compute_90" "$BUILD/.cuda-flags"; then
+    pass "$BUILD/hypertrain embeds compute_90 PTX (its '.target sm_90' text; no cuobjdump here for the machine code)"
+  else fail "no compute_90 PTX in $BUILD/hypertrain"; fi
+fi
+
+echo "NCCL as only libnccl.so.2"
+CUDA_INC=$(dirname "$NVCC")/../include
+NLIB=$(ldd "$BUILD/hypertrain" | sed -n 's/.*libnccl.so.2 => \([^ ]*\) .*/\1/p')
+mkdir -p "$T/nccl/lib" && ln -s "$NLIB" "$T/nccl/lib/libnccl.so.2"
+cfg=$(env -u MAKEFLAGS -u MAKELEVEL make -s CUDA=1 MPI=0 NCCL_HOME="$T/nccl" BUILD="$T/cfg" cuda-config 2>&1)
+nlibs=$(echo "$cfg" | sed -n 's/^NCCL_LIBS=//p')
+echo "$nlibs" | grep -q -- "-l:libnccl.so.2" && pass "NCCL_HOME with only lib/libnccl.so.2: NCCL_LIBS=$nlibs" || fail "NCCL_HOME with only libnccl.so.2: $cfg"
+abi=""
+for h in real compat; do
+  inc=$([ $h = compat ] && echo "-Icuda/nccl_compat")
+  if gcc -std=c11 -Wall -Wextra -Werror $inc -I"$CUDA_INC" tests/gpu/nccl_abi.c -o "$T/abi_$h" $nlibs >"$T/abi_$h.log" 2>&1 && "$T/abi_$h" >"$T/abi_$h.out" 2>>"$T/abi_$h.log"; then :
+  else fail "nccl_abi against the $h nccl.h:"; sed 's/^/      /' "$T/abi_$h.log" | head -8; fi
+done
+if [ -s "$T/abi_real.out" ] && cmp -s "$T/abi_real.out" "$T/abi_compat.out"; then
+  pass "cuda/nccl_compat/nccl.h = the real nccl.h ($(cat "$T/abi_real.out" | cut -c1-60)...), linked with $nlibs and loaded"
+else fail "the compat header differs from the real one: $(cat "$T/abi_real.out") / $(cat "$T/abi_compat.out" 2>/dev/null)"; fi
+gcc -std=c11 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Werror -D_POSIX_C_SOURCE=200809L -Icuda/nccl_compat -Isrc -Impi -Icuda \
+    -I"$CUDA_INC" mpi/comm_nccl.c >"$T/compat.log" 2>&1 && pass "mpi/comm_nccl.c compiles against cuda/nccl_compat/nccl.h" \
+  || { fail "mpi/comm_nccl.c against the compat header:"; head -5 "$T/compat.log"; }
 
 echo "GPU test binaries"
 has_gpu=0

@@ -11,10 +11,9 @@
 //               length K, lambda = 8 for each side (failure probability < 2K exp(-32) per
 //               element); the deterministic worst case K u mag is also printed
 //   l2(b)       ||g - r||_2 <= b ||r||_2 for composites of many ops
-//   robust      composites with kinks (ReLU, max pool, leaky ReLU, nearest neighbours): rel-L2
-//               within b AND at least a fraction f of the elements within t * max|r|; a
-//               near-tie decided differently on the two sides moves a few elements by O(1), a
-//               wrong formula moves most of them
+//   robust      composites with kinks (ReLU, max pool, leaky ReLU, nearest neighbours): decision
+//               flips (elements off by more than t * max|r|) counted separately, at most a
+//               fraction 1 - f of them; rel-L2 of the other elements within b (gc_robust)
 #ifndef HT_GPU_CHECK_CUH
 #define HT_GPU_CHECK_CUH
 
@@ -119,17 +118,40 @@ static void gc_l2(const char *name, const float *g, const float *r, size_t n, do
             100.0 * e / b, b);
 }
 
+// Composites with kinks, compared in two parts so that a legitimate decision flip is never mistaken
+// for a value error and vice versa:
+//   decision flips  elements with |g - r| > tight * max|r|: a ReLU, max-pool, leaky-ReLU or
+//                   nearest-neighbour decision taken differently because the two sides' rounding
+//                   (cuBLAS's summation order) put a near-tie on different sides. Each moves a few
+//                   elements by O(1) of their scale; at most (1 - min_fraction) * n (and at least 1)
+//                   are allowed. tight = 1e-3 is ~100x the largest rounding difference of a single
+//                   GEMM output (16 sqrt(K) u, K <= 25,088: 1.5e-5 relative), so rounding alone never
+//                   counts as a flip.
+//   value error     rel-L2 over the other elements <= l2_budget: with the flips taken out this is
+//                   pure rounding (measured 1e-7..1e-5 in the emulation); the budget leaves the
+//                   headroom for a deeper composite on real hardware. A wrong formula fails both.
+// The check's "% of budget" is the larger of the two parts.
 static void gc_robust(const char *name, const float *g, const float *r, size_t n, double l2_budget, double tight,
                       double min_fraction) {
-    const double e = gc_rel_l2(g, r, n);
     double mx = 0.0;
     for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)r[i]));
-    size_t within = 0;
-    for (size_t i = 0; i < n; i++) within += fabs((double)g[i] - (double)r[i]) <= tight * mx;
-    const double frac = n ? (double)within / n : 0.0;
-    T_CHECK(&g_ts, e <= l2_budget && frac >= min_fraction && e == e,
-            "%s: %zu values, rel-L2 %.3g (%.1f%% of %.0e), %.4f%% within %.0e x max|cpu| (need %.2f%%) [robust]",
-            name, n, e, 100.0 * e / l2_budget, l2_budget, 100.0 * frac, tight, 100.0 * min_fraction);
+    size_t flips = 0, nan = 0;
+    double d = 0.0, s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = (double)g[i] - (double)r[i];
+        if (e != e) { nan++; continue; }
+        if (fabs(e) > tight * mx) { flips++; continue; }
+        d += e * e;
+        s += (double)r[i] * r[i];
+    }
+    const double value = s > 0.0 ? sqrt(d / s) : sqrt(d);
+    const double allowed = fmax(1.0, floor((1.0 - min_fraction) * (double)n));
+    const double pct = 100.0 * fmax(value / l2_budget, (double)flips / allowed);
+    T_CHECK(&g_ts, value <= l2_budget && (double)flips <= allowed && nan == 0 && n > 0,
+            "%s: %zu values; value error rel-L2 %.3g without the %zu decision flip(s) (allowed %.0f: |err| > %.0e x "
+            "max|cpu|)%s at %.1f%% of budget [robust: rel-L2 %.0e, flips <= %.2f%%]",
+            name, n, value, flips, allowed, tight, nan ? ", NaN on one side" : "", pct, l2_budget,
+            100.0 * (1.0 - min_fraction));
 }
 
 // |g - r| <= atol + rtol * max(|g|, |r|) for scalars.

@@ -48,7 +48,9 @@ int main(int argc, char **argv) {
     DevComm dc;
     devcomm_init(&dc, &comm, 1);
     const int P = comm.size, r = comm.rank;
-    if (r == 0) printf("test_nccl: %d rank(s), NCCL %d.%d.%d\n", P, NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+    char ver[32];
+    devcomm_nccl_version(ver, sizeof(ver));
+    if (r == 0) printf("test_nccl: %d rank(s), NCCL %s\n", P, ver);
     cudaStream_t st;
     CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
 

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <ucontext.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -106,7 +108,22 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, int ba
 // ---------------------------------------------------------------- runtime
 
 extern "C" {
+// Device allocations (base -> bytes), so that the emulated NCCL can check its buffers.
+static std::map<uintptr_t, size_t> g_allocs;
+static int in_device_alloc(const void *p, size_t bytes) {
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g_allocs.upper_bound(a);
+    if (it == g_allocs.begin()) return 0;
+    --it;
+    return a >= it->first && a + bytes <= it->first + it->second;
+}
+
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+cudaError_t cudaDeviceGetPCIBusId(char *bus, int len, int d) {
+    if (d != 0) return cudaErrorInvalidDevice;
+    snprintf(bus, (size_t)len, "0000:00:00.0");
+    return cudaSuccess;
+}
 cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
@@ -122,10 +139,19 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = (size_t)8 << 30; return cudaSuccess; }
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = malloc(bytes ? bytes : 1);
+    if (!*p) return cudaErrorMemoryAllocation;
+    g_allocs[(uintptr_t)*p] = bytes;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    if (p && !g_allocs.erase((uintptr_t)p)) return cudaErrorInvalidValue;
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    *p = malloc(bytes ? bytes : 1);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaMalloc(p, bytes); }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
     if (bytes) memmove(dst, src, bytes);
@@ -196,24 +222,95 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
     return CUBLAS_STATUS_SUCCESS;
 }
 
-// ---------------------------------------------------------------- NCCL stubs
+// ---------------------------------------------------------------- NCCL: one rank, real copies
+
+struct emu_nccl { int alive; };
+static std::string g_nccl_err;
+static long g_nccl_collectives = 0;
+static int g_group = 0;
+
+static ncclResult_t nccl_fail(ncclResult_t r, const char *fmt, const char *what) {
+    char b[256];
+    snprintf(b, sizeof(b), fmt, what);
+    g_nccl_err = b;
+    fprintf(stderr, "emu NCCL: %s\n", b);
+    return r;
+}
+static size_t nccl_size(ncclDataType_t t) {
+    return t == ncclInt32 || t == ncclFloat32 ? 4 : t == ncclFloat64 ? 8 : 0;
+}
+// The checks a collective makes before it copies `bytes` from s to r.
+static ncclResult_t nccl_args(const char *what, ncclComm_t c, ncclDataType_t t, const void *s, size_t s_elts,
+                              const void *r, size_t r_elts) {
+    if (!c || !c->alive) return nccl_fail(ncclInvalidArgument, "%s: invalid communicator", what);
+    const size_t e = nccl_size(t);
+    if (!e) return nccl_fail(ncclInvalidArgument, "%s: invalid datatype", what);
+    if (!in_device_alloc(s, s_elts * e))
+        return nccl_fail(ncclInvalidArgument, "%s: send buffer is not a device allocation of count elements", what);
+    if (!in_device_alloc(r, r_elts * e))
+        return nccl_fail(ncclInvalidArgument, "%s: receive buffer is not a device allocation of count elements", what);
+    g_nccl_collectives++;
+    return ncclSuccess;
+}
 
 extern "C" {
-const char *ncclGetErrorString(ncclResult_t) { return "NCCL is not available in the CPU emulation"; }
-const char *ncclGetLastError(ncclComm_t) { return ""; }
-ncclResult_t ncclGetUniqueId(ncclUniqueId *) { return ncclInvalidUsage; }
-ncclResult_t ncclCommInitRank(ncclComm_t *, int, ncclUniqueId, int) { return ncclInvalidUsage; }
-ncclResult_t ncclCommDestroy(ncclComm_t) { return ncclInvalidUsage; }
-ncclResult_t ncclCommAbort(ncclComm_t) { return ncclSuccess; }
-ncclResult_t ncclAllReduce(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t) {
-    return ncclInvalidUsage;
+long emu_nccl_collectives(void) { return g_nccl_collectives; }
+ncclResult_t ncclGetVersion(int *v) { *v = 0; return ncclSuccess; }
+const char *ncclGetErrorString(ncclResult_t r) {
+    switch (r) {
+    case ncclSuccess: return "no error";
+    case ncclInvalidArgument: return "invalid argument (emulated one-rank NCCL)";
+    case ncclInvalidUsage: return "invalid usage (emulated one-rank NCCL)";
+    default: return "emulated NCCL error";
+    }
 }
-ncclResult_t ncclAllGather(const void *, void *, size_t, ncclDataType_t, ncclComm_t, cudaStream_t) {
-    return ncclInvalidUsage;
+const char *ncclGetLastError(ncclComm_t) { return g_nccl_err.c_str(); }
+ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
+    memset(id, 0, sizeof(*id));
+    snprintf(id->internal, sizeof(id->internal), "emu-nccl");
+    return ncclSuccess;
 }
-ncclResult_t ncclBroadcast(const void *, void *, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t) {
-    return ncclInvalidUsage;
+ncclResult_t ncclCommInitRank(ncclComm_t *c, int n, ncclUniqueId id, int rank) {
+    if (n != 1 || rank != 0) return nccl_fail(ncclInvalidUsage, "%s: the emulation runs one rank", "ncclCommInitRank");
+    if (strcmp(id.internal, "emu-nccl") != 0)
+        return nccl_fail(ncclInvalidArgument, "%s: unique id not from ncclGetUniqueId", "ncclCommInitRank");
+    *c = new emu_nccl{1};
+    return ncclSuccess;
 }
-ncclResult_t ncclGroupStart(void) { return ncclInvalidUsage; }
-ncclResult_t ncclGroupEnd(void) { return ncclInvalidUsage; }
+ncclResult_t ncclCommDestroy(ncclComm_t c) {
+    if (!c || !c->alive) return nccl_fail(ncclInvalidArgument, "%s: invalid communicator", "ncclCommDestroy");
+    delete c;
+    return ncclSuccess;
+}
+ncclResult_t ncclCommAbort(ncclComm_t c) {
+    delete c;
+    return ncclSuccess;
+}
+ncclResult_t ncclAllReduce(const void *s, void *r, size_t n, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
+                           cudaStream_t) {
+    ncclResult_t e = nccl_args("ncclAllReduce", c, t, s, n, r, n);
+    if (e != ncclSuccess) return e;
+    if (op != ncclSum) return nccl_fail(ncclInvalidArgument, "%s: invalid operation", "ncclAllReduce");
+    if (s != r) memmove(r, s, n * nccl_size(t)); // the sum over one rank
+    return ncclSuccess;
+}
+ncclResult_t ncclAllGather(const void *s, void *r, size_t n, ncclDataType_t t, ncclComm_t c, cudaStream_t) {
+    ncclResult_t e = nccl_args("ncclAllGather", c, t, s, n, r, n); // recv holds nranks * n = n
+    if (e != ncclSuccess) return e;
+    if (s != r) memmove(r, s, n * nccl_size(t));
+    return ncclSuccess;
+}
+ncclResult_t ncclBroadcast(const void *s, void *r, size_t n, ncclDataType_t t, int root, ncclComm_t c, cudaStream_t) {
+    if (root != 0) return nccl_fail(ncclInvalidArgument, "%s: root out of range", "ncclBroadcast");
+    ncclResult_t e = nccl_args("ncclBroadcast", c, t, s, n, r, n);
+    if (e != ncclSuccess) return e;
+    if (s != r) memmove(r, s, n * nccl_size(t));
+    return ncclSuccess;
+}
+ncclResult_t ncclGroupStart(void) { g_group++; return ncclSuccess; }
+ncclResult_t ncclGroupEnd(void) {
+    if (g_group <= 0) return nccl_fail(ncclInvalidUsage, "%s without ncclGroupStart", "ncclGroupEnd");
+    g_group--;
+    return ncclSuccess;
+}
 } // extern "C"

@@ -4,11 +4,13 @@
 # test_cuda_kernels and test_cuda_step there. This checks the kernels' indexing and logic against
 # src/ on a machine without a GPU (optionally under AddressSanitizer: ASAN=1). It is NOT a GPU run:
 # speed, concurrency (streams, races), NCCL and the real GPU arithmetic are not exercised.
-#   tests/gpu/emu/run-emulated.sh [TEST ...]      default: test_cuda_kernels test_cuda_step
+#   tests/gpu/emu/run-emulated.sh [--build-only] [TEST ...]   default: test_cuda_kernels test_cuda_step
+# (--build-only: build build-emu/TEST and run nothing; tests/t_gpu_emu.sh runs them its own way)
 # About 1 minute for test_cuda_kernels and 7 for test_cuda_step on 2 cores (HT_GPU_TEST_QUICK=1:
 # the tiny jobs only, about 1 minute).
 set -eu
 cd "$(dirname "$0")/../../.."
+BUILD_ONLY=0; [ "${1:-}" = --build-only ] && { BUILD_ONLY=1; shift; }
 B=build-emu; [ "${ASAN:-0}" = 1 ] && B=build-emu-asan
 mkdir -p $B/pp/cuda $B/pp/tests/gpu $B/obj
 PKGC() { pkg-config "$@" 2>/dev/null || true; }
@@ -19,7 +21,7 @@ LIBS="$(PKGC --libs hdf5 || echo -lhdf5) $(PKGC --libs libcjson || echo -lcjson)
 SAN=""; [ "${ASAN:-0}" = 1 ] && SAN="-fsanitize=address -fno-omit-frame-pointer"
 CFLAGS="-O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -DHT_CUDA=1 $SAN"
 objs=()
-for c in src/*.c mpi/comm_single.c mpi/comm_nccl.c; do
+for c in src/*.c mpi/comm_single.c mpi/comm_nccl.c mpi/devsel.c; do
   [ "$c" = src/main.c ] && continue
   o=$B/obj/$(echo "$c" | tr / _).o
   if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find src mpi cuda -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
@@ -42,6 +44,7 @@ rc=0
 for t in "${tests[@]}"; do
   python3 tests/gpu/emu/prep.py tests/gpu/$t.cu $B/pp/tests/gpu/$t.cpp
   g++ -std=c++17 $CFLAGS $INC -x c++ $B/pp/tests/gpu/$t.cpp -x none "${objs[@]}" -o $B/$t $LIBS
+  [ $BUILD_ONLY = 1 ] && continue
   echo "== $t (CPU EMULATION of the CUDA backend, not a GPU run)"
   if ! ./$B/$t; then rc=1; fi
 done
