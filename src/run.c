@@ -156,7 +156,7 @@ static void write_lock_owner(int fd, const char *path) {
 }
 
 // Rank 0 takes an exclusive flock on <out>/.lock (held until the run ends; the kernel drops it
-// when the process dies) and writes its pid and host there. A run that ends normally deletes the
+// when the process dies) and writes its pid, host and start time there. A run that ends normally deletes the
 // file while still holding the lock, so a run that opened it just before must look again.
 static void lock_run_dir(Run *r) {
     const char *dir = r->opt->out_dir;
@@ -191,6 +191,25 @@ static void lock_run_dir(Run *r) {
         close(fd);   // deleted by the run that held it: lock the new file
     }
     HT_FATAL("cannot lock run directory '%s': its lock file %s keeps being replaced", dir, path);
+}
+
+// Rank 0, at start-up: fail fast, creating nothing, when another run holds the lock or the run
+// directory is not writable. The lock itself is taken when the run commits (commit_run_dir): a
+// second run started at the same moment then fails there, before it has changed anything.
+static void probe_lock(const char *dir) {
+    char path[HT_PATH_MAX], owner[300];
+    XSNPRINTF(path, sizeof(path), "%s/.lock", dir);
+    if (access(dir, W_OK) != 0)
+        HT_FATAL("run directory '%s' is not writable (%s)", dir, strerror(errno));
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;   // no lock file: no run holds the directory
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        lock_owner(fd, owner, sizeof(owner));
+        close(fd);
+        HT_FATAL("run directory '%s' is in use by another run (%s; lock file %s); wait for it "
+                 "to end or use another --out (nothing was changed)", dir, owner, path);
+    }
+    close(fd);   // releases the probe's lock, if it got one
 }
 
 static void unlock_run_dir(Run *r) {
@@ -249,13 +268,28 @@ static void branch_run_dir(Run *r) {
            "metrics.jsonl to %s\n", r->n_newer, r->newer[r->n_newer - 1], r->newer[0], sub);
 }
 
+// Under the lock: nothing may have changed since check_run_dir (another run that finished in
+// between would otherwise be overwritten or mixed with this one).
+static void recheck_run_dir(const Run *r) {
+    char *now = checkpoint_latest(r->opt->out_dir);
+    const int same = (!now && !r->latest) || (now && r->latest && !strcmp(now, r->latest));
+    if (!same)
+        HT_FATAL("run directory '%s' changed while this run was starting (latest checkpoint %s, "
+                 "was %s): another run wrote in it; start again", r->opt->out_dir, now ? now : "none",
+                 r->latest ? r->latest : "none");
+    free(now);
+}
+
 // The run is known to start (its first step succeeded, or it is about to validate or save):
-// rank 0 removes stale temporary files, moves newer checkpoints aside (--branch), truncates
+// rank 0 locks the run directory, checks that no other run changed it meanwhile, removes stale
+// temporary files, moves newer checkpoints aside (--branch), truncates
 // metrics.jsonl to the resumed step, writes job.json (atomically) and opens metrics.jsonl.
 static void commit_run_dir(Run *r) {
     if (r->comm->rank != 0 || r->committed) return;
     r->committed = 1;
     const char *dir = r->opt->out_dir;
+    lock_run_dir(r);
+    recheck_run_dir(r);
     const int stale = checkpoint_remove_stale_tmp(dir);
     if (stale && !r->opt->quiet) printf("removed %d temporary file(s) left by an interrupted run\n", stale);
     branch_run_dir(r);
@@ -404,18 +438,7 @@ static void check_run_dir(Run *r) {
     if (r->latest && !opt->resume)
         HT_FATAL("run directory '%s' already holds checkpoints (latest: %s); use --resume to "
                  "continue it or --out for a new run (nothing was changed)", opt->out_dir, r->latest);
-}
-
-// Under the lock: nothing may have changed since check_run_dir (another run that finished in
-// between would otherwise be overwritten or mixed with this one).
-static void recheck_run_dir(Run *r) {
-    char *now = checkpoint_latest(r->opt->out_dir);
-    const int same = (!now && !r->latest) || (now && r->latest && !strcmp(now, r->latest));
-    if (!same)
-        HT_FATAL("run directory '%s' changed while this run was starting (latest checkpoint %s, "
-                 "was %s): another run wrote in it; start again", r->opt->out_dir, now ? now : "none",
-                 r->latest ? r->latest : "none");
-    free(now);
+    probe_lock(opt->out_dir);
 }
 
 static void open_run(Run *r, const Job *job) {
@@ -557,7 +580,6 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
             printf("data: %s (%d train, %d validation, %d test)\n", dir, r.data.train.n, r.data.val.n, r.data.test.n);
     }
     if (opt->resume) resume(&r);
-    if (comm->rank == 0) { lock_run_dir(&r); recheck_run_dir(&r); }
     Model *m = &r.model;
     r.step0 = m->step;
     const int state = resumed_state(&r);

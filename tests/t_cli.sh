@@ -73,7 +73,6 @@ cp -r "$T/tb" "$T/tb.orig"
 expect_fail "toy: seed mismatch" "seed 1 but the job has seed 7" $BIN $TOY --out "$T/tb" --resume --set steps=8 --set seed=7 $TS
 expect_fail "toy: another architecture" "shape|architecture" $BIN $TOY --out "$T/tb" --resume --set steps=8 --set 'toy.hidden=[20,10,10]' $TS
 expect_fail "toy: diverging run" "diverged at step 7" $BIN $TOY --out "$T/tb" --resume --set steps=8 --set lambda=1e39 $TS
-rm -f "$T/tb/.lock"   # left by the diverged run (an error exit does not delete it; harmless)
 expect_fail "toy: step beyond the job's steps" "at step 6, beyond the job's steps = 4" $BIN $TOY --out "$T/tb" --resume --set steps=4 $TS
 expect_fail "toy: existing run without --resume" "already holds checkpoints" $BIN $TOY --out "$T/tb" --set steps=8 $TS
 diff -r "$T/tb" "$T/tb.orig" >/dev/null && pass "toy: job.json, metrics.jsonl and checkpoints unchanged" || fail "toy: files changed: $(diff -r "$T/tb" "$T/tb.orig" | head -3)"
