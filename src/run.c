@@ -129,7 +129,7 @@ static int metrics_has_val(const char *path, int64_t step) {
 
 // Every metrics line goes to disk at once; a failed write (disk full) ends the run.
 static void metrics_end_line(Run *r) {
-    if (ferror(r->metrics) || fflush(r->metrics) != 0)
+    if (fflush(r->metrics) != 0 || ferror(r->metrics))
         HT_FATAL("cannot write '%s': %s", r->metrics_path, strerror(errno));
 }
 
@@ -220,6 +220,16 @@ static void unlock_run_dir(Run *r) {
         fprintf(stderr, "hypertrain: warning: cannot delete the lock file '%s': %s\n", path, strerror(errno));
     close(r->lock_fd);
     r->lock_fd = -1;
+}
+
+// A .lock left by a run killed after its last step: removed (under the lock) so that a finished
+// run directory holds none. Nothing is created when there is none.
+static void remove_stale_lock(Run *r) {
+    char path[HT_PATH_MAX];
+    XSNPRINTF(path, sizeof(path), "%s/.lock", r->opt->out_dir);
+    if (access(path, F_OK) != 0) return;
+    lock_run_dir(r);
+    unlock_run_dir(r);
 }
 
 // Copies <dir>/<name> into <sub>/<name> if it exists.
@@ -584,6 +594,7 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     r.step0 = m->step;
     const int state = resumed_state(&r);
     if (m->step >= job->steps && !(state & PENDING_VAL) && (state & HAVE_CKPT)) {
+        if (comm->rank == 0) remove_stale_lock(&r);
         if (comm->rank == 0)
             printf("nothing to do: the run in '%s' is complete (step %lld of %d, validated and "
                    "checkpointed); raise steps (--set steps=N) to train further\n", opt->out_dir,
