@@ -3,6 +3,7 @@
 #   make test       build and run every test (tests/run.sh)
 #   make MPI=1      build against Open MPI (auto when mpicc is found; MPI=0 turns it off)
 #   make CUDA=1     add the CUDA backend into build-cuda/ (see the CUDA block; docs/cuda.md)
+#   make SANITIZE=1 ASan + UBSan build into build-san/ (see the sanitizers block; docs/testing.md)
 # Library locations can be given with HDF5_CFLAGS/HDF5_LIBS, CJSON_CFLAGS/CJSON_LIBS, BLAS_LIBS.
 
 CC ?= gcc
@@ -91,6 +92,35 @@ ifeq ($(CUDA),1)
   HA_BIN := $(BUILD)/hyperanalyze
 endif
 # ---- end CUDA (configuration) --------------------------------------------------------------
+
+# ---- sanitizers ------------------------------------------------------------------------------
+# make SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer (any UB report is
+# fatal) into its own directory, build-san/ unless BUILD is given, binaries included
+# (build-san/hypertrain, build-san/tests/test_*), so that its objects never mix with build/.
+# tests/t_sanitize.sh builds the C tests this way and runs them (with tests/sanitizers.supp);
+# docs/testing.md. Not with CUDA=1.
+SANITIZE ?= 0
+ifneq ($(filter-out 0 1,$(SANITIZE)),)
+$(error SANITIZE must be 0 or 1, got '$(SANITIZE)')
+endif
+ifeq ($(SANITIZE),1)
+  ifeq ($(CUDA),1)
+    $(error SANITIZE=1 and CUDA=1 cannot be combined (ASan and the CUDA runtime); build them separately)
+  endif
+  ifeq ($(origin BUILD),file)
+    BUILD := build-san
+  endif
+  SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  CFLAGS += $(SAN_FLAGS)
+  HT_BIN := $(BUILD)/hypertrain
+  HA_BIN := $(BUILD)/hyperanalyze
+.DEFAULT_GOAL := all
+.PHONY: san-summary
+all: san-summary
+san-summary:
+	@echo "  Sanitizers: $(SAN_FLAGS); objects and binaries in $(BUILD)/"
+endif
+# ---- end sanitizers --------------------------------------------------------------------------
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(COMM_SRC)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))

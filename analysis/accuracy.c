@@ -52,7 +52,7 @@ int cmd_accuracy(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--recompute")) recompute = 1;
         else if (!strcmp(a, "--full")) full = 1;
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--split")) { split = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }

@@ -144,7 +144,7 @@ int cmd_adversarial(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--no-whitebox")) whitebox = 0;
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--split")) { split = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }
@@ -169,7 +169,7 @@ int cmd_adversarial(int argc, char **argv) {
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
     char what[96];
-    snprintf(what, sizeof(what), "--sources %ld + --members %ld", S, M);
+    XSNPRINTF(what, sizeof(what), "--sources %ld + --members %ld", S, M);
     sampleset_require(&s, S + M, what);
     Mnist mn;
     Dataset d;
@@ -191,7 +191,10 @@ int cmd_adversarial(int argc, char **argv) {
     double *eps = XMALLOC((size_t)E * sizeof(double));
     for (int k = 0; k < E; k++) eps[k] = k * eps_step;
 
-    float *src = XALLOC_FLOATS(W), *members = XALLOC_FLOATS((size_t)M * W);
+    const size_t MW = XMUL(M, W, "adversarial: --members %ld x %zu weights", M, (size_t)W);
+    HT_CHECK_MEMORY(XMUL(MW, sizeof(float), "adversarial: members"),
+                    "adversarial: --members %ld networks of %zu weights", M, (size_t)W);
+    float *src = XALLOC_FLOATS(W), *members = XALLOC_FLOATS(MW);
     sampleset_read(&s, S, (int)M, members);
     const int nt = omp_get_max_threads();
     TargetNet tn;

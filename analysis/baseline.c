@@ -168,12 +168,12 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
         float *kern = XALLOC_FLOATS(K * L->fan_in * L->filters), *bias = XALLOC_FLOATS(K * L->filters);
         sample_layer_to_natural(L, (int)K, theta + L->offset, a->n_weights, kern, bias);
         char g[64], name[96];
-        snprintf(g, sizeof(g), "/weights/layer%d", l + 1);
+        XSNPRINTF(g, sizeof(g), "/weights/layer%d", l + 1);
         const int nd = kernel_dims(a, l, K, dims);
-        snprintf(name, sizeof(name), "%s/kernel", g);
+        XSNPRINTF(name, sizeof(name), "%s/kernel", g);
         write_rows(f, cli->out, name, nd, dims, kern);
         dims[1] = (size_t)L->filters;
-        snprintf(name, sizeof(name), "%s/bias", g);
+        XSNPRINTF(name, sizeof(name), "%s/bias", g);
         write_rows(f, cli->out, name, 2, dims, bias);
         const TargetOp *op = &a->ops[L->op];
         result_attr_str(&r, g, "type", op->type == OP_CONV ? "conv" : "fc");
@@ -211,7 +211,7 @@ int cmd_baseline(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--force")) force = 1;
         else if (!strcmp(a, "--no-gauge")) cli.gauge = 0;
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--job")) { job_file = v; i++; }
         else if (!strcmp(a, "--out")) { cli.out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }
@@ -260,13 +260,19 @@ int cmd_baseline(int argc, char **argv) {
     Mnist mn;
     mnist_load(&mn, data ? data : data_resolve_dir(job.data_dir), job.n_train, job.n_val, job.verify_checksums);
     HT_CHECK(mn.train.n >= 1, "baseline: the job's training split is empty");
-    float *theta = XALLOC_FLOATS(K * W), *grad = XALLOC_FLOATS(K * W);
-    float *m1 = XCALLOC(K * W, sizeof(float)), *m2 = XCALLOC(K * W, sizeof(float));
+    // Weights, gradients and Adam moments of K networks, and a batch of images per member.
+    const size_t KW = XMUL(K, W, "baseline: --members %zu x %zu weights", K, W);
+    const size_t KBI = XMUL(XMUL(K, B, "baseline: --members x --batch"), isz, "baseline: images");
+    HT_CHECK_MEMORY(XADD(XMUL(KW, 4 * sizeof(float), "baseline: training state"),
+                         XMUL(KBI, sizeof(float), "baseline: images"), "baseline: memory"),
+                    "baseline: --members %zu networks of %zu weights with --batch %zu", K, W, B);
+    float *theta = XALLOC_FLOATS(KW), *grad = XALLOC_FLOATS(KW);
+    float *m1 = XCALLOC(KW, sizeof(float)), *m2 = XCALLOC(KW, sizeof(float));
     classifier_init(a, init, cli.seed, 0, (int)K, theta);
     Sampler *smp = XMALLOC(K * sizeof(Sampler));
     for (size_t k = 0; k < K; k++)   // a distinct image order per member (splitmix64 of (seed, k))
         sampler_init(&smp[k], cli.seed * 0x9E3779B97F4A7C15ull + (k + 1) * 0xBF58476D1CE4E5B9ull, mn.train.n);
-    float *imgs = XALLOC_FLOATS(K * B * isz);
+    float *imgs = XALLOC_FLOATS(KBI);
     uint8_t *labels = XMALLOC(K * B);
     double *loss = XMALLOC(K * sizeof(double)), *first = XCALLOC(K, sizeof(double)), *last = XCALLOC(K, sizeof(double));
     double *run = XCALLOC(K, sizeof(double)), *run_acc = XCALLOC(K, sizeof(double)), *last_acc = XCALLOC(K, sizeof(double));

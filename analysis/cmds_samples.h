@@ -6,6 +6,7 @@
 #ifndef HT_CMDS_SAMPLES_H
 #define HT_CMDS_SAMPLES_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <omp.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "common.h"
 #include "config.h"
 #include "hyperanalyze.h"
 
@@ -32,11 +34,30 @@ static inline int an_long(const char *cmd, const char *opt, const char *s, long 
     return 0;
 }
 
+// An option given last, without its value: "--n needs a value" when the command's --help lists
+// it, else "unknown option '--frob'" (an unknown option must not read as a known one missing its
+// value). usage is the command's --help printer. Returns the usage-error status 2.
+static inline int an_missing_value(const char *cmd, const char *opt, void (*usage)(FILE *)) {
+    char *text = NULL;
+    size_t len = 0, n = strlen(opt);
+    int known = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f) {
+        usage(f);
+        fclose(f);
+        for (const char *p = text; p && (p = strstr(p, opt)) != NULL; p += n)
+            known |= (p == text || p[-1] == ' ' || p[-1] == '[') && !(isalnum((unsigned char)p[n]) || p[n] == '-');
+    }
+    free(text);
+    if (known) return ha_usage_error(cmd, "%s needs a value", opt);
+    return ha_usage_error(cmd, "unknown option '%s'", opt);
+}
+
 // Default result file: "DIR/NAME.h5" -> "DIR/NAME_<what>.h5" (beside the input).
 static inline void an_default_out(char *out, size_t n, const char *in, const char *what) {
     size_t len = strlen(in);
     if (len > 3 && !strcmp(in + len - 3, ".h5")) len -= 3;
-    snprintf(out, n, "%.*s_%s.h5", (int)len, in, what);
+    XSNPRINTF(out, n, "%.*s_%s.h5", (int)len, in, what); // a cut name would be another file
 }
 
 // What every subcommand does after parsing its options: --split (split != NULL) must be val or

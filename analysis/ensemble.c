@@ -90,7 +90,7 @@ int cmd_ensemble(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--split")) { split = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }
@@ -112,7 +112,7 @@ int cmd_ensemble(int argc, char **argv) {
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
     char what[96];
-    snprintf(what, sizeof(what), "--k %ld x --m %ld", K, M);
+    XSNPRINTF(what, sizeof(what), "--k %ld x --m %ld", K, M);
     sampleset_require(&s, (long long)K * M, what);
     // sizes 1, 2, 4, ... < M, then M
     int S = 0;
@@ -172,9 +172,9 @@ int cmd_ensemble(int argc, char **argv) {
     char name[64];
     dims[1] = (size_t)K;
     for (int q = 0; q < N_METRICS; q++) {
-        snprintf(name, sizeof(name), "/curve/%s", METRIC_NAMES[q]);
+        XSNPRINTF(name, sizeof(name), "/curve/%s", METRIC_NAMES[q]);
         result_f64(&r, name, 2, dims, curve + (size_t)q * S * K);
-        snprintf(name, sizeof(name), "/ensembles/%s", METRIC_NAMES[q]);
+        XSNPRINTF(name, sizeof(name), "/ensembles/%s", METRIC_NAMES[q]);
         size_t dk[1] = { (size_t)K };
         result_f64(&r, name, 1, dk, curve + ((size_t)q * S + S - 1) * K);
     }

@@ -43,7 +43,7 @@ int cmd_filters(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--job")) { job = v; i++; }
         else if (!strcmp(a, "--layer")) { if ((rc = an_long(CMD, a, v, 1, HT_MAX_OPS, &L))) return rc; i++; }
@@ -79,11 +79,14 @@ int cmd_filters(int argc, char **argv) {
         return ha_usage_error(CMD, "--channel %ld is out of range: filters of layer %ld read %d input channel%s "
                               "(--channel 0 .. %d)", ch, L, c, c == 1 ? "" : "s", c - 1);
     char what[64];
-    snprintf(what, sizeof(what), "--samples %ld", S);
+    XSNPRINTF(what, sizeof(what), "--samples %ld", S);
     sampleset_require(&s, S, what);
 
     const size_t K = (size_t)ly->fan_in + 1, hw = (size_t)h * w;
-    float *layer = XALLOC_FLOATS((size_t)S * ly->size);
+    const size_t SL = XMUL(S, ly->size, "filters: --samples %ld x %zu weights of layer %ld", S, ly->size, L);
+    HT_CHECK_MEMORY(XMUL(SL, sizeof(float), "filters"), "filters: --samples %ld x %zu weights of layer %ld",
+                    S, ly->size, L);
+    float *layer = XALLOC_FLOATS(SL);
     sampleset_read_layer(&s, (int)L - 1, 0, (int)S, layer);
     float *filt = XALLOC_FLOATS((size_t)S * ly->fan_in), *slices = XALLOC_FLOATS((size_t)S * hw);
     float *bias = XALLOC_FLOATS((size_t)S);

@@ -1,10 +1,13 @@
-// metrics.c: see metrics.h. Everything here is a pure function of its arguments.
+// metrics.c: see metrics.h. Everything here is a pure function of its arguments (an allocation
+// failure is fatal, through XMALLOC_N/XCALLOC).
 #include "metrics.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common.h"
 
 int metric_argmax(const double *p, int C) {
     int a = 0;
@@ -71,8 +74,7 @@ static int conf_bin(double conf, int bins) {
 double metric_ece(const double *p, const uint8_t *labels, int n, int C, int bins, double *count,
                   double *conf_sum, double *correct_sum) {
     if (n <= 0 || bins <= 0) return NAN;
-    double *cnt = calloc((size_t)bins * 3, sizeof(double));
-    if (!cnt) return NAN;
+    double *cnt = XCALLOC((size_t)bins * 3, sizeof(double));
     double *cs = cnt + bins, *ok = cnt + 2 * bins;
     for (int i = 0; i < n; i++) {
         const double *pi = p + (size_t)i * C;
@@ -102,8 +104,7 @@ static int cmp_scored(const void *a, const void *b) {
 
 double metric_auroc(const double *score, const int *positive, int n) {
     if (n <= 0) return NAN;
-    Scored *v = malloc((size_t)n * sizeof(Scored));
-    if (!v) return NAN;
+    Scored *v = XMALLOC_N((size_t)n, sizeof(Scored));
     long long n1 = 0;
     for (int i = 0; i < n; i++) { v[i].s = score[i]; v[i].pos = positive[i] != 0; n1 += v[i].pos; }
     const long long n0 = n - n1;
@@ -150,7 +151,7 @@ void metric_mean_std(const double *x, int n, double *mean, double *std) {
 
 // Sorts eigenpairs by descending eigenvalue: evals (m), vecs rows (m, len).
 static void sort_desc(double *evals, double *vecs, int m, int len) {
-    double *tmp = malloc((size_t)len * sizeof(double));
+    double *tmp = XMALLOC_N((size_t)len, sizeof(double));
     for (int i = 0; i < m; i++) {   // selection sort: m is small where this is used
         int best = i;
         for (int j = i + 1; j < m; j++) if (evals[j] > evals[best]) best = j;
@@ -165,7 +166,7 @@ static void sort_desc(double *evals, double *vecs, int m, int len) {
 
 int sym_eig_jacobi(double *A, int m, double *evals, double *evecs) {
     // V accumulates the rotations: A_final = V^T A V, eigenvectors are V's columns.
-    double *V = calloc((size_t)m * m, sizeof(double));
+    double *V = XCALLOC((size_t)m * m, sizeof(double));
     for (int i = 0; i < m; i++) V[(size_t)i * m + i] = 1.0;
     double norm = 0.0;
     for (size_t i = 0; i < (size_t)m * m; i++) norm += A[i] * A[i];
@@ -240,8 +241,8 @@ int sym_eig_top(const double *S, int m, int k, double *evals, double *evecs, int
                 double *residual) {
     if (k < 1 || k > m) return 0;
     if (m <= 64) {
-        double *A = malloc((size_t)m * m * sizeof(double)), *ev = malloc((size_t)m * sizeof(double));
-        double *vec = malloc((size_t)m * m * sizeof(double));
+        double *A = XMALLOC_N((size_t)m * m, sizeof(double)), *ev = XMALLOC_N((size_t)m, sizeof(double));
+        double *vec = XMALLOC_N((size_t)m * m, sizeof(double));
         memcpy(A, S, (size_t)m * m * sizeof(double));
         int sweeps = sym_eig_jacobi(A, m, ev, vec);
         memcpy(evals, ev, (size_t)k * sizeof(double));
@@ -251,10 +252,10 @@ int sym_eig_top(const double *S, int m, int k, double *evals, double *evecs, int
         return sweeps > 0 ? sweeps : 1;
     }
     const int p = 2 * k + 10 < m ? 2 * k + 10 : m;
-    double *Q = malloc((size_t)p * m * sizeof(double)), *Z = malloc((size_t)p * m * sizeof(double));
-    double *T = malloc((size_t)p * p * sizeof(double)), *U = malloc((size_t)p * p * sizeof(double));
-    double *th = malloc((size_t)p * sizeof(double));
-    double *RQ = malloc((size_t)p * m * sizeof(double)), *RZ = malloc((size_t)p * m * sizeof(double));
+    double *Q = XMALLOC_N((size_t)p * m, sizeof(double)), *Z = XMALLOC_N((size_t)p * m, sizeof(double));
+    double *T = XMALLOC_N((size_t)p * p, sizeof(double)), *U = XMALLOC_N((size_t)p * p, sizeof(double));
+    double *th = XMALLOC_N((size_t)p, sizeof(double));
+    double *RQ = XMALLOC_N((size_t)p * m, sizeof(double)), *RZ = XMALLOC_N((size_t)p * m, sizeof(double));
     uint64_t x = 0x9E3779B97F4A7C15ull;   // deterministic start (xorshift64*)
     for (size_t i = 0; i < (size_t)p * m; i++) {
         x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
@@ -317,22 +318,22 @@ int pca_fit(const float *X, int n, int d, int k, Pca *out) {
     memset(out, 0, sizeof(*out));
     if (n < 2 || d < 1 || k < 1 || k > (n < d ? n : d)) return -1;
     out->n = n; out->d = d; out->k = k;
-    out->mean = calloc((size_t)d, sizeof(double));
-    out->components = calloc((size_t)k * d, sizeof(double));
-    out->variance = calloc((size_t)k, sizeof(double));
-    out->ratio = calloc((size_t)k, sizeof(double));
-    out->proj = calloc((size_t)n * k, sizeof(double));
+    out->mean = XCALLOC((size_t)d, sizeof(double));
+    out->components = XCALLOC((size_t)k * d, sizeof(double));
+    out->variance = XCALLOC((size_t)k, sizeof(double));
+    out->ratio = XCALLOC((size_t)k, sizeof(double));
+    out->proj = XCALLOC((size_t)n * k, sizeof(double));
     for (int i = 0; i < n; i++)
         for (int j = 0; j < d; j++) out->mean[j] += X[(size_t)i * d + j];
     for (int j = 0; j < d; j++) out->mean[j] /= n;
     const double inv = 1.0 / (n - 1);
     out->gram = d > n;
     const int m = out->gram ? n : d;
-    double *S = calloc((size_t)m * m, sizeof(double));
+    double *S = XCALLOC((size_t)m * m, sizeof(double));
     const int blk = 256;
     double total = 0.0;
     if (!out->gram) {   // covariance (d, d) = sum over row blocks of B^T B
-        double *B = malloc((size_t)blk * d * sizeof(double));
+        double *B = XMALLOC_N((size_t)blk * d, sizeof(double));
         for (int r0 = 0; r0 < n; r0 += blk) {
             const int nr = n - r0 < blk ? n - r0 : blk;
             centered_block(X, d, out->mean, r0, nr, 0, d, B);
@@ -340,7 +341,7 @@ int pca_fit(const float *X, int n, int d, int k, Pca *out) {
         }
         free(B);
     } else {            // Gram (n, n) = sum over column blocks of B B^T
-        double *B = malloc((size_t)n * blk * sizeof(double));
+        double *B = XMALLOC_N((size_t)n * blk, sizeof(double));
         for (int c0 = 0; c0 < d; c0 += blk) {
             const int nc = d - c0 < blk ? d - c0 : blk;
             centered_block(X, d, out->mean, 0, n, c0, nc, B);
@@ -353,13 +354,13 @@ int pca_fit(const float *X, int n, int d, int k, Pca *out) {
         for (int j = i + 1; j < m; j++) S[(size_t)j * m + i] = S[(size_t)i * m + j];
     }
     out->total_variance = total;
-    double *vec = malloc((size_t)k * m * sizeof(double));
+    double *vec = XMALLOC_N((size_t)k * m, sizeof(double));
     out->iterations = sym_eig_top(S, m, k, out->variance, vec, 3000, 1e-9, &out->residual);
     free(S);
     if (!out->gram) {
         memcpy(out->components, vec, (size_t)k * d * sizeof(double));
     } else {            // v_i = Xc^T u_i, normalized (|Xc^T u_i| = sqrt((n-1) lambda_i))
-        double *B = malloc((size_t)n * blk * sizeof(double));
+        double *B = XMALLOC_N((size_t)n * blk, sizeof(double));
         for (int c0 = 0; c0 < d; c0 += blk) {
             const int nc = d - c0 < blk ? d - c0 : blk;
             centered_block(X, d, out->mean, 0, n, c0, nc, B);
@@ -384,7 +385,7 @@ int pca_fit(const float *X, int n, int d, int k, Pca *out) {
         if (out->variance[i] < 0) out->variance[i] = 0.0;   // rounding of a zero eigenvalue
         out->ratio[i] = total > 0 ? out->variance[i] / total : 0.0;
     }
-    double *B = malloc((size_t)blk * d * sizeof(double));   // projections: Xc V^T, by row blocks
+    double *B = XMALLOC_N((size_t)blk * d, sizeof(double));   // projections: Xc V^T, by row blocks
     for (int r0 = 0; r0 < n; r0 += blk) {
         const int nr = n - r0 < blk ? n - r0 : blk;
         centered_block(X, d, out->mean, r0, nr, 0, d, B);

@@ -61,9 +61,9 @@ static int find_outliers(const char *dir, char *path, size_t n) {
     if (stat(dir, &st) != 0)
         return ha_error(CMD, "outlier directory '%s': %s (%s)", dir, strerror(errno), hint);
     if (!S_ISDIR(st.st_mode)) return ha_error(CMD, "outlier directory '%s' is not a directory (%s)", dir, hint);
-    snprintf(path, n, "%s/t10k-images-idx3-ubyte.gz", dir);
+    XSNPRINTF(path, n, "%s/t10k-images-idx3-ubyte.gz", dir);
     if (stat(path, &st) == 0) return 0;
-    snprintf(path, n, "%s/t10k-images-idx3-ubyte", dir);
+    XSNPRINTF(path, n, "%s/t10k-images-idx3-ubyte", dir);
     if (stat(path, &st) == 0) return 0;
     return ha_error(CMD, "outlier directory '%s' holds neither t10k-images-idx3-ubyte.gz nor "
                     "t10k-images-idx3-ubyte (%s)", dir, hint);
@@ -76,7 +76,7 @@ int cmd_ood(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--outliers")) { odir = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }
@@ -97,7 +97,7 @@ int cmd_ood(int argc, char **argv) {
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
     char what[64];
-    snprintf(what, sizeof(what), "--members %ld", M);
+    XSNPRINTF(what, sizeof(what), "--members %ld", M);
     sampleset_require(&s, M, what);
     const TargetArch *a = &s.arch;
     const int C = a->classes, isz = a->in_size;
@@ -189,9 +189,9 @@ int cmd_ood(int argc, char **argv) {
     result_i64(&r, "/sizes", 1, dS, sizes);
     char name[64];
     for (int q = 0; q < N_SCORES; q++) {
-        snprintf(name, sizeof(name), "/auroc/%s", SCORE_NAMES[q]);
+        XSNPRINTF(name, sizeof(name), "/auroc/%s", SCORE_NAMES[q]);
         result_f64(&r, name, 1, dS, auroc + (size_t)q * S);
-        snprintf(name, sizeof(name), "/scores/%s", SCORE_NAMES[q]);
+        XSNPRINTF(name, sizeof(name), "/scores/%s", SCORE_NAMES[q]);
         result_f64(&r, name, 1, dn, scores + (size_t)q * n);
     }
     result_f64(&r, "/in_accuracy", 1, dS, in_acc);

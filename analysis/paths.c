@@ -68,7 +68,7 @@ int cmd_paths(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--split")) { split = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--data")) { data = v; i++; }
@@ -103,8 +103,13 @@ int cmd_paths(int argc, char **argv) {
     const TargetArch *a = &g.m.tarch;
     const size_t W = a->n_weights;
     const int P = (int)points, zd = job.z_dim;
+    // Three (P, W) weight buffers (raw, interpolated, direct) and the hypernetwork's activations.
+    const size_t PW = XMUL(P, W, "paths: --points %d x %zu weights", P, W);
+    HT_CHECK_MEMORY(XADD(XMUL(PW, 3 * sizeof(float), "paths: weights"),
+                         XMUL(hyper_floats(&g.m.harch, P), sizeof(float), "paths: hypernetwork"), "paths: memory"),
+                    "paths: --points %d networks of %zu weights", P, W);
     hyper_init(&g.hn, &g.m.harch, a, P);
-    g.raw = XALLOC_FLOATS((size_t)P * W);
+    g.raw = XALLOC_FLOATS(PW);
     g.scales = XALLOC_FLOATS((size_t)P * (gauge_n_scales(a) + 1));
 
     Mnist mn;
@@ -115,7 +120,7 @@ int cmd_paths(int argc, char **argv) {
 
     float *z = XALLOC_FLOATS((size_t)P * zd), *z1 = XALLOC_FLOATS((size_t)pairs * zd);
     float *z2 = XALLOC_FLOATS((size_t)pairs * zd);
-    float *th_i = XALLOC_FLOATS((size_t)P * W), *th_d = XALLOC_FLOATS((size_t)P * W);
+    float *th_i = XALLOC_FLOATS(PW), *th_d = XALLOC_FLOATS(PW);
     float *ends = XALLOC_FLOATS(2 * W);
     double *t = XMALLOC((size_t)P * sizeof(double));
     const size_t np = (size_t)pairs * P;

@@ -78,7 +78,7 @@ int cmd_pca(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--standardize")) standardize = 1;
-        else if (a[0] == '-' && !v) return ha_usage_error(CMD, "%s needs a value", a);
+        else if (a[0] == '-' && !v) return an_missing_value(CMD, a, usage);
         else if (!strcmp(a, "--what")) { what = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--job")) { job = v; i++; }
@@ -106,9 +106,13 @@ int cmd_pca(int argc, char **argv) {
     const size_t D = !L ? s.arch.n_weights : filter >= 0 ? (size_t)L->fan_in + 1 : L->size;
     const long long kmax = n < (long long)D ? n : (long long)D;
     if (k > kmax) return ha_usage_error(CMD, "--components %ld: at most min(N, D) = %lld here", k, kmax);
-    HT_CHECK((double)n * D * sizeof(float) < 64e9, "pca: %lld networks x %zu weights is too large", n, D);
+    // The data (n, D) floats and the (m, m) covariance or Gram matrix, m = min(n, D), in doubles.
+    const size_t nD = XMUL(n, D, "pca: --n %lld networks x %zu weights", n, D);
+    const size_t m = (size_t)n < D ? (size_t)n : D;
+    HT_CHECK_MEMORY(XADD(XMUL(nD, sizeof(float), "pca: data"), XMUL(XMUL(m, m, "pca: matrix"), sizeof(double),
+                    "pca: matrix"), "pca: memory"), "pca of %lld networks x %zu weights (--n, --what)", n, D);
 
-    float *X = XALLOC_FLOATS((size_t)n * D);
+    float *X = XALLOC_FLOATS(nD);
     float *buf = XALLOC_FLOATS((size_t)BLOCK * (L ? L->size : 1));
     const double t0 = ht_now();
     for (long long b0 = 0; b0 < n; b0 += BLOCK) {

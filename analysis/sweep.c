@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common.h"
 #include "hyperanalyze.h"
 
 #define CMD "sweep"
@@ -56,14 +57,9 @@ static char *read_text(const char *path, int *err_no) {
     FILE *f = fopen(path, "rb");
     if (!f) { *err_no = errno; return NULL; }
     size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    *err_no = ENOMEM;
+    char *buf = XMALLOC(cap);
     while (buf) {
-        if (len + 1 >= cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) { free(buf); buf = NULL; break; }
-            buf = b;
-        }
+        if (len + 1 >= cap) buf = XREALLOC(buf, cap *= 2);
         const size_t got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
         if (got == 0) break;
@@ -76,23 +72,23 @@ static char *read_text(const char *path, int *err_no) {
 
 static int read_job(const char *dir, Row *row, char *err, size_t n_err) {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/job.json", dir);
+    XSNPRINTF(path, sizeof(path), "%s/job.json", dir);
     int e;
     char *text = read_text(path, &e);
     if (!text) {
-        if (e == ENOENT) snprintf(err, n_err, "%s does not exist (is '%s' a hypertrain run directory?)", path, dir);
-        else snprintf(err, n_err, "cannot read %s: %s", path, strerror(e));
+        if (e == ENOENT) XSNPRINTF(err, n_err, "%s does not exist (is '%s' a hypertrain run directory?)", path, dir);
+        else XSNPRINTF(err, n_err, "cannot read %s: %s", path, strerror(e));
         return -1;
     }
     cJSON *job = cJSON_Parse(text);
     int rc = -1;
     if (!job || !cJSON_IsObject(job)) {
-        snprintf(err, n_err, "%s is not a JSON object (invalid JSON)", path);
+        XSNPRINTF(err, n_err, "%s is not a JSON object (invalid JSON)", path);
     } else {
         const cJSON *lam = cJSON_GetObjectItemCaseSensitive(job, "lambda");
         const cJSON *steps = cJSON_GetObjectItemCaseSensitive(job, "steps");
         if (!cJSON_IsNumber(lam) || !isfinite(lam->valuedouble)) {
-            snprintf(err, n_err, "%s has no numeric \"lambda\"", path);
+            XSNPRINTF(err, n_err, "%s has no numeric \"lambda\"", path);
         } else {
             row->lambda = lam->valuedouble;
             row->job_steps = cJSON_IsNumber(steps) ? (long long)steps->valuedouble : -1;
@@ -106,12 +102,12 @@ static int read_job(const char *dir, Row *row, char *err, size_t n_err) {
 
 static int read_metrics(const char *dir, Row *row, char *err, size_t n_err) {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+    XSNPRINTF(path, sizeof(path), "%s/metrics.jsonl", dir);
     int e;
     char *text = read_text(path, &e);
     if (!text) {
-        if (e == ENOENT) snprintf(err, n_err, "%s does not exist (the run has not started?)", path);
-        else snprintf(err, n_err, "cannot read %s: %s", path, strerror(e));
+        if (e == ENOENT) XSNPRINTF(err, n_err, "%s does not exist (the run has not started?)", path);
+        else XSNPRINTF(err, n_err, "cannot read %s: %s", path, strerror(e));
         return -1;
     }
     row->step = -1;
@@ -128,7 +124,7 @@ static int read_metrics(const char *dir, Row *row, char *err, size_t n_err) {
             cJSON_Delete(obj);
             // A run killed while writing leaves a partial last line: not an error.
             if (!complete) { ha_warn(CMD, "%s:%d: ignoring an incomplete last line", path, lineno); break; }
-            snprintf(err, n_err, "%s:%d: invalid JSON line", path, lineno);
+            XSNPRINTF(err, n_err, "%s:%d: invalid JSON line", path, lineno);
             rc = -1;
             break;
         }
@@ -137,7 +133,7 @@ static int read_metrics(const char *dir, Row *row, char *err, size_t n_err) {
         const int is_val = cJSON_IsString(type) && !strcmp(type->valuestring, "val");
         const int is_train = cJSON_IsString(type) && !strcmp(type->valuestring, "train");
         if ((is_val || is_train) && !cJSON_IsNumber(step)) {
-            snprintf(err, n_err, "%s:%d: a \"%s\" line without a numeric \"step\"", path, lineno, type->valuestring);
+            XSNPRINTF(err, n_err, "%s:%d: a \"%.40s\" line without a numeric \"step\"", path, lineno, type->valuestring);
             cJSON_Delete(obj);
             rc = -1;
             break;
@@ -152,7 +148,7 @@ static int read_metrics(const char *dir, Row *row, char *err, size_t n_err) {
         }
     }
     if (rc == 0 && !last_val) {
-        snprintf(err, n_err, "%s has no validation line ({\"type\":\"val\",...}); the run has not reached "
+        XSNPRINTF(err, n_err, "%s has no validation line ({\"type\":\"val\",...}); the run has not reached "
                  "its first validation (val_every) or failed before it", path);
         rc = -1;
     }
@@ -161,7 +157,7 @@ static int read_metrics(const char *dir, Row *row, char *err, size_t n_err) {
         for (int k = 0; k < N_VAL && rc == 0; k++) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(last_val, VAL_FIELDS[k]);
             if (!cJSON_IsNumber(v)) {
-                snprintf(err, n_err, "%s:%d: the validation line has no numeric \"%s\" (only MNIST runs "
+                XSNPRINTF(err, n_err, "%s:%d: the validation line has no numeric \"%s\" (only MNIST runs "
                          "are summarized, not the toy task)", path, last_val_line, VAL_FIELDS[k]);
                 rc = -1;
             } else {
@@ -178,17 +174,16 @@ static int read_run(const char *dir_arg, Row *row, char *err, size_t n_err) {
     memset(row, 0, sizeof(*row));
     size_t len = strlen(dir_arg);
     while (len > 1 && dir_arg[len - 1] == '/') len--;
-    row->run = malloc(len + 1);
-    if (!row->run) { snprintf(err, n_err, "out of memory"); return -1; }
+    row->run = XMALLOC(len + 1);
     memcpy(row->run, dir_arg, len);
     row->run[len] = '\0';
     struct stat st;
     if (stat(row->run, &st) != 0) {
-        snprintf(err, n_err, "run directory '%s': %s", row->run,
+        XSNPRINTF(err, n_err, "run directory '%s': %s", row->run,
                  errno == ENOENT ? "does not exist" : strerror(errno));
         return -1;
     }
-    if (!S_ISDIR(st.st_mode)) { snprintf(err, n_err, "'%s' is not a directory (expected a run directory)", row->run); return -1; }
+    if (!S_ISDIR(st.st_mode)) { XSNPRINTF(err, n_err, "'%s' is not a directory (expected a run directory)", row->run); return -1; }
     if (read_job(row->run, row, err, n_err) != 0) return -1;
     return read_metrics(row->run, row, err, n_err);
 }
@@ -230,14 +225,14 @@ enum { N_COLS = 5 + N_VAL };
 static void cells(const Row *r, char out[N_COLS][64]) {
     static const char *const head[N_COLS] = {"run", "lambda", "job_steps", "step", "val_step", "mean_acc",
                                              "std_acc", "majority_acc", "mean_prob_acc", "mean_nll", "entropy"};
-    if (!r) { for (int c = 0; c < N_COLS; c++) snprintf(out[c], 64, "%s", head[c]); return; }
+    if (!r) { for (int c = 0; c < N_COLS; c++) XSNPRINTF(out[c], 64, "%s", head[c]); return; }
     out[0][0] = '\0'; // the run name is printed separately (it can be long)
-    snprintf(out[1], 64, "%g", r->lambda);
-    if (r->job_steps >= 0) snprintf(out[2], 64, "%lld", r->job_steps); else snprintf(out[2], 64, "-");
-    if (r->step >= 0) snprintf(out[3], 64, "%lld", r->step); else snprintf(out[3], 64, "-");
-    snprintf(out[4], 64, "%lld", r->val_step);
+    XSNPRINTF(out[1], 64, "%g", r->lambda);
+    if (r->job_steps >= 0) XSNPRINTF(out[2], 64, "%lld", r->job_steps); else XSNPRINTF(out[2], 64, "-");
+    if (r->step >= 0) XSNPRINTF(out[3], 64, "%lld", r->step); else XSNPRINTF(out[3], 64, "-");
+    XSNPRINTF(out[4], 64, "%lld", r->val_step);
     for (int k = 0; k < N_VAL; k++)
-        snprintf(out[5 + k], 64, k < 4 ? "%.4f" : "%.6g", r->val[k]);
+        XSNPRINTF(out[5 + k], 64, k < 4 ? "%.4f" : "%.6g", r->val[k]);
 }
 
 static void write_md(FILE *f, const Row *rows, int n) {
@@ -293,8 +288,7 @@ static int write_out(const char *path, Writer w, const Row *rows, int n) {
 int cmd_sweep(int argc, char **argv) {
     const char *csv = NULL, *md = NULL;
     int keep_going = 0, n_dirs = 0;
-    char **dirs = calloc((size_t)argc + 1, sizeof(char *));
-    if (!dirs) return ha_error(CMD, "out of memory");
+    char **dirs = XCALLOC((size_t)argc + 1, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(dirs); return 0; }
@@ -308,8 +302,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     if (n_dirs == 0) { free(dirs); return ha_usage_error(CMD, "no run directories given"); }
 
-    Row *rows = calloc((size_t)n_dirs, sizeof(Row));
-    if (!rows) { free(dirs); return ha_error(CMD, "out of memory"); }
+    Row *rows = XCALLOC((size_t)n_dirs, sizeof(Row));
     int n = 0, skipped = 0;
     char err[8192];
     for (int i = 0; i < n_dirs; i++) {

@@ -85,9 +85,9 @@ static double isolated_ms(Comm *c, int kind, int reps, int B, size_t W, size_t n
 }
 
 static const char *human_bytes(double b, char *buf, size_t n) {
-    if (b >= 1048576.0) snprintf(buf, n, "%.2f MiB", b / 1048576.0);
-    else if (b >= 1024.0) snprintf(buf, n, "%.1f KiB", b / 1024.0);
-    else snprintf(buf, n, "%.0f B", b);
+    if (b >= 1048576.0) XSNPRINTF(buf, n, "%.2f MiB", b / 1048576.0);
+    else if (b >= 1024.0) XSNPRINTF(buf, n, "%.1f KiB", b / 1024.0);
+    else XSNPRINTF(buf, n, "%.0f B", b);
     return buf;
 }
 

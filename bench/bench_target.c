@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
            "GF/s", "GF/cpu", "eval ms", "GF/s", "GF/cpu", "sgemm", "GF/cpu", "tr%", "tr%cpu", "ev%", "ev%cpu");
 
     char buf[64];
-    snprintf(buf, sizeof(buf), "%s", threads_arg);
+    XSNPRINTF(buf, sizeof(buf), "%s", threads_arg);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         const int T = atoi(tok);
         HT_CHECK(T >= 1, "bad thread count '%s'", tok);

@@ -3,15 +3,19 @@
 // ./hypertrain or mpirun -np 1) every collective short-circuits to the single-process behaviour.
 //
 // Errors: MPI_ERRORS_RETURN is set on the communicators, and every MPI call goes through MPI_CHECK,
-// which reports the call, the MPI error string, the rank, file and line, and ends every rank
-// through ht_fatal -> comm_abort -> MPI_Abort. A failure on one rank therefore never leaves the
+// which reports the call, the MPI error string and the rank, and ends every rank through
+// ht_fatal -> comm_fatal: printed once and a clean exit when every rank fails the same way, else
+// the failing rank's message and MPI_Abort. A failure on one rank therefore never leaves the
 // others waiting in a collective.
 //
 // A Comm with size 1 or handle NULL (for example one built by hand in a test next to the world
 // communicator) behaves exactly like comm_single.c: collectives are identities and move nothing.
+#define _GNU_SOURCE // program_invocation_short_name
 #include "comm.h"
 
+#include <errno.h>
 #include <mpi.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +33,7 @@ static void mpi_check(int err, const char *call, const char *file, int line) {
     if (err == MPI_SUCCESS) return;
     char msg[MPI_MAX_ERROR_STRING + 1];
     int len = 0;
-    if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof(msg), "MPI error code %d", err);
+    if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) XSNPRINTF(msg, sizeof(msg), "MPI error code %d", err);
     else msg[len] = '\0';
     int init = 0, fin = 0, rank = -1;
     MPI_Initialized(&init);
@@ -52,7 +56,8 @@ void comm_init(Comm *c, int *argc, char ***argv) {
         // OpenMP threads never call MPI: only the main thread communicates.
         MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
         if (provided < MPI_THREAD_FUNNELED)
-            fprintf(stderr, "hypertrain: warning: the MPI library provides thread level %d < FUNNELED\n", provided);
+            fprintf(stderr, "%s: warning: the MPI library provides thread level %d < FUNNELED\n",
+                    program_invocation_short_name, provided);
     }
     // Errors must come back to MPI_CHECK (the default handler would abort without saying where).
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
@@ -90,8 +95,8 @@ void comm_abort(int code) {
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &size);
         if (size > 1) {
-            fprintf(stderr, "hypertrain: rank %d of %d failed (see its message above); ending every rank "
-                    "(MPI_Abort, exit code %d)\n", rank, size, code);
+            fprintf(stderr, "%s: rank %d of %d failed (see its message above); ending every rank "
+                    "(MPI_Abort, exit code %d)\n", program_invocation_short_name, rank, size, code);
             fflush(stderr);
         }
         MPI_Abort(MPI_COMM_WORLD, code);
@@ -235,48 +240,56 @@ static uint64_t checksum(const void *buf, size_t bytes) {
     return h ^ (uint64_t)bytes;
 }
 
-// Appends "rank list" of the ranks whose checksum equals sums[first] to msg.
-static void append_group(char *msg, size_t cap, const uint64_t *sums, int size, int first) {
-    size_t len = strlen(msg);
+// Appends printf output to the string msg (cap bytes). Returns 0, and ends msg with "...", when it
+// does not fit: the caller stops adding (a list of ranks is shortened on purpose, never cut silently).
+static int appendf(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int appendf(char *msg, size_t cap, const char *fmt, ...) {
+    const size_t len = strlen(msg);
+    va_list ap;
+    va_start(ap, fmt);
+    const int r = len < cap ? vsnprintf(msg + len, cap - len, fmt, ap) : -1;
+    va_end(ap);
+    if (r >= 0 && (size_t)r < cap - len) return 1;
+    if (cap >= 4) memcpy(msg + (len < cap - 4 ? len : cap - 4), "...", 4);
+    return 0;
+}
+
+// Appends "rank list hold checksum X" for the ranks whose checksum equals sums[first] (at most
+// 16 listed, then their number). Returns 0 when msg is full.
+static int append_group(char *msg, size_t cap, const uint64_t *sums, int size, int first) {
     int shown = 0, total = 0;
     for (int r = first; r < size; r++) {
         if (sums[r] != sums[first]) continue;
         total++;
-        if (shown < 16 && len < cap) {
-            len += (size_t)snprintf(msg + len, cap - len, "%s%d", shown ? "," : "", r);
-            shown++;
-        }
+        if (shown < 16 && !appendf(msg, cap, "%s%d", shown ? "," : "", r)) return 0;
+        if (shown < 16) shown++;
     }
-    if (total > shown && len < cap) len += (size_t)snprintf(msg + len, cap - len, ",... (%d ranks)", total);
-    if (len < cap) snprintf(msg + len, cap - len, " hold checksum %016llx", (unsigned long long)sums[first]);
+    if (total > shown && !appendf(msg, cap, ",... (%d ranks)", total)) return 0;
+    return appendf(msg, cap, " hold checksum %016llx", (unsigned long long)sums[first]);
 }
 
 void comm_check_same(Comm *c, const float *buf, size_t n, const char *what) {
     if (solo(c)) return;
     uint64_t mine = checksum(buf, n * sizeof(float));
-    uint64_t *sums = XMALLOC(sizeof(uint64_t) * (size_t)c->size);
+    uint64_t *sums = XMALLOC_N(c->size, sizeof(uint64_t));
     MPI_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, sums, 1, MPI_UINT64_T, mcomm(c)));
     int differ = 0;
     for (int r = 1; r < c->size; r++) differ |= sums[r] != sums[0];
     if (!differ) { free(sums); return; }
-    // Every rank sees the mismatch; rank 0 reports it (so the message appears once) and aborts.
-    if (c->rank == 0) {
-        char msg[4096] = "";
-        int groups = 0;
-        for (int r = 0; r < c->size && strlen(msg) < sizeof(msg) - 256; r++) {
-            int seen = 0;
-            for (int q = 0; q < r; q++) seen |= sums[q] == sums[r];
-            if (seen) continue;
-            size_t len = strlen(msg);
-            snprintf(msg + len, sizeof(msg) - len, "%srank(s) ", groups++ ? "; " : "");
-            append_group(msg, sizeof(msg), sums, c->size, r);
-        }
-        ht_fatal(__FILE__, __LINE__, "consistency check failed: %s (%zu floats) differ across the %d ranks: "
-                 "%s. Every rank should hold bit-identical copies; the run cannot continue correctly "
-                 "(the ranks ran different jobs or code, or memory was corrupted)", what, n, c->size, msg);
+    // Every rank sees the same checksums and builds the same message: comm_fatal prints it once
+    // (rank 0) and ends every rank without an MPI_Abort banner.
+    char msg[2048] = "";
+    int groups = 0;
+    for (int r = 0; r < c->size; r++) {
+        int seen = 0;
+        for (int q = 0; q < r; q++) seen |= sums[q] == sums[r];
+        if (seen) continue;
+        if (!appendf(msg, sizeof(msg), "%srank(s) ", groups++ ? "; " : "") ||
+            !append_group(msg, sizeof(msg), sums, c->size, r))
+            break;
     }
-    // The other ranks wait for rank 0's MPI_Abort, and end themselves if it does not come.
-    struct timespec ts = {10, 0};
-    nanosleep(&ts, NULL);
-    comm_abort(1);
+    free(sums);
+    ht_fatal(__FILE__, __LINE__, "consistency check failed: %s (%zu floats) differ across the %d ranks: "
+             "%s. Every rank should hold bit-identical copies; the run cannot continue correctly "
+             "(the ranks ran different jobs or code, or memory was corrupted)", what, n, c->size, msg);
 }

@@ -34,7 +34,8 @@ void devcomm_nccl_fail(int result, const char *call, const char *file, int line)
     const ncclResult_t r = (ncclResult_t)result;
     char last[512];
     const char *l = ncclGetLastError(g_active);
-    snprintf(last, sizeof(last), "%s", l ? l : "");
+    // The library's last message, cut on purpose (with a mark) if it is longer than the buffer.
+    XSNPRINTF(last, sizeof(last), "%.500s%s", l ? l : "", l && strlen(l) > 500 ? "..." : "");
     devcomm_abort_active();
     ht_fatal(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d; NCCL_DEBUG=WARN prints more)", g_rank,
              call, ncclGetErrorString(r), last[0] ? ": " : "", last, NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
@@ -46,11 +47,11 @@ int devcomm_device_count(char *why, size_t why_len) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        if (why) snprintf(why, why_len, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        if (why) XSNPRINTF(why, why_len, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
         (void)cudaGetLastError(); // clear the sticky-free error state of the runtime
         return 0;
     }
-    if (n == 0 && why) snprintf(why, why_len, "cudaGetDeviceCount reports 0 devices");
+    if (n == 0 && why) XSNPRINTF(why, why_len, "cudaGetDeviceCount reports 0 devices");
     return n;
 }
 
@@ -58,7 +59,7 @@ void devcomm_local_rank(Comm *host, int *local_rank, int *local_size, char *host
     int mine[HOST_NAME_INTS];
     char name[sizeof(mine)];
     memset(name, 0, sizeof(name));
-    if (gethostname(name, sizeof(name) - 1) != 0) snprintf(name, sizeof(name), "unknown-host");
+    if (gethostname(name, sizeof(name) - 1) != 0) XSNPRINTF(name, sizeof(name), "unknown-host");
     memcpy(mine, name, sizeof(mine));
     const int P = host->size;
     int *all = XMALLOC(sizeof(int) * HOST_NAME_INTS * (size_t)P);
@@ -74,7 +75,7 @@ void devcomm_local_rank(Comm *host, int *local_rank, int *local_size, char *host
     free(all); free(counts); free(displs);
     *local_rank = lr;
     *local_size = ls;
-    if (host_name) snprintf(host_name, n, "%s", name);
+    if (host_name) XSNPRINTF(host_name, n, "%s", name);
 }
 
 int devcomm_select_device(Comm *host) {

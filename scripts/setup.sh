@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hypertrain needs (Debian 12). Run as root or with sudo available.
-#   scripts/setup.sh            build + test dependencies (CPU build, MPI, HDF5 tools, Python readers)
+#   scripts/setup.sh            build + test dependencies (CPU build, MPI, HDF5 tools, Python readers,
+#                               Slurm + MUNGE for tests/t_slurm.sh)
 #   scripts/setup.sh --fetch    also download MNIST into data/mnist if no copy is found
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,19 @@ PACKAGES=(
   python3 python3-h5py python3-numpy python3-matplotlib   # tests that read our HDF5 files; plots
   dataset-fashion-mnist             # outlier set of hyperanalyze ood (/usr/share/datasets/fashion-mnist)
 )
+# Test-only: Slurm and MUNGE for tests/t_slurm.sh, which starts its own one-node cluster in a
+# temporary directory (make test installs nothing; without these it says SKIPPED). The packages'
+# own services are kept from starting while they install (policy-rc.d).
+SLURM_PACKAGES=(slurmctld slurmd slurm-client munge)
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${SLURM_PACKAGES[@]}"
 echo "setup.sh: packages installed"
 if [ "${1:-}" = "--fetch" ]; then
   if [ -d data/mnist ] || [ -n "${HYPERTRAIN_DATA:-}" ] || [ -d ../shared/data/mnist ]; then

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "comm.h"
 
@@ -46,6 +47,9 @@ void *ht_malloc(size_t n, const char *file, int line) {
 }
 
 void *ht_calloc(size_t n, size_t size, const char *file, int line) {
+    size_t total;
+    if (ht_mul_overflows(n, size, &total))
+        ht_fatal(file, line, "cannot allocate %zu x %zu bytes: the size overflows 64 bits", n, size);
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) ht_fatal(file, line, "out of memory allocating %zu x %zu bytes", n, size);
     return p;
@@ -88,11 +92,61 @@ int ht_snprintf(const char *file, int line, char *buf, size_t n, const char *fmt
 
 float *ht_alloc_floats(size_t n, const char *file, int line) {
     void *p = NULL;
+    if (n > (SIZE_MAX - 63) / sizeof(float))
+        ht_fatal(file, line, "cannot allocate %zu floats: the size overflows 64 bits", n);
     size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
     if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
-        ht_fatal(file, line, "out of memory allocating %zu floats", n);
+        ht_fatal(file, line, "out of memory allocating %zu floats (%.1f GiB)", n,
+                 (double)bytes / (1024.0 * 1024.0 * 1024.0));
     memset(p, 0, bytes ? bytes : 64);
     return p;
+}
+
+// Formats the caller's description of what is being sized (a printf format and its arguments).
+static void describe(char *out, size_t n, const char *fmt, va_list ap) {
+    if (vsnprintf(out, n, fmt, ap) < 0) out[0] = '\0';
+}
+
+size_t ht_mul_size(const char *file, int line, size_t a, size_t b, const char *what, ...) {
+    size_t r;
+    if (!__builtin_mul_overflow(a, b, &r)) return r;
+    char msg[512];
+    va_list ap;
+    va_start(ap, what);
+    describe(msg, sizeof(msg), what, ap);
+    va_end(ap);
+    ht_fatal(file, line, "%s: %zu x %zu is too large (the product overflows 64 bits)", msg, a, b);
+}
+
+size_t ht_add_size(const char *file, int line, size_t a, size_t b, const char *what, ...) {
+    size_t r;
+    if (!__builtin_add_overflow(a, b, &r)) return r;
+    char msg[512];
+    va_list ap;
+    va_start(ap, what);
+    describe(msg, sizeof(msg), what, ap);
+    va_end(ap);
+    ht_fatal(file, line, "%s: %zu + %zu is too large (the sum overflows 64 bits)", msg, a, b);
+}
+
+size_t ht_phys_memory_bytes(void) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    size_t r;
+    return ht_mul_overflows((size_t)pages, (size_t)page, &r) ? SIZE_MAX : r;
+}
+
+void ht_check_memory(const char *file, int line, size_t bytes, const char *what, ...) {
+    const size_t phys = ht_phys_memory_bytes();
+    if (phys == 0 || bytes <= phys) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, what);
+    describe(msg, sizeof(msg), what, ap);
+    va_end(ap);
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    ht_fatal(file, line, "%s needs %.1f GiB, more than the %.1f GiB of memory of this machine",
+             msg, (double)bytes / gib, (double)phys / gib);
 }
 
 double ht_now(void) {

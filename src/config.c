@@ -109,7 +109,7 @@ static void set_layer(LayerSpec *l, OpType type, int kernel, int filters, int h0
 
 void job_defaults(Job *job) {
     memset(job, 0, sizeof(*job)); // also zeroes padding and unused array tails (memcmp-able)
-    snprintf(job->name, sizeof(job->name), "mnist");
+    XSNPRINTF(job->name, sizeof(job->name), "mnist");
     job->task = TASK_MNIST;
     job->seed = 1;
     job->steps = 13000;
@@ -194,10 +194,10 @@ static void buf_puts(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
 // Shortest of %.15g/%.16g/%.17g that reads back as exactly d; integers without exponent.
 static void fmt_double(char *out, size_t n, double d) {
-    if (!isfinite(d)) { snprintf(out, n, "null"); return; }
-    if (d == floor(d) && fabs(d) <= SEED_MAX) { snprintf(out, n, "%.0f", d); return; }
+    if (!isfinite(d)) { XSNPRINTF(out, n, "null"); return; }
+    if (d == floor(d) && fabs(d) <= SEED_MAX) { XSNPRINTF(out, n, "%.0f", d); return; }
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, n, "%.*g", prec, d);
+        XSNPRINTF(out, n, "%.*g", prec, d);
         if (strtod(out, NULL) == d) break;
     }
     char *e = strchr(out, 'e'); // "1e-08" -> "1e-8", "1e+20" -> "1e20"
@@ -216,7 +216,7 @@ static void put_json_string(Buf *b, const char *s) {
         if (*c == '"' || *c == '\\') { esc[0] = '\\'; esc[1] = (char)*c; buf_put(b, esc, 2); }
         else if (*c == '\n') buf_puts(b, "\\n");
         else if (*c == '\t') buf_puts(b, "\\t");
-        else if (*c < 0x20) { snprintf(esc, sizeof(esc), "\\u%04x", *c); buf_puts(b, esc); }
+        else if (*c < 0x20) { XSNPRINTF(esc, sizeof(esc), "\\u%04x", *c); buf_puts(b, esc); }
         else buf_put(b, (const char *)c, 1);
     }
     buf_puts(b, "\"");
@@ -296,17 +296,23 @@ static void describe_range(char *out, size_t n, const char *what, double lo, dou
     fmt_double(a, sizeof(a), lo);
     fmt_double(c, sizeof(c), hi);
     int no_hi = isinf(hi) || hi >= (double)INT_MAX;
-    if (no_hi) snprintf(out, n, "%s %s %s", what, lo_open ? ">" : ">=", a);
-    else snprintf(out, n, "%s in %c%s, %s%c", what, lo_open ? '(' : '[', a, c, hi_open ? ')' : ']');
+    if (no_hi) XSNPRINTF(out, n, "%s %s %s", what, lo_open ? ">" : ">=", a);
+    else XSNPRINTF(out, n, "%s in %c%s, %s%c", what, lo_open ? '(' : '[', a, c, hi_open ? ')' : ']');
 }
 
 static int in_range(double x, double lo, double hi, int lo_open, int hi_open) {
     return (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi);
 }
 
-static void join_key(char *out, const char *prefix, const char *name) {
-    if (prefix && *prefix) snprintf(out, KEY_MAX, "%s.%s", prefix, name);
-    else snprintf(out, KEY_MAX, "%s", name);
+// out (KEY_MAX bytes) = "prefix.name", or name at the top level. A key that does not fit is no
+// key of a job: fatal, naming the start of it.
+static void join_key(char *out, const char *src, const char *prefix, const char *name) {
+    const int p = prefix && *prefix;
+    if (strlen(name) + (p ? strlen(prefix) + 1 : 0) >= KEY_MAX)
+        HT_FATAL("%s: unknown key \"%s%s%.40s...\" (too long: %zu characters)", src, p ? prefix : "",
+                 p ? "." : "", name, strlen(name));
+    if (p) XSNPRINTF(out, KEY_MAX, "%s.%s", prefix, name);
+    else XSNPRINTF(out, KEY_MAX, "%s", name);
 }
 
 // Optimal-string-alignment distance (Levenshtein plus adjacent transpositions), case-insensitive.
@@ -343,8 +349,8 @@ static int parent_is(const char *key, const char *prefix) {
 __attribute__((noreturn)) static void unknown_key(const char *src, const char *prefix,
                                                   const char *name, int full) {
     char key[KEY_MAX];
-    if (full) snprintf(key, sizeof(key), "%s", name);
-    else join_key(key, prefix, name);
+    if (full) XSNPRINTF(key, sizeof(key), "%s", name);
+    else join_key(key, src, prefix, name);
     const char *best = NULL;
     int best_d = 1 << 30;
     for (int i = 0; i < N_KEYS; i++) {
@@ -378,7 +384,7 @@ static void check_comment(const char *src, const char *prefix, const cJSON *v) {
     }
     if (!ok) {
         char key[KEY_MAX];
-        join_key(key, prefix, "comment");
+        join_key(key, src, prefix, "comment");
         bad_value(src, key, "a string or a list of strings", v);
     }
 }
@@ -387,7 +393,7 @@ static void check_duplicate(const char *src, const char *prefix, const cJSON *ob
     for (const cJSON *p = obj->child; p != c; p = p->next)
         if (strcmp(p->string, c->string) == 0) {
             char key[KEY_MAX];
-            join_key(key, prefix, c->string);
+            join_key(key, src, prefix, c->string);
             HT_FATAL("%s: key \"%s\" appears more than once", src, key);
         }
 }
@@ -401,6 +407,12 @@ static int get_int(const char *src, const char *key, const cJSON *v, double lo, 
     if (lo < (double)INT_MIN) lo = INT_MIN;
     if (hi > (double)INT_MAX) hi = INT_MAX;
     describe_range(exp, sizeof(exp), what ? what : "an integer", lo, hi, 0, 0);
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble > hi) { // say where it ends
+        char top[40];
+        fmt_double(top, sizeof(top), hi);
+        const size_t len = strlen(exp);
+        XSNPRINTF(exp + len, sizeof(exp) - len, "%s%s", strchr(exp, '[') ? "" : " and <= ", strchr(exp, '[') ? "" : top);
+    }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
         !in_range(v->valuedouble, lo, hi, 0, 0))
         bad_value(src, key, exp, v);
@@ -428,7 +440,7 @@ static int get_enum(const char *src, const char *key, const cJSON *v, const char
     char exp[128] = "one of ";
     for (int i = 0; i < n; i++) {
         size_t l = strlen(exp);
-        snprintf(exp + l, sizeof(exp) - l, "%s\"%s\"", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+        XSNPRINTF(exp + l, sizeof(exp) - l, "%s\"%s\"", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
     }
     bad_value(src, key, exp, v);
 }
@@ -437,9 +449,9 @@ static void get_string(const char *src, const char *key, const cJSON *v, char *d
                        int is_name) {
     char exp[128];
     if (is_name)
-        snprintf(exp, sizeof(exp), "a name of 1 to %zu characters from A-Z a-z 0-9 . _ + -, "
+        XSNPRINTF(exp, sizeof(exp), "a name of 1 to %zu characters from A-Z a-z 0-9 . _ + -, "
                  "not starting with '.'", cap - 1);
-    else snprintf(exp, sizeof(exp), "a string of at most %zu bytes", cap - 1);
+    else XSNPRINTF(exp, sizeof(exp), "a string of at most %zu bytes", cap - 1);
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) bad_value(src, key, exp, v);
     if (is_name) {
         const char *s = v->valuestring;
@@ -448,18 +460,18 @@ static void get_string(const char *src, const char *key, const cJSON *v, char *d
         if (!ok) bad_value(src, key, exp, v);
     }
     memset(dst, 0, cap); // no stale bytes after the terminator: the Job stays memcmp-able
-    snprintf(dst, cap, "%s", v->valuestring);
+    XSNPRINTF(dst, cap, "%s", v->valuestring);
 }
 
 static void get_int_list(const char *src, const char *key, const cJSON *v, int *dst, int *count,
                          int cap, double lo, double hi) {
     char exp[160], range[96], sub[KEY_MAX];
     describe_range(range, sizeof(range), "integers", lo, hi, 0, 0);
-    snprintf(exp, sizeof(exp), "a list of at most %d %s", cap, range);
+    XSNPRINTF(exp, sizeof(exp), "a list of at most %d %s", cap, range);
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > cap) bad_value(src, key, exp, v);
     int tmp[HT_MAX_HIDDEN] = {0}, n = 0;
     for (const cJSON *c = v->child; c; c = c->next, n++) {
-        snprintf(sub, sizeof(sub), "%s[%d]", key, n);
+        XSNPRINTF(sub, sizeof(sub), "%s[%d]", key, n);
         tmp[n] = get_int(src, sub, c, lo, hi, NULL);
     }
     memset(dst, 0, (size_t)cap * sizeof(int));
@@ -472,11 +484,11 @@ static void get_int_list(const char *src, const char *key, const cJSON *v, int *
 
 static void get_input(const char *src, const char *key, const cJSON *v, Job *job) {
     char exp[128], sub[KEY_MAX];
-    snprintf(exp, sizeof(exp), "a list [h, w, c] of 3 integers >= 1 with h*w*c <= %d", HT_INPUT_MAX);
+    XSNPRINTF(exp, sizeof(exp), "a list [h, w, c] of 3 integers >= 1 with h*w*c <= %d", HT_INPUT_MAX);
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 3) bad_value(src, key, exp, v);
     int dims[3], i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
-        snprintf(sub, sizeof(sub), "%s[%d]", key, i);
+        XSNPRINTF(sub, sizeof(sub), "%s[%d]", key, i);
         dims[i] = get_int(src, sub, c, 1, HT_INPUT_MAX, NULL);
     }
     if ((double)dims[0] * dims[1] * dims[2] > HT_INPUT_MAX) bad_value(src, key, exp, v);
@@ -509,7 +521,7 @@ static void get_layer(const char *src, const char *key, const cJSON *v, LayerSpe
     if (!tv)
         HT_FATAL("%s: key \"%s\": a layer needs \"type\": one of \"conv\", \"fc\", \"relu\" or "
                  "\"maxpool\", got %s", src, key, show(v));
-    snprintf(sub, sizeof(sub), "%s.type", key);
+    XSNPRINTF(sub, sizeof(sub), "%s.type", key);
     OpType t = (OpType)get_enum(src, sub, tv, OP_NAMES, 4);
     LayerSpec l;
     memset(&l, 0, sizeof(l));
@@ -521,7 +533,7 @@ static void get_layer(const char *src, const char *key, const cJSON *v, LayerSpe
         const char *name = c->string;
         if (strcmp(name, "type") == 0) continue;
         if (strcmp(name, "comment") == 0) { check_comment(src, key, c); continue; }
-        snprintf(sub, sizeof(sub), "%s.%s", key, name);
+        XSNPRINTF(sub, sizeof(sub), "%s.%.100s%s", key, name, strlen(name) > 100 ? "..." : "");
         if (strcmp(name, "kernel") == 0 && (t == OP_CONV || t == OP_MAXPOOL)) {
             l.kernel = get_int(src, sub, c, 1, 1023, t == OP_CONV ? "an odd integer" : NULL);
             if (t == OP_CONV && l.kernel % 2 == 0) bad_value(src, sub, "an odd integer in [1, 1023] (SAME padding)", c);
@@ -547,14 +559,14 @@ static void get_layer(const char *src, const char *key, const cJSON *v, LayerSpe
 
 static void get_layers(const char *src, const char *key, const cJSON *v, Job *job) {
     char exp[128], sub[KEY_MAX];
-    snprintf(exp, sizeof(exp), "a list of 1 to %d layer objects", HT_MAX_OPS);
+    XSNPRINTF(exp, sizeof(exp), "a list of 1 to %d layer objects", HT_MAX_OPS);
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > HT_MAX_OPS) bad_value(src, key, exp, v);
     LayerSpec tmp[HT_MAX_OPS];
     memset(tmp, 0, sizeof(tmp));
     int i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
-        snprintf(sub, sizeof(sub), "%s[%d]", key, i);
+        XSNPRINTF(sub, sizeof(sub), "%s[%d]", key, i);
         get_layer(src, sub, c, &tmp[i]);
     }
     memcpy(job->layers, tmp, sizeof(tmp));
@@ -563,19 +575,19 @@ static void get_layers(const char *src, const char *key, const cJSON *v, Job *jo
 
 static void get_means(const char *src, const char *key, const cJSON *v, Job *job) {
     char exp[128], sub[KEY_MAX];
-    snprintf(exp, sizeof(exp), "a list of 1 to %d points [x, y]", HT_MAX_MIX);
+    XSNPRINTF(exp, sizeof(exp), "a list of 1 to %d points [x, y]", HT_MAX_MIX);
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > HT_MAX_MIX) bad_value(src, key, exp, v);
     double tmp[HT_MAX_MIX][2];
     memset(tmp, 0, sizeof(tmp));
     int i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
-        snprintf(sub, sizeof(sub), "%s[%d]", key, i);
+        XSNPRINTF(sub, sizeof(sub), "%s[%d]", key, i);
         if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) != 2) bad_value(src, sub, "a point [x, y]", c);
         int j = 0;
         for (const cJSON *e = c->child; e; e = e->next, j++) {
             if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble)) {
-                snprintf(sub, sizeof(sub), "%s[%d][%d]", key, i, j);
+                XSNPRINTF(sub, sizeof(sub), "%s[%d][%d]", key, i, j);
                 bad_value(src, sub, "a number", e);
             }
             tmp[i][j] = e->valuedouble;
@@ -632,11 +644,67 @@ static void apply_object(Job *job, const char *src, const char *prefix, const cJ
         check_duplicate(src, prefix, obj, c);
         if (strcmp(c->string, "comment") == 0) { check_comment(src, prefix, c); continue; }
         char key[KEY_MAX];
-        join_key(key, prefix, c->string);
+        join_key(key, src, prefix, c->string);
         const KeyDef *d = strchr(c->string, '.') ? NULL : find_key(key);
         if (!d) unknown_key(src, prefix, c->string, 0);
         apply_value(job, d, c, src);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers out of range. cJSON reads a literal too large for a double (1e400) as inf, which would
+// then show as "null" in messages; such numbers are rejected by name before anything is applied.
+
+// Copies the n-th (0-based) number literal of JSON text into out. Numbers reach the parsed tree in
+// the order of the text, so the n-th number node in depth-first order is the n-th literal.
+static void nth_number_literal(const char *text, int n, char *out, size_t cap) {
+    int k = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') {            // skip a string, with its escapes
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) break;
+            continue;
+        }
+        if (!(*p == '-' || isdigit((unsigned char)*p))) continue;
+        size_t len = strspn(p, "+-.eE0123456789");
+        if (k++ == n) {
+            XSNPRINTF(out, cap, "%.*s%s", (int)(len < 40 ? len : 40), p, len > 40 ? "..." : "");
+            return;
+        }
+        p += len - 1;
+    }
+    XSNPRINTF(out, cap, "%s", "(a number out of range)");
+}
+
+// Depth-first search for the first non-finite number under v; builds its key path in `path`
+// (from `key`) and counts the numbers before it in *index. Returns 1 when found.
+static int find_nonfinite(const cJSON *v, const char *key, char *path, int *index) {
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble)) { XSNPRINTF(path, KEY_MAX, "%s", key); return 1; }
+        (*index)++;
+        return 0;
+    }
+    int i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char sub[KEY_MAX];
+        if (cJSON_IsObject(v)) {
+            if (*key) XSNPRINTF(sub, sizeof(sub), "%.120s.%.120s", key, c->string);
+            else XSNPRINTF(sub, sizeof(sub), "%.120s", c->string);
+        } else XSNPRINTF(sub, sizeof(sub), "%.200s[%d]", key, i);
+        if (find_nonfinite(c, sub, path, index)) return 1;
+    }
+    return 0;
+}
+
+// Fatal when the JSON value v, parsed from text, holds a number that is not finite.
+static void check_finite(const cJSON *v, const char *text, const char *src, const char *key) {
+    char path[KEY_MAX], literal[64];
+    int index = 0;
+    if (!find_nonfinite(v, key, path, &index)) return;
+    nth_number_literal(text, index, literal, sizeof(literal));
+    HT_FATAL("%s: key \"%s\": the number %s is out of range (a finite number of at most about "
+             "1.8e308 in magnitude is expected)", src, path, literal);
 }
 
 // Parses text as JSON; on a syntax error reports line and column.
@@ -665,6 +733,7 @@ static void apply_root(Job *job, const char *json, const char *src) {
     cJSON *root = parse_json(json, src);
     if (!cJSON_IsObject(root))
         HT_FATAL("%s: expected a JSON object { ... } at the top level, got %s", src, show(root));
+    check_finite(root, json, src, "");
     apply_object(job, src, "", root);
     cJSON_Delete(root);
 }
@@ -794,7 +863,7 @@ static void set_layer_entry(Job *job, int index, const char *field, cJSON *v, co
         HT_FATAL("--set: key \"%s\": the job has %d entries in \"target.layers\" (indices 0 to %d); "
                  "set the whole list with target.layers=[...]", key, job->n_layers, job->n_layers - 1);
     char base[KEY_MAX];
-    snprintf(base, sizeof(base), "target.layers[%d]", index);
+    XSNPRINTF(base, sizeof(base), "target.layers[%d]", index);
     cJSON *obj = v;
     if (field) { // modify one field of the current entry, then re-check the whole entry
         obj = layer_json(&job->layers[index]);
@@ -831,6 +900,7 @@ void job_set(Job *job, const char *assignment) {
         cJSON_Delete(v);
         v = cJSON_CreateString(text);
     }
+    check_finite(v, text, "--set", key);
     if (index >= 0) set_layer_entry(job, index, field, v, key);
     else apply_value(job, d, v, "--set");
     cJSON_Delete(v);
@@ -885,8 +955,8 @@ void job_validate(const Job *job) {
     HT_CHECK(n_param >= 1, "job: key \"target.layers\": needs at least one conv or fc layer");
     const LayerSpec *last = &job->layers[job->n_layers - 1];
     char got[64];
-    if (last->type == OP_FC) snprintf(got, sizeof(got), "an fc layer with %d units", last->filters);
-    else snprintf(got, sizeof(got), "a %s layer", OP_NAMES[last->type]);
+    if (last->type == OP_FC) XSNPRINTF(got, sizeof(got), "an fc layer with %d units", last->filters);
+    else XSNPRINTF(got, sizeof(got), "a %s layer", OP_NAMES[last->type]);
     HT_CHECK(last->type == OP_FC && last->filters == job->classes,
              "job: key \"target.layers\": the last entry must be an fc layer with \"units\" equal to "
              "\"target.classes\" (%d; softmax is implied), got %s", job->classes, got);

@@ -108,7 +108,7 @@ uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, ch
         HT_CHECK(nbytes <= IDX_MAX_BYTES, "'%s': IDX header announces more than %llu data bytes",
                  path, (unsigned long long)IDX_MAX_BYTES);
         size_t used = strlen(shape);
-        snprintf(shape + used, sizeof shape - used, "%s%u", d ? " x " : "", (unsigned)v);
+        XSNPRINTF(shape + used, sizeof shape - used, "%s%u", d ? " x " : "", (unsigned)v);
     }
     *ndim = nd;
 
@@ -185,7 +185,7 @@ static void dataset_fill(Dataset *ds, const IdxFile *img, const IdxFile *lab, in
     ds->n = n;
     ds->h = img->dims[1];
     ds->w = img->dims[2];
-    ds->images = XALLOC_FLOATS((size_t)n * px);
+    ds->images = XALLOC_FLOATS(XMUL(n, px, "'%s': %d images of %zu pixels", img->path, n, px));
     ds->labels = XMALLOC((size_t)n);
     const uint8_t *src = img->data + (size_t)first * px;
     for (size_t i = 0; i < (size_t)n * px; i++) ds->images[i] = lut[src[i]];
@@ -204,7 +204,7 @@ void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
     IdxFile img, lab;
     mnist_read_pair(&img, &lab, dir, 0, verify);
     HT_CHECK((long long)n_val + n_train <= img.dims[0],
-             "'%s' holds %d images, fewer than n_val + n_train = %d + %d", img.path, img.dims[0],
+             "'%s' holds %d images, fewer than the job's \"data.validation\" + \"data.train\" = %d + %d", img.path, img.dims[0],
              n_val, n_train);
     dataset_fill(&m->val, &img, &lab, 0, n_val);  // the first n_val images, as the original did
     dataset_fill(&m->train, &img, &lab, n_val, n_train);

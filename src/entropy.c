@@ -136,8 +136,9 @@ void entropy_work_init(EntropyWork *w, int n) {
     w->n = n;
     w->nn = XCALLOC((size_t)n, sizeof(int));
     w->eps = XCALLOC((size_t)n, sizeof(float));
-    w->dist = XCALLOC((size_t)n * n, sizeof(double));
-    w->pairs = XCALLOC((size_t)n * n, sizeof(int));
+    const size_t nn = XMUL(n, n, "entropy estimate: %d samples squared", n);
+    w->dist = XCALLOC(nn, sizeof(double));
+    w->pairs = XCALLOC(nn, sizeof(int));
     w->simd = have_avx2();
 }
 

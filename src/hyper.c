@@ -1,9 +1,34 @@
 #include "hyper.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+
+// Rows generator l processes for max_n samples (one per code), checked: the MLP takes int rows.
+static int gen_rows(const HyperArch *h, int l, int max_n) {
+    const size_t rows = XMUL(max_n, h->gen_codes[l], "generator %d: %d samples x %d codes", l + 1,
+                             max_n, h->gen_codes[l]);
+    HT_CHECK(rows <= (size_t)INT_MAX, "generator %d: %d samples per rank x %d codes (filters) = %zu rows "
+             "exceed the limit of %d (use a smaller \"batch\"/\"val_samples\" or more ranks)",
+             l + 1, max_n, h->gen_codes[l], rows, INT_MAX);
+    return (int)rows;
+}
+
+size_t hyper_floats(const HyperArch *h, int max_n) {
+    size_t n = mlp_cache_floats(&h->extractor, max_n);
+    int max_codes = 1;
+    for (int l = 0; l < h->n_gens; l++) {
+        const int rows = gen_rows(h, l, max_n);
+        n = XADD(n, mlp_cache_floats(&h->gens[l], rows), "generator %d", l + 1);
+        n = XADD(n, XMUL(rows, (size_t)h->code_size + (size_t)h->gen_out[l], "generator %d", l + 1),
+                 "generator %d", l + 1);
+        if (h->gen_codes[l] > max_codes) max_codes = h->gen_codes[l];
+    }
+    const size_t codes = XMUL(max_n, (size_t)max_codes + (size_t)h->n_codes, "codes of %d samples", max_n);
+    return XADD(n, XMUL(codes, h->code_size, "codes of %d samples", max_n), "hypernetwork activations");
+}
 
 void hyper_init(HyperNet *hn, const HyperArch *h, const TargetArch *t, int max_n) {
     memset(hn, 0, sizeof(*hn));
@@ -13,14 +38,14 @@ void hyper_init(HyperNet *hn, const HyperArch *h, const TargetArch *t, int max_n
     mlp_cache_init(&hn->ext, &h->extractor, max_n);
     int max_codes = 1;
     for (int l = 0; l < h->n_gens; l++) {
-        const int rows = max_n * h->gen_codes[l];
+        const int rows = gen_rows(h, l, max_n);
         mlp_cache_init(&hn->gen[l], &h->gens[l], rows);
         hn->gen_in[l] = XALLOC_FLOATS((size_t)rows * h->code_size);
         hn->dgen_out[l] = XALLOC_FLOATS((size_t)rows * h->gen_out[l]);
         if (h->gen_codes[l] > max_codes) max_codes = h->gen_codes[l];
     }
-    hn->dgen_in = XALLOC_FLOATS((size_t)max_n * max_codes * h->code_size);
-    hn->dcodes = XALLOC_FLOATS((size_t)max_n * h->n_codes * h->code_size);
+    hn->dgen_in = XALLOC_FLOATS(XMUL(XMUL(max_n, max_codes, "codes"), h->code_size, "codes"));
+    hn->dcodes = XALLOC_FLOATS(XMUL(XMUL(max_n, h->n_codes, "codes"), h->code_size, "codes"));
 }
 
 void hyper_free(HyperNet *hn) {

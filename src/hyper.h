@@ -20,6 +20,8 @@ typedef struct {
 } HyperNet;
 
 void hyper_init(HyperNet *hn, const HyperArch *h, const TargetArch *t, int max_n);
+// Floats hyper_init allocates for max_n samples (checked arithmetic; for memory estimates).
+size_t hyper_floats(const HyperArch *h, int max_n);
 void hyper_free(HyperNet *hn);
 
 // z (n, z_dim) -> raw (n, n_weights). global_n: samples over all ranks (batch-norm counts).

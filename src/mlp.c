@@ -15,11 +15,20 @@ static int max_dim(const MlpArch *m) {
     return d;
 }
 
+size_t mlp_cache_floats(const MlpArch *m, int max_rows) {
+    size_t per_row = 0;
+    for (int i = 0; i < m->n_dense; i++)
+        per_row = XADD(per_row, XMUL(i == m->n_dense - 1 ? 1 : 3, m->dims[i + 1], "%s", m->name),
+                       "%s activations", m->name);
+    per_row = XADD(per_row, XMUL(2, max_dim(m), "%s", m->name), "%s activations", m->name);
+    return XMUL(max_rows, per_row, "%s: %d rows x %zu floats of activations", m->name, max_rows, per_row);
+}
+
 void mlp_cache_init(MlpCache *c, const MlpArch *m, int max_rows) {
     memset(c, 0, sizeof(*c));
     c->max_rows = max_rows;
     for (int i = 0; i < m->n_dense; i++) {
-        size_t n = (size_t)max_rows * m->dims[i + 1];
+        size_t n = XMUL(max_rows, m->dims[i + 1], "%s: %d rows x %d units", m->name, max_rows, m->dims[i + 1]);
         c->pre[i] = XALLOC_FLOATS(n);
         if (i == m->n_dense - 1) continue;
         c->y[i] = XALLOC_FLOATS(n);
@@ -27,9 +36,10 @@ void mlp_cache_init(MlpCache *c, const MlpArch *m, int max_rows) {
         c->rstd[i] = XALLOC_FLOATS(m->dims[i + 1]);
     }
     size_t d = (size_t)max_dim(m);
-    c->dbuf[0] = XALLOC_FLOATS((size_t)max_rows * d);
-    c->dbuf[1] = XALLOC_FLOATS((size_t)max_rows * d);
-    c->red = XCALLOC(4 * d, sizeof(double));
+    const size_t nd = XMUL(max_rows, d, "%s: %d rows x %zu units", m->name, max_rows, d);
+    c->dbuf[0] = XALLOC_FLOATS(nd);
+    c->dbuf[1] = XALLOC_FLOATS(nd);
+    c->red = XCALLOC(XMUL(4, d, "%s: units", m->name), sizeof(double));
     c->simd = have_avx2();
 }
 

@@ -31,6 +31,8 @@ typedef struct {
 } MlpCache;
 
 void mlp_cache_init(MlpCache *c, const MlpArch *m, int max_rows);
+// Floats mlp_cache_init allocates for max_rows rows (checked arithmetic; for memory estimates).
+size_t mlp_cache_floats(const MlpArch *m, int max_rows);
 void mlp_cache_free(MlpCache *c);
 
 // Output of the last forward pass: (rows, dims[n_dense]).

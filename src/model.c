@@ -14,7 +14,11 @@ void model_init(Model *m, const Job *job) {
     arch_build_hyper(&m->harch, job, &m->tarch);
     const ParamTable *t = &m->harch.table;
     const size_t n = t->n_params;
-    m->flat = XALLOC_FLOATS(4 * n);
+    // Parameters, gradients and the two Adam moments: 16 bytes per parameter.
+    const size_t flat = XMUL(4, n, "hypernetwork: %zu parameters with gradients and Adam state", n);
+    HT_CHECK_MEMORY(XMUL(flat, sizeof(float), "hypernetwork: %zu parameters", n),
+                    "job: the hypernetwork (%zu parameters, with gradients and Adam state)", n);
+    m->flat = XALLOC_FLOATS(flat);
     m->params = m->flat;
     m->grads = m->flat + n;
     m->adam_m = m->flat + 2 * n;

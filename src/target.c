@@ -382,7 +382,11 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
         t->impl = want;
     }
     t->ws_floats = impl_ws_floats(arch, max_images, t->impl);
-    t->ws = XALLOC_FLOATS(t->ws_floats * (size_t)t->n_threads);
+    const size_t ws = XMUL(t->ws_floats, t->n_threads, "target network workspace: %d threads x %zu floats",
+                           t->n_threads, t->ws_floats);
+    HT_CHECK_MEMORY(XMUL(ws, sizeof(float), "target network workspace"), "the target network's workspace "
+                    "(%d threads x %d images, %zu floats each)", t->n_threads, max_images, t->ws_floats);
+    t->ws = XALLOC_FLOATS(ws);
 }
 
 int target_impl_available(const TargetArch *arch, TargetImpl impl) {
@@ -397,7 +401,7 @@ int target_set_impl(TargetNet *t, TargetImpl impl) {
     if (need > t->ws_floats) { // the reference needs more (the AVX2 path keeps less per image)
         free(t->ws);
         t->ws_floats = need;
-        t->ws = XALLOC_FLOATS(t->ws_floats * (size_t)t->n_threads);
+        t->ws = XALLOC_FLOATS(XMUL(t->ws_floats, t->n_threads, "target network workspace"));
     }
     t->impl = impl;
     return 1;

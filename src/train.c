@@ -35,6 +35,32 @@ static void gather_rows(Trainer *tr, float *all, int n, size_t per) {
     free(displs);
 }
 
+// Bytes trainer_init and the entropy estimate will allocate on this rank (checked arithmetic),
+// compared with the machine's memory before anything is allocated: an oversized "batch" or
+// "val_samples" is a clear error, not an out-of-memory kill minutes later.
+static void check_training_memory(const Trainer *tr, const Job *job, int max_local) {
+    const Model *m = tr->m;
+    const int all_n = imax(tr->B, tr->V);
+    size_t floats = hyper_floats(&m->harch, max_local);
+    floats = XADD(floats, XMUL(max_local, job->z_dim, "noise of %d samples", max_local), "training buffers");
+    floats = XADD(floats, XMUL(XMUL(2, max_local, "samples"), tr->out_dim,
+                               "\"batch\" %d: %d samples per rank x %zu weights", tr->B, max_local, tr->out_dim),
+                  "training buffers");
+    floats = XADD(floats, XMUL(all_n, tr->out_dim, "job: max(\"batch\", \"val_samples\") = %d networks x %zu "
+                               "weights", all_n, tr->out_dim), "training buffers");
+    if (job->task == TASK_MNIST)
+        floats = XADD(floats, XMUL(XMUL(tr->n_local, job->images_per_sample, "job: \"images_per_sample\" %d",
+                                        job->images_per_sample), m->tarch.in_size, "training images"),
+                      "training buffers");
+    // Entropy: (n x n) distances (double) and pair indices (int) over max(batch, val_samples).
+    const size_t pairs = XMUL(all_n, all_n, "job: max(\"batch\", \"val_samples\") = %d squared", all_n);
+    const size_t bytes = XADD(XMUL(floats, sizeof(float), "training buffers"),
+                              XMUL(pairs, sizeof(double) + sizeof(int), "entropy estimate of %d samples", all_n),
+                              "training memory");
+    HT_CHECK_MEMORY(bytes, "job: training with \"batch\" %d, \"val_samples\" %d and %zu weights per "
+                    "network on %d rank(s)", tr->B, tr->V, tr->out_dim, tr->comm->size);
+}
+
 void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     memset(tr, 0, sizeof(*tr));
     const Job *job = &m->job;
@@ -45,19 +71,21 @@ void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     tr->bn.eps = job->bn_eps;
     tr->bn.decay = job->bn_decay;
     tr->B = job->batch;
-    HT_CHECK(comm->size <= tr->B, "%d ranks but the noise batch has only %d samples: every rank needs "
-             "at least one (use batch >= ranks)", comm->size, tr->B);
+    HT_CHECK(comm->size <= tr->B, "job: key \"batch\" is %d but the run has %d ranks: every rank needs at "
+             "least one sample of the noise batch (use batch >= ranks, or fewer ranks)", tr->B, comm->size);
     tr->start = comm_shard_start(tr->B, comm->rank, comm->size);
     tr->n_local = comm_shard_start(tr->B, comm->rank + 1, comm->size) - tr->start;
     tr->V = job->val_samples;
-    HT_CHECK(comm->size <= tr->V, "%d ranks but val_samples is %d (need val_samples >= ranks)",
-             comm->size, tr->V);
+    HT_CHECK(comm->size <= tr->V, "job: key \"val_samples\" is %d but the run has %d ranks: every rank "
+             "needs at least one validation network (use val_samples >= ranks, or fewer ranks)",
+             tr->V, comm->size);
     tr->vstart = comm_shard_start(tr->V, comm->rank, comm->size);
     tr->v_local = comm_shard_start(tr->V, comm->rank + 1, comm->size) - tr->vstart;
     const int max_local = imax(tr->n_local, tr->v_local);
     const int toy = job->task == TASK_TOY;
     tr->out_dim = toy ? 2 : m->tarch.n_weights;
     tr->n_scales = toy ? 0 : gauge_n_scales(&m->tarch);
+    check_training_memory(tr, job, max_local);
     hyper_init(&tr->hn, &m->harch, &m->tarch, max_local);
     entropy_work_init(&tr->ew, imax(tr->B, tr->V));
     tr->z = XALLOC_FLOATS((size_t)max_local * job->z_dim);
@@ -73,8 +101,9 @@ void trainer_init(Trainer *tr, Model *m, Comm *comm, const Mnist *data) {
     tr->val_chunk = VAL_CHUNK;
     target_init(&tr->tn, a, imax(job->images_per_sample, tr->val_chunk), 0);
     tr->scales = XALLOC_FLOATS((size_t)max_local * tr->n_scales);
-    tr->images = XALLOC_FLOATS((size_t)tr->n_local * job->images_per_sample * a->in_size);
-    tr->labels = XCALLOC((size_t)tr->n_local * job->images_per_sample, 1);
+    const size_t n_img = XMUL(tr->n_local, job->images_per_sample, "training images");
+    tr->images = XALLOC_FLOATS(XMUL(n_img, a->in_size, "training images"));
+    tr->labels = XCALLOC(n_img, 1);
     tr->probs = XALLOC_FLOATS((size_t)tr->v_local * tr->val_chunk * a->classes);
     const int n_val = job->val_images > 0 && job->val_images < data->val.n ? job->val_images : data->val.n;
     tr->ens = XALLOC_FLOATS(2 * (size_t)n_val * a->classes);

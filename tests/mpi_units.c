@@ -12,6 +12,10 @@
 //   mpi_units --check-same-fail   the last rank perturbs one float before comm_check_same
 //   mpi_units --bad-root          comm_bcast with an invalid root (MPI_CHECK must report it)
 //   mpi_units --abort-before-init comm_abort(7) before comm_init (must exit(7) without MPI)
+//   mpi_units --all-fail          every rank fails the same way (HT_FATAL): the message must be
+//                                 printed once, by rank 0, and every rank exit 1 without MPI_Abort
+//   mpi_units --one-rank-fails    rank 1 fails alone while the others wait in a barrier: its
+//                                 message with "[rank 1 of P]", then MPI_Abort ends every rank
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -270,7 +274,19 @@ int main(int argc, char **argv) {
         printf("FAIL: comm_bcast with root %d returned on rank %d\n", world.size + 5, world.rank);
         return 3;
     }
-    if (argc > 1) { fprintf(stderr, "usage: mpi_units [--check-same-fail | --bad-root | --abort-before-init]\n"); return 2; }
+    if (argc > 1 && !strcmp(argv[1], "--all-fail"))
+        HT_FATAL("the same failure on every rank (%d ranks)", world.size);
+    if (argc > 1 && !strcmp(argv[1], "--one-rank-fails")) {
+        HT_CHECK(world.rank != 1, "a failure on rank 1 only");
+        comm_barrier(&world); // the other ranks wait here until the abort ends them
+        printf("FAIL: rank %d passed the barrier although rank 1 failed\n", world.rank);
+        return 3;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: mpi_units [--check-same-fail | --bad-root | --abort-before-init | "
+                "--all-fail | --one-rank-fails]\n");
+        return 2;
+    }
     HT_CHECK(world.size <= 64, "mpi_units: at most 64 ranks");
     if (world.rank == 0) printf("mpi_units: %d rank(s), comm implementation '%s'\n", world.size, world.impl);
     Comm one = single_comm();

@@ -159,6 +159,7 @@ static ChildResult run_child(ChildFn fn, void *arg, long limit_fsize, int die_on
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(2); }
     if (pid == 0) {
+        t_child_no_leak_check();
         close(fds[0]);
         dup2(fds[1], 2);
         if (limit_fsize > 0) {

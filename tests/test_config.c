@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "common.h"
 #include "config.h"
 #include "testutil.h"
 
@@ -30,7 +31,7 @@ static char *write_tmp(const char *name, const char *text) {
     return path;
 }
 
-typedef enum { BAD_FILE, BAD_SET, BAD_VALIDATE, BAD_STRING } BadKind;
+typedef enum { BAD_FILE, BAD_SET, BAD_VALIDATE, BAD_STRING, BAD_ARCH, BAD_MUL } BadKind;
 
 // Runs one fallible call in a child; passes if the child exited non-zero with a message containing
 // every needle (needles separated by '|'). The captured message is printed with the result.
@@ -43,6 +44,7 @@ static void expect_fatal(const char *label, BadKind kind, const char *arg, const
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(2); }
     if (pid == 0) {
+        t_child_no_leak_check();
         close(fd[0]);
         dup2(fd[1], 2);
         int devnull = open("/dev/null", O_WRONLY);
@@ -58,6 +60,18 @@ static void expect_fatal(const char *label, BadKind kind, const char *arg, const
             break;
         case BAD_VALIDATE: job_set(&job, arg); job_validate(&job); break;
         case BAD_STRING: job_from_json_string(&job, arg, "run/ckpt_000010.h5"); break;
+        case BAD_ARCH: { // a valid job whose shapes are too large: arch_build_* must reject it
+            job_set(&job, arg);
+            if (set2) job_set(&job, set2);
+            job_validate(&job);
+            TargetArch t;
+            HyperArch *h = malloc(sizeof(HyperArch));
+            arch_build_target(&t, &job);
+            arch_build_hyper(h, &job, &t);
+            free(h);
+            break;
+        }
+        case BAD_MUL: (void)XMUL(SIZE_MAX / 2 + 1, 2, "test product %s", arg); break;
         }
         _exit(0); // no error: the parent reports a failure
     }
@@ -445,6 +459,23 @@ static void test_bad_input(void) {
                  "job: |target.input|[28, 28, 1]");
     bad_set("--set transposed key", "lmabda=1", "\"lmabda\"|did you mean \"lambda\"");
     expect_fatal("--set train+validation", BAD_SET, "data.train=55001", NULL, "data.train|60000");
+
+    // numbers out of range and sizes whose products overflow or exceed the limits
+    bad_set("--set 1e400", "lr=1e400", "key \"lr\"|the number 1e400 is out of range");
+    bad_set("--set -1e400 in a list", "extractor_hidden=[300, -1e400]", "key \"extractor_hidden[1]\"|-1e400");
+    bad_file("1e400 in a nested list", "{\"name\": \"a1e400\", \"toy\": {\"means\": [[1, 2], [3, 5e500]]}}",
+             "key \"toy.means[1][1]\"|the number 5e500 is out of range");
+    bad_set("--set integer above INT_MAX", "steps=3000000000", "key \"steps\"|<= 2147483647|3000000000");
+    expect_fatal("conv filter fan-in overflow", BAD_ARCH, "target.layers[0].filters=1048576",
+                 "target.layers[3].kernel=1023", "target.layers[3] (conv)|kernel 1023 x 1023 x 1048576|exceed the limit");
+    expect_fatal("conv layer weights too many", BAD_ARCH, "target.layers[0].filters=1048576",
+                 "target.layers[0].kernel=1023", "target.layers[0] (conv)|1048576 filters x 1046530 weights each|exceed");
+    expect_fatal("fc layer weights too many", BAD_ARCH, "target.layers[3].filters=1048576",
+                 "target.layers[6].units=1048576", "target.layers[6] (fc)|1048576 units x 51380225 weights each|exceed");
+    expect_fatal("extractor output too wide", BAD_ARCH, "code_size=1048576", "target.layers[0].filters=4096",
+                 "the extractor would output 4121 codes x \"code_size\" 1048576");
+    expect_fatal("XMUL overflow names the product", BAD_MUL, "A", NULL,
+                 "test product A: 9223372036854775808 x 2 is too large");
 
     expect_fatal("from_json_string malformed", BAD_STRING, "{\"lr\": }", NULL,
                  "run/ckpt_000010.h5|invalid JSON");

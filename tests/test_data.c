@@ -16,7 +16,8 @@
 #include "sha256.h"
 #include "testutil.h"
 
-#define REAL_DIR "../shared/data/mnist"
+// data_resolve_dir's last fallback (src/data.c); where the tests find MNIST: t_mnist_dir()
+#define SHARED_DIR "../shared/data/mnist"
 
 #define TRAIN_IMG "train-images-idx3-ubyte"
 #define TRAIN_LAB "train-labels-idx1-ubyte"
@@ -211,6 +212,7 @@ static void expect_fatal(TestState *ts, const char *what, LoadArgs a, const char
     pid_t pid = fork();
     HT_CHECK(pid >= 0, "fork");
     if (pid == 0) {
+        t_child_no_leak_check();
         close(fd[0]);
         dup2(fd[1], 2);
         Mnist m;
@@ -357,17 +359,17 @@ static void test_bad_input(TestState *ts) {
 // Real MNIST
 
 static void test_real(TestState *ts) {
+    const char *dir = t_mnist_dir();
     struct stat st;
-    if (stat(REAL_DIR, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        printf("  SKIPPED (no %s)\n", REAL_DIR);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("  SKIPPED (no MNIST in %s): the real MNIST files\n", dir);
         return;
     }
-    printf("real MNIST from %s (verify=1)\n", REAL_DIR);
+    // Load speed is measured by build/bench/bench_data, not asserted here (a test never fails on
+    // time: the machine may be busy).
+    printf("real MNIST from %s (verify=1)\n", dir);
     Mnist m;
-    double t0 = ht_now();
-    mnist_load(&m, REAL_DIR, 55000, 5000, 1);
-    double dt = ht_now() - t0;
-    T_CHECK(ts, dt < 3.0, "load + verify took %.2f s (< 3 s)", dt);
+    mnist_load(&m, dir, 55000, 5000, 1);
     T_CHECK(ts, m.train.n == 55000 && m.val.n == 5000 && m.test.n == 10000,
             "counts train %d, val %d, test %d", m.train.n, m.val.n, m.test.n);
     T_CHECK(ts, m.train.h == 28 && m.train.w == 28 && m.test.h == 28 && m.test.w == 28,
@@ -418,7 +420,7 @@ static void test_resolve_dir(TestState *ts) {
     T_CHECK(ts, !strcmp(data_resolve_dir(""), "/env/dir"), "empty job dir -> $HYPERTRAIN_DATA");
     T_CHECK(ts, !strcmp(data_resolve_dir(NULL), "/env/dir"), "NULL job dir -> $HYPERTRAIN_DATA");
     // without both: data/mnist (fetch-mnist.sh's destination) when it exists, else the shared copy
-    const char *fallback = access("data/mnist", F_OK) == 0 ? "data/mnist" : REAL_DIR;
+    const char *fallback = access("data/mnist", F_OK) == 0 ? "data/mnist" : SHARED_DIR;
     setenv("HYPERTRAIN_DATA", "", 1);
     T_CHECK(ts, !strcmp(data_resolve_dir(""), fallback), "empty environment -> %s", fallback);
     unsetenv("HYPERTRAIN_DATA");

@@ -5,6 +5,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 typedef struct { int passed, failed; } TestState;
 
@@ -17,6 +21,23 @@ typedef struct { int passed, failed; } TestState;
 static inline int t_close(double a, double b, double atol, double rtol) {
     double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
     return fabs(a - b) <= atol + rtol * m && !isnan(a) && !isnan(b);
+}
+
+// Where tests find real MNIST: $HYPERTRAIN_TEST_DATA (as in the tests/t_*.sh scripts), else
+// ../shared/data/mnist. HYPERTRAIN_TEST_DATA=/nonexistent shows what runs without it. A check
+// that needs no images must not sit behind this (docs/testing.md).
+static inline const char *t_mnist_dir(void) {
+    const char *d = getenv("HYPERTRAIN_TEST_DATA");
+    return d && *d ? d : "../shared/data/mnist";
+}
+
+// Called first in a forked child that tests a fatal error: ht_fatal exits with what the failed
+// call had allocated still held (by design), which LeakSanitizer would report at exit. Without
+// the sanitizer build (make SANITIZE=1) it does nothing.
+static inline void t_child_no_leak_check(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_disable();
+#endif
 }
 
 static inline int test_summary(const TestState *ts, const char *name) {
