@@ -56,8 +56,11 @@ else   # root writes anywhere a mode allows: use a directory no one may create f
     "$HT" "$TOY" --out /sys/kernel "${TS[@]}"
 fi
 
-# (A full disk while writing metrics.jsonl is tested in tests/t_cli.sh: the run has started by
-# then, so it has created job.json and .lock, which this runner counts as changes.)
+# A full disk while writing metrics.jsonl (a link to /dev/full): the error names the file. The run
+# has started by then (it creates job.json and .lock, new files); the link is left alone.
+mkdir -p full && ln -s /dev/full full/metrics.jsonl
+bad metrics_disk_full 1 "cannot write 'full/metrics.jsonl': No space left on device" -- \
+  "$HT" "$TOY" --out full --set steps=2 "${TS[@]}"
 
 # A checkpoint of another task (needs MNIST for the tiny run directory).
 if need_mnist "resume a tiny MNIST checkpoint with the toy job"; then
