@@ -320,11 +320,6 @@ void checkpoint_read(const char *path, const ParamTable *table, float *params, f
                      float *adam_v, float *stats, CkptMeta *meta) {
     HT_CHECK(path && table && params, "checkpoint_read: path, table and params are required");
     validate_table(table);
-    // The in-memory file's name inside HDF5 (never created on disk): the temporary file's name,
-    // so that it can never clash with an open checkpoint of the same path.
-    size_t plen = strlen(path);
-    char *label = XMALLOC(plen + 32);
-    XSNPRINTF(label, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     H5Quiet q;
     h5u_quiet(&q);
     H5Ctx ctx = { .path = path, .kind = "checkpoint" };
