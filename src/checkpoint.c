@@ -54,9 +54,9 @@ static void validate_table(const ParamTable *t) {
 
 static void dir_of(const char *path, char *out, size_t n) {
     const char *slash = strrchr(path, '/');
-    if (!slash) { snprintf(out, n, "."); return; }
-    if (slash == path) { snprintf(out, n, "/"); return; }
-    snprintf(out, n, "%.*s", (int)(slash - path), path);
+    if (!slash) { XSNPRINTF(out, n, "."); return; }
+    if (slash == path) { XSNPRINTF(out, n, "/"); return; }
+    XSNPRINTF(out, n, "%.*s", (int)(slash - path), path);
 }
 
 // ---- writing ----
@@ -88,7 +88,7 @@ static void write_views(hid_t f, const H5Ctx *ctx, const char *group, const Para
     for (int i = 0; i < n; i++) {
         const ParamView *v = &views[i];
         hsize_t dims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
-        snprintf(name, sizeof(name), "%s/%s", group, v->name);
+        XSNPRINTF(name, sizeof(name), "%s/%s", group, v->name);
         hid_t sp = HT_H5CHECK(H5Screate_simple(v->ndim, dims, NULL), ctx, name);
         hid_t ds = HT_H5CHECK(H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), ctx, name);
         HT_H5CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + v->offset), ctx, name);
@@ -131,11 +131,13 @@ static void *build_image(const H5Ctx *ctx, const char *label, const ParamTable *
     return image;
 }
 
-// Writes the image to `tmp` and fsyncs it. On any failure: removes `tmp`, fatal.
-static void write_tmp(const char *path, const char *dir, const char *tmp, const void *image, size_t len) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) HT_FATAL("cannot write checkpoint in '%s': %s (creating '%s')", dir, strerror(errno), tmp);
-    const char *p = image, *what = "writing";
+// Writes `len` bytes to `tmp` and fsyncs it. On any failure: removes `tmp`, fatal. `what` names
+// the file in messages ("checkpoint", "job file", ...).
+static void write_tmp(const char *what, const char *path, const char *dir, const char *tmp,
+                      const void *image, size_t len) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) HT_FATAL("cannot write %s in '%s': %s (creating '%s')", what, dir, strerror(errno), tmp);
+    const char *p = image, *step = "writing";
     size_t left = len;
     int ok = 1;
     while (ok && left > 0) {
@@ -145,28 +147,45 @@ static void write_tmp(const char *path, const char *dir, const char *tmp, const 
         p += w;
         left -= (size_t)w;
     }
-    if (ok && fsync(fd) != 0) { ok = 0; what = "syncing"; }
+    if (ok && fsync(fd) != 0) { ok = 0; step = "syncing"; }
     int e = errno;
-    if (close(fd) != 0 && ok) { ok = 0; e = errno; what = "closing"; }
+    if (close(fd) != 0 && ok) { ok = 0; e = errno; step = "closing"; }
     if (!ok) {
         unlink(tmp);
-        HT_FATAL("cannot write checkpoint '%s': %s '%s' failed: %s; the file under that name, if any, "
-                 "is unchanged", path, what, tmp, strerror(e));
+        HT_FATAL("cannot write %s '%s': %s '%s' failed: %s; the file under that name, if any, "
+                 "is unchanged", what, path, step, tmp, strerror(e));
     }
 }
 
 // Makes the rename durable. Filesystems that cannot fsync a directory (EINVAL) are accepted.
-static void fsync_dir(const char *dir, const char *path) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) HT_FATAL("checkpoint '%s' was written but its directory '%s' cannot be opened to sync "
-                         "it: %s", path, dir, strerror(errno));
+static void fsync_dir(const char *what, const char *dir, const char *path) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) HT_FATAL("%s '%s' was written but its directory '%s' cannot be opened to sync "
+                         "it: %s", what, path, dir, strerror(errno));
     if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
         int e = errno;
         close(fd);
-        HT_FATAL("checkpoint '%s' was written but syncing its directory '%s' failed: %s", path, dir,
+        HT_FATAL("%s '%s' was written but syncing its directory '%s' failed: %s", what, path, dir,
                  strerror(e));
     }
     close(fd);
+}
+
+void atomic_write_file(const char *path, const void *data, size_t len, const char *what) {
+    HT_CHECK(path && (data || len == 0) && what, "atomic_write_file: path, data and what are required");
+    size_t plen = strlen(path);
+    char *dir = XMALLOC(plen + 2), *tmp = XMALLOC(plen + 32);
+    dir_of(path, dir, plen + 2);
+    XSNPRINTF(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    write_tmp(what, path, dir, tmp, data, len);
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        HT_FATAL("cannot write %s '%s': renaming '%s' to it failed: %s", what, path, tmp, strerror(e));
+    }
+    fsync_dir(what, dir, path);
+    free(dir);
+    free(tmp);
 }
 
 void checkpoint_write(const char *path, const ParamTable *table, const float *params,
@@ -177,29 +196,21 @@ void checkpoint_write(const char *path, const ParamTable *table, const float *pa
     HT_CHECK(stats || table->n_stat == 0, "checkpoint_write: stats is NULL but the table has %zu "
              "statistics", table->n_stat);
     validate_table(table);
+    // The in-memory file's name inside HDF5 (never created on disk): the temporary file's name,
+    // so that it can never clash with an open checkpoint of the same path.
     size_t plen = strlen(path);
-    char *dir = XMALLOC(plen + 2), *tmp = XMALLOC(plen + 32);
-    dir_of(path, dir, plen + 2);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-
+    char *label = XMALLOC(plen + 32);
+    XSNPRINTF(label, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     H5Quiet q;
     h5u_quiet(&q);
     H5Ctx ctx = { .path = path, .kind = "checkpoint", .writing = 1,
                   .write_note = "the file under that name, if any, is unchanged" };
     size_t len;
-    void *image = build_image(&ctx, tmp, table, params, adam_m, adam_v, stats, meta, job_json, &len);
+    void *image = build_image(&ctx, label, table, params, adam_m, adam_v, stats, meta, job_json, &len);
     h5u_restore(&q);
-
-    write_tmp(path, dir, tmp, image, len);
+    atomic_write_file(path, image, len, "checkpoint");
     free(image);
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        HT_FATAL("cannot write checkpoint '%s': renaming '%s' to it failed: %s", path, tmp, strerror(e));
-    }
-    fsync_dir(dir, path);
-    free(dir);
-    free(tmp);
+    free(label);
 }
 
 // ---- reading ----
@@ -361,7 +372,7 @@ static int parse_ckpt_name(const char *name, long long *step) {
     if (q - p < 8 || q - p > 18 || strcmp(q, ".h5") != 0) return 0;
     char canon[40];
     *step = strtoll(p, NULL, 10);
-    snprintf(canon, sizeof(canon), "ckpt_%08lld.h5", *step);
+    XSNPRINTF(canon, sizeof(canon), "ckpt_%08lld.h5", *step);
     return strcmp(canon, name) == 0;
 }
 
@@ -396,11 +407,16 @@ static int cmp_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+long long *checkpoint_steps(const char *run_dir, int *count) {
+    long long *steps = list_steps(run_dir, count);
+    if (*count > 1) qsort(steps, (size_t)*count, sizeof(*steps), cmp_desc);
+    return steps;
+}
+
 char *checkpoint_latest(const char *run_dir) {
     int n;
-    long long *steps = list_steps(run_dir, &n);
+    long long *steps = checkpoint_steps(run_dir, &n);
     if (n == 0) { free(steps); return NULL; }
-    qsort(steps, (size_t)n, sizeof(*steps), cmp_desc);
     size_t len = strlen(run_dir) + 32;
     char *out = XMALLOC(len);
     checkpoint_path(out, len, run_dir, steps[0]);
@@ -411,8 +427,7 @@ char *checkpoint_latest(const char *run_dir) {
 void checkpoint_prune(const char *run_dir, int keep) {
     if (keep <= 0) return;   // documented: 0 or less keeps everything
     int n;
-    long long *steps = list_steps(run_dir, &n);
-    qsort(steps, (size_t)n, sizeof(*steps), cmp_desc);
+    long long *steps = checkpoint_steps(run_dir, &n);
     size_t len = strlen(run_dir) + 32;
     char *buf = XMALLOC(len);
     for (int i = keep; i < n; i++) {
@@ -422,4 +437,47 @@ void checkpoint_prune(const char *run_dir, int keep) {
     }
     free(buf);
     free(steps);
+}
+
+// A temporary file of a writer: "<final name>.tmp.<pid>" where the final name is a checkpoint
+// name or one of the run directory's own files (atomic_write_file makes these names).
+static int is_stale_tmp_name(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || !t[5]) return 0;
+    for (const char *p = t + 5; *p; p++)
+        if (!isdigit((unsigned char)*p)) return 0;
+    const size_t base = (size_t)(t - name);
+    char final[64];
+    if (base >= sizeof(final)) return 0;
+    memcpy(final, name, base);
+    final[base] = '\0';
+    long long step;
+    return parse_ckpt_name(final, &step) || !strcmp(final, "job.json") || !strcmp(final, "metrics.jsonl");
+}
+
+int checkpoint_remove_stale_tmp(const char *run_dir) {
+    DIR *d = opendir(run_dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        HT_FATAL("cannot list '%s' (looking for temporary files): %s", run_dir, strerror(errno));
+    }
+    size_t len = strlen(run_dir) + 300;
+    char *path = XMALLOC(len);
+    int removed = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) HT_FATAL("cannot list '%s' (looking for temporary files): %s", run_dir, strerror(errno));
+            break;
+        }
+        if (!is_stale_tmp_name(e->d_name)) continue;
+        XSNPRINTF(path, len, "%s/%s", run_dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            HT_FATAL("cannot delete the stale temporary file '%s': %s", path, strerror(errno));
+        removed++;
+    }
+    closedir(d);
+    free(path);
+    return removed;
 }

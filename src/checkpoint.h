@@ -36,9 +36,21 @@ char *checkpoint_read_job(const char *path);
 
 // Run-directory helpers. Checkpoints are named ckpt_%08lld.h5 (by step).
 void checkpoint_path(char *out, size_t n, const char *run_dir, int64_t step);
+// Steps of the checkpoints in run_dir, highest first (caller frees; NULL or empty when there are
+// none, also when run_dir does not exist).
+long long *checkpoint_steps(const char *run_dir, int *count);
 // Path of the highest-step checkpoint in run_dir (caller frees), or NULL if there is none.
 char *checkpoint_latest(const char *run_dir);
 // Deletes all but the `keep` highest-step checkpoints.
 void checkpoint_prune(const char *run_dir, int keep);
+// Deletes the temporary files that killed writers left in run_dir: "<name>.tmp.<pid>" where
+// <name> is a checkpoint name, job.json or metrics.jsonl. Only for a run that holds the run
+// directory's lock (no other writer can be working there). Returns how many it deleted.
+int checkpoint_remove_stale_tmp(const char *run_dir);
+
+// Writes `len` bytes to "<path>.tmp.<pid>", fsyncs it, renames it over `path` and fsyncs the
+// directory: `path` holds either its old contents or the new ones, never a part. Fatal with one
+// line naming `what` ("checkpoint", "job file", ...) and `path`; the temporary file is removed.
+void atomic_write_file(const char *path, const void *data, size_t len, const char *what);
 
 #endif
