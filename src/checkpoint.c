@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -305,6 +306,24 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
                  "written for a different architecture", ctx->path, group, cd.n, n);
 }
 
+static void check_min(const H5Ctx *ctx, const char *name, long long v, long long lo) {
+    if (v < lo) HT_FATAL("checkpoint '%s': attribute \"%s\" must be >= %lld, got %lld", ctx->path, name, lo, v);
+}
+
+static void check_finite(const H5Ctx *ctx, const char *name, double v) {
+    if (!isfinite(v)) HT_FATAL("checkpoint '%s': attribute \"%s\" must be a finite number, got %g", ctx->path,
+                               name, v);
+}
+
+// What resuming relies on: a position in the run and in the image stream, and finite rates.
+static void check_meta(const H5Ctx *ctx, const CkptMeta *m) {
+    check_min(ctx, "step", m->step, 0);
+    check_min(ctx, "data_cursor", m->data_cursor, 0);
+    check_min(ctx, "world_size", m->world_size, 1);
+    check_finite(ctx, "lr", m->lr);
+    check_finite(ctx, "lambda", m->lambda);
+}
+
 void checkpoint_read(const char *path, const ParamTable *table, float *params, float *adam_m,
                      float *adam_v, float *stats, CkptMeta *meta) {
     HT_CHECK(path && table && params, "checkpoint_read: path, table and params are required");
@@ -325,6 +344,7 @@ void checkpoint_read(const char *path, const ParamTable *table, float *params, f
         read_attr_required(f, &ctx, "lr", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lr);
         read_attr_required(f, &ctx, "lambda", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lambda);
         read_attr_required(f, &ctx, "world_size", H5T_INTEGER, H5T_NATIVE_INT, &meta->world_size);
+        check_meta(&ctx, meta);
     }
     HT_H5CHECK(H5Fclose(f), &ctx, path);
     h5u_restore(&q);

@@ -712,6 +712,32 @@ static herr_t count_links_cb(hid_t g, const char *name, const H5L_info_t *info, 
     return 0;
 }
 
+// The informational root attributes (all optional): checkpoint, step, seed, metrics_split and
+// metrics_images, each checked for what the analyses do with it.
+static void read_info_attrs(SampleSet *s, const H5Ctx *c) {
+    const hid_t f = s->file;
+    char *ck = h5u_read_attr_str(f, c, "checkpoint");
+    HT_CHECK(!ck || strlen(ck) < sizeof(s->checkpoint), "sample set '%s': attribute \"checkpoint\" must be "
+             "a path of at most %zu bytes, got %zu bytes", s->path, sizeof(s->checkpoint) - 1, strlen(ck));
+    XSNPRINTF(s->checkpoint, sizeof(s->checkpoint), "%s", ck ? ck : "");
+    free(ck);
+    h5u_read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
+    HT_CHECK(s->step >= 0, "sample set '%s': attribute \"step\" must be >= 0, got %lld", s->path,
+             (long long)s->step);
+    h5u_read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
+    char *split = h5u_read_attr_str(f, c, "metrics_split");
+    const char *sp = split ? split : "none";
+    HT_CHECK(!strcmp(sp, "val") || !strcmp(sp, "test") || !strcmp(sp, "none"), "sample set '%s': "
+             "attribute \"metrics_split\" must be \"val\", \"test\" or \"none\", got \"%.40s\"", s->path, sp);
+    XSNPRINTF(s->metrics_split, sizeof(s->metrics_split), "%s", sp);
+    free(split);
+    long long images = 0;
+    h5u_read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_LLONG, &images);
+    HT_CHECK(images >= 0 && images <= INT32_MAX, "sample set '%s': attribute \"metrics_images\" must be "
+             "0 to %d, got %lld", s->path, INT32_MAX, images);
+    s->metrics_images = (int)images;
+}
+
 void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     HT_CHECK(path, "sampleset_open: path is NULL");
     memset(s, 0, sizeof(*s));
@@ -778,9 +804,11 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     hsize_t want[H5S_MAX_RANK] = { 0, (hsize_t)s->job.z_dim }, n0;
     hid_t ds = open_ds(s, c, "/z", 2, want, 0, &n0);
     HT_H5CHECK(H5Dclose(ds), c, "/z");
+    // The analyses count networks in int (blocks, --n); a declared size beyond that is no sample set.
+    HT_CHECK(n0 >= 1 && n0 <= (hsize_t)INT32_MAX, "sample set '%s': /z must hold 1 to %d networks, "
+             "got %llu", path, INT32_MAX, (unsigned long long)n0);
     s->n = (long long)n0;
     s->z_dim = s->job.z_dim;
-    HT_CHECK(s->n >= 1, "sample set '%s': /z holds no networks", path);
     for (int l = 0; l < s->arch.n_layers; l++) {
         char name[64];
         int nd = kernel_dims(&s->arch, l, (hsize_t)s->n, want);
@@ -798,15 +826,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
         HT_FATAL("sample set '%s': /weights holds %d entries but its target architecture has %d layers",
                  path, n_links, s->arch.n_layers);
 
-    char *ck = h5u_read_attr_str(f, c, "checkpoint");
-    snprintf(s->checkpoint, sizeof(s->checkpoint), "%s", ck ? ck : "");
-    free(ck);
-    h5u_read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
-    h5u_read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
-    char *split = h5u_read_attr_str(f, c, "metrics_split");
-    snprintf(s->metrics_split, sizeof(s->metrics_split), "%s", split ? split : "none");
-    free(split);
-    h5u_read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_INT, &s->metrics_images);
+    read_info_attrs(s, c);
     h5u_restore(&q);
 }
 
