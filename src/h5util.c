@@ -94,6 +94,21 @@ const char *h5u_class_name(H5T_class_t c) {
     }
 }
 
+void h5u_describe_type(hid_t t, char *out, size_t n) {
+    const H5T_class_t c = H5Tget_class(t);
+    const size_t bits = 8 * H5Tget_size(t);
+    if (c == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) XSNPRINTF(out, n, "variable-length string");
+        else XSNPRINTF(out, n, "fixed-length string of %zu bytes", bits / 8);
+    } else if (c == H5T_FLOAT) {
+        XSNPRINTF(out, n, "float%zu", bits);
+    } else if (c == H5T_INTEGER) {
+        XSNPRINTF(out, n, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+    } else {
+        XSNPRINTF(out, n, "%s", h5u_class_name(c));
+    }
+}
+
 void h5u_describe_space(hid_t sp, char *out, size_t n) {
     H5S_class_t k = H5Sget_simple_extent_type(sp);
     if (k == H5S_SCALAR) { XSNPRINTF(out, n, "a scalar"); return; }

@@ -55,6 +55,9 @@ int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t c
 int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name);
 // "integer", "float", "string", ...: a type class in messages.
 const char *h5u_class_name(H5T_class_t c);
+// A dataset's or attribute's type for messages: "float32", "int64", "uint8", "variable-length
+// string", "fixed-length string of 21 bytes", "compound", ...
+void h5u_describe_type(hid_t t, char *out, size_t n);
 // What a dataspace holds, for messages: "a scalar", "a 64-element array", "an array of shape
 // (2, 3)", "an empty (null) dataspace".
 void h5u_describe_space(hid_t sp, char *out, size_t n);

@@ -681,16 +681,19 @@ static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int n
     hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), c, name);
     hid_t t = HT_H5CHECK(H5Dget_type(ds), c, name);
     const int is_float = H5Tget_class(t) == H5T_FLOAT;
-    if (!is_float || (!any_float && H5Tget_size(t) != 4))
-        HT_FATAL("sample set '%s': %s has type %s%zu, but sample sets store float%s", s->path, name,
-                 is_float ? "float" : H5Tget_class(t) == H5T_INTEGER ? "int" : "non-numeric-",
-                 8 * H5Tget_size(t), any_float ? "" : "32");
+    if (!is_float || (!any_float && H5Tget_size(t) != 4)) {
+        char got[64];
+        h5u_describe_type(t, got, sizeof(got));
+        HT_FATAL("sample set '%s': %s has type %s, but sample sets store float%s", s->path, name, got,
+                 any_float ? "" : "32");
+    }
     HT_H5CHECK(H5Tclose(t), c, name);
     hid_t sp = HT_H5CHECK(H5Dget_space(ds), c, name);
     int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), c, name);
     hsize_t dims[H5S_MAX_RANK];
     HT_H5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), c, name);
     HT_H5CHECK(H5Sclose(sp), c, name);
+    char exp_shape[96];
     int same = nd == ndim;
     for (int d = 0; same && d < nd; d++) same = want[d] == 0 || dims[d] == want[d];
     if (!same) {
@@ -702,6 +705,14 @@ static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int n
         HT_FATAL("sample set '%s': %s has shape %s but its target architecture needs %s", s->path, name,
                  got, exp);
     }
+    // Every network the shape declares must be stored: a declared (2^30, ...) with no data is a
+    // small file that would have the analyses read fill values for hours.
+    H5D_space_status_t status;
+    HT_H5CHECK(H5Dget_space_status(ds, &status), c, name);
+    if (status != H5D_SPACE_STATUS_ALLOCATED)
+        HT_FATAL("sample set '%s': %s declares shape %s but its data is %s stored in the file", s->path,
+                 name, (h5u_fmt_shape(exp_shape, sizeof(exp_shape), nd, dims), exp_shape),
+                 status == H5D_SPACE_STATUS_PART_ALLOCATED ? "only partly" : "not");
     if (got0) *got0 = nd > 0 ? dims[0] : 0;
     return ds;
 }
