@@ -48,6 +48,7 @@ typedef struct {
     const char *path;
     Sha256 *sh;        // NULL: no hashing
     uint8_t *data;     // the payload read so far
+    uint64_t file_size; // bytes on disk (0 if unknown)
 } IdxReader;
 
 static void idx_fail(IdxReader *r, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -130,9 +131,11 @@ static uint64_t idx_header(IdxReader *r, int expect_magic, int nd, int dims[3], 
 }
 
 // Reads the nbytes of data into r->data, which grows with what the file holds (a header that
-// announces 2 GB in a 100-byte file allocates no 2 GB), then checks that nothing follows.
+// announces 2 GB in a 100-byte file allocates no 2 GB; gzip rarely packs MNIST-like data more than
+// 8:1, so real files get their whole buffer at once), then checks that nothing follows.
 static void idx_payload(IdxReader *r, uint64_t nbytes, const char *shape) {
-    size_t cap = nbytes < READ_CHUNK ? (size_t)nbytes : READ_CHUNK, got = 0;
+    uint64_t first = r->file_size * 8 > READ_CHUNK ? r->file_size * 8 : READ_CHUNK;
+    size_t cap = nbytes < first ? (size_t)nbytes : (size_t)first, got = 0;
     r->data = XMALLOC(cap);
     for (;;) {
         size_t k = gz_read_full(r, r->data + got, cap - got);
@@ -160,10 +163,12 @@ uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, ch
     HT_CHECK((expect_magic >> 8) == 0x08 && nd >= 1 && nd <= 3,
              "idx_read: unsupported IDX magic %d (unsigned bytes, 1-3 dims only)", expect_magic);
     Sha256 sh;
-    IdxReader r = { gzopen(path, "rb"), path, sha256_hex ? &sh : NULL, NULL };
+    struct stat st;
+    IdxReader r = { gzopen(path, "rb"), path, sha256_hex ? &sh : NULL, NULL,
+                    stat(path, &st) == 0 ? (uint64_t)st.st_size : 0 };
     if (!r.f) HT_FATAL("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
-    struct stat st;   // a large buffer for MNIST's 47 MB; zlib's default for small files
-    gzbuffer(r.f, stat(path, &st) == 0 && st.st_size < (1 << 18) ? 8192 : 1 << 18);
+    // A large buffer for MNIST's 47 MB; zlib's default for small files.
+    gzbuffer(r.f, r.file_size < (1 << 18) ? 8192 : 1 << 18);
     if (r.sh) sha256_init(r.sh);
     char shape[64];
     uint64_t nbytes = idx_header(&r, expect_magic, nd, dims, shape, sizeof shape);
