@@ -22,6 +22,8 @@ def s(name):
 
 def type_and_data(dtype, value, shape):
     """(type bytes, data bytes) for a value of dtype; None if the recipe cannot express it."""
+    if isinstance(value, h5py.Empty):
+        value = []
     if h5py.check_string_dtype(dtype) is not None:
         info = h5py.check_string_dtype(dtype)
         vals = np.asarray(value, dtype=object).reshape(-1)
