@@ -2,9 +2,9 @@
 // uses it: checkpoint_read_job, then the job parsed and validated, then checkpoint_read into the
 // parameter table of fuzz/seed_job.json (the job of the seed checkpoints). Input: a recipe
 // (h5recipe.h) for the HDF5 file.
-#include "fuzz.h"
-
 #include <hdf5.h>
+
+#include "fuzz.h"
 
 #include "checkpoint.h"
 #include "config.h"
@@ -48,11 +48,12 @@ static void read_state(void *arg) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (h5recipe_build(data, size, g_path) != 0) return 0;
+    const FuzzH5Mark mark = fuzz_h5_mark();
     CkptInput in = { g_path, NULL, &g_model };
     int failed = fuzz_try(read_job, &in);
     free(in.json);
     failed |= fuzz_try(read_state, &in);
-    if (failed) H5close();   // closes whatever a fatal error left open (the library restarts itself)
+    if (failed) fuzz_h5_cleanup(mark);   // closes whatever a fatal error left open
     unlink(g_path);
     return 0;
 }

@@ -1,9 +1,9 @@
 // fuzz_samples: the sample-set reader (src/sample.c): sampleset_open as every analysis calls it,
 // then what the analyses read: networks (flat layout), one layer, z and the stored metrics of
 // the first networks. Input: a recipe (h5recipe.h) for the HDF5 file.
-#include "fuzz.h"
-
 #include <hdf5.h>
+
+#include "fuzz.h"
 
 #include "h5recipe.h"
 #include "sample.h"
@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     SamplesInput in;
     memset(&in, 0, sizeof(in));
     in.path = g_path;
-    if (fuzz_try(open_and_read, &in)) H5close();   // closes what a fatal error left open
+    const FuzzH5Mark mark = fuzz_h5_mark();
+    if (fuzz_try(open_and_read, &in)) fuzz_h5_cleanup(mark);   // closes what a fatal error left open
     free(in.theta);
     free(in.layer);
     free(in.z);

@@ -51,6 +51,9 @@ char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name);
 int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
                       void *out);
 
+// 1 if all of dataset ds's data is stored in the file (every chunk of a chunked dataset, the whole
+// extent of a contiguous one): a file can declare a huge shape and store nothing.
+int h5u_all_data_stored(hid_t ds, const H5Ctx *ctx, const char *name);
 // 1 if every link along the absolute path `name` exists (H5Lexists wants existing parents).
 int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name);
 // "integer", "float", "string", ...: a type class in messages.

@@ -707,12 +707,11 @@ static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int n
     }
     // Every network the shape declares must be stored: a declared (2^30, ...) with no data is a
     // small file that would have the analyses read fill values for hours.
-    H5D_space_status_t status;
-    HT_H5CHECK(H5Dget_space_status(ds, &status), c, name);
-    if (status != H5D_SPACE_STATUS_ALLOCATED)
-        HT_FATAL("sample set '%s': %s declares shape %s but its data is %s stored in the file", s->path,
-                 name, (h5u_fmt_shape(exp_shape, sizeof(exp_shape), nd, dims), exp_shape),
-                 status == H5D_SPACE_STATUS_PART_ALLOCATED ? "only partly" : "not");
+    if (!h5u_all_data_stored(ds, c, name)) {
+        h5u_fmt_shape(exp_shape, sizeof(exp_shape), nd, dims);
+        HT_FATAL("sample set '%s': %s declares shape %s but not all of its data is stored in the file",
+                 s->path, name, exp_shape);
+    }
     if (got0) *got0 = nd > 0 ? dims[0] : 0;
     return ds;
 }

@@ -86,7 +86,7 @@ echo "3. sample sets"
 hostile weights_shape "$SS" "sample set '.*weights_shape.h5': /weights/layer1/kernel has shape \(4, 3, 3, 1, 7\) but its target architecture needs \(4, 3, 3, 1, 1\)" \
   "$HA" accuracy @F@ --out "$T/acc_ws.h5"
 hostile weights_strings "$SS" "/weights/layer1/bias has type variable-length string, but sample sets store float32" "$HA" pca @F@ --what all --out "$T/pca.h5"
-hostile z_huge "$SS" "/z declares shape \(8589934592, 2\) but its data is not stored in the file" "$HA" ensemble @F@ --out "$T/ens.h5"
+hostile z_huge "$SS" "/z declares shape \(8589934592, 2\) but not all of its data is stored in the file" "$HA" ensemble @F@ --out "$T/ens.h5"
 hostile metrics_strings "$SS" "/metrics/accuracy has type variable-length string" "$HA" accuracy @F@ --out "$T/acc_ms.h5"
 
 echo "4. result files"

@@ -50,7 +50,7 @@ craft weights_shape set.h5 s_wshape.h5
 bad set_weights_shape 1 "sample set 's_wshape.h5': /weights/layer1/kernel has shape \(3, 5, 5, 1, 7\) but its target architecture needs \(3, 5, 5, 1, 4\)" \
   -- "$HA" pca s_wshape.h5 --what all --out a2.h5
 craft z_huge set.h5 s_zhuge.h5
-bad set_z_huge_dims 1 "sample set 's_zhuge.h5': /z declares shape \(8589934592, 8\) but its data is not stored in the file" \
+bad set_z_huge_dims 1 "sample set 's_zhuge.h5': /z declares shape \(8589934592, 8\) but not all of its data is stored in the file" \
   -- "$HA" ensemble s_zhuge.h5 --out a3.h5
 craft metrics_split_bad set.h5 s_split.h5
 bad set_metrics_split 1 "sample set 's_split.h5': attribute \"metrics_split\" must be \"val\", \"test\" or \"none\", got \"train\"" \
