@@ -22,8 +22,8 @@ ART=build-fuzz/artifacts
 mkdir -p "$ART"
 # Leaks are not checked: a fatal error returns to the harness by longjmp and leaves what the
 # interrupted function allocated (in the normal build the process ends there).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:quarantine_size_mb=16}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=16${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 COMMON=(-malloc_limit_mb=512 -timeout=25 -detect_leaks=0)
 fails=0; passes=0
 for bin in build-fuzz/fuzz_*; do
