@@ -258,7 +258,7 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
     char name[HT_NAME_MAX + 32], want[64], got[64];
     for (int i = 0; i < n; i++) {
         const ParamView *v = &views[i];
-        snprintf(name, sizeof(name), "%s/%s", group, v->name);
+        XSNPRINTF(name, sizeof(name), "%s/%s", group, v->name);
         if (!h5u_path_exists(f, ctx, name)) HT_FATAL("checkpoint '%s': missing dataset %s", ctx->path, name);
         hid_t o = HT_H5CHECK(H5Oopen(f, name, H5P_DEFAULT), ctx, name);
         if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("checkpoint '%s': %s is not a dataset", ctx->path, name);

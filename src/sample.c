@@ -752,7 +752,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     HT_CHECK(path, "sampleset_open: path is NULL");
     memset(s, 0, sizeof(*s));
     HT_CHECK(strlen(path) < sizeof(s->path), "sample set path '%s' is too long", path);
-    snprintf(s->path, sizeof(s->path), "%s", path);
+    XSNPRINTF(s->path, sizeof(s->path), "%s", path);
     H5Quiet q;
     h5u_quiet(&q);
     H5Ctx cx = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
@@ -786,7 +786,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     char *job_json = h5u_read_attr_str(f, c, "job");
     if (!job_json) HT_FATAL("sample set '%s': missing root attribute \"job\" (the job JSON)", path);
     char what[HT_PATH_MAX + 32];
-    snprintf(what, sizeof(what), "%s (attribute \"job\")", path);
+    XSNPRINTF(what, sizeof(what), "%s (attribute \"job\")", path);
     job_from_json_string(&s->job, job_json, what);
     free(job_json);
     job_validate(&s->job);
@@ -800,7 +800,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     if (strcmp(desc, mine) != 0)
         HT_FATAL("sample set '%s': its attribute \"target_architecture\" [%s] does not match the "
                  "architecture of its stored job [%s]; the file was altered", path, desc, mine);
-    snprintf(s->arch_desc, sizeof(s->arch_desc), "%s", desc);
+    XSNPRINTF(s->arch_desc, sizeof(s->arch_desc), "%s", desc);
     free(desc);
     if (expect) {
         char want[1024];
@@ -822,10 +822,10 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     for (int l = 0; l < s->arch.n_layers; l++) {
         char name[64];
         int nd = kernel_dims(&s->arch, l, (hsize_t)s->n, want);
-        snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
         HT_H5CHECK(H5Dclose(open_ds(s, c, name, nd, want, 0, NULL)), c, name);
         want[1] = (hsize_t)s->arch.layers[l].filters;
-        snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/bias", l + 1);
         HT_H5CHECK(H5Dclose(open_ds(s, c, name, 2, want, 0, NULL)), c, name);
     }
     int n_links = 0;
@@ -868,11 +868,11 @@ void sampleset_read_layer(const SampleSet *s, int l, long long start, int n, flo
     const TargetLayer *L = &s->arch.layers[l];
     float *k = XALLOC_FLOATS((size_t)n * L->fan_in * L->filters), *b = XALLOC_FLOATS((size_t)n * L->filters);
     char name[64];
-    snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
+    XSNPRINTF(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
     hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, k, 0);
     HT_H5CHECK(H5Dclose(ds), &c, name);
-    snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
+    XSNPRINTF(name, sizeof(name), "/weights/layer%d/bias", l + 1);
     ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, b, 0);
     HT_H5CHECK(H5Dclose(ds), &c, name);
@@ -912,7 +912,7 @@ int sampleset_read_metric(const SampleSet *s, const char *name, long long start,
     h5u_quiet(&q);
     H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
     char full[96];
-    snprintf(full, sizeof(full), "/metrics/%s", name);
+    XSNPRINTF(full, sizeof(full), "/metrics/%s", name);
     if (!h5u_path_exists(s->file, &c, full)) { h5u_restore(&q); return 0; }
     hsize_t want[1] = { (hsize_t)s->n };
     hid_t ds = open_ds(s, &c, full, 1, want, 1, NULL);
