@@ -274,5 +274,32 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 test: all
 	bash tests/run.sh
 
+# ---- fuzzing (make fuzz; docs/fuzzing.md) ------------------------------------------------------
+# libFuzzer harnesses fuzz/fuzz_<name>.c -> build-fuzz/fuzz_<name>, built with clang and
+# AddressSanitizer + UndefinedBehaviorSanitizer from their own objects of src/ (with -DHT_FUZZ:
+# ht_fatal returns to the harness instead of exiting); the default build is untouched.
+# Run one: build-fuzz/fuzz_idx fuzz/corpus/idx -detect_leaks=0 (tests/t_fuzz.sh runs them all).
+FUZZ_CC ?= clang
+FUZZ_BUILD := build-fuzz
+FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fopenmp -D_POSIX_C_SOURCE=200809L -DHT_FUZZ=1 \
+               -Isrc -Impi -Ifuzz $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS) $(FUZZ_SAN) \
+               -DFUZZ_DIR='"$(abspath fuzz)"'
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out src/main.c,$(wildcard src/*.c)) \
+                  mpi/comm_single.c fuzz/h5recipe.c)
+.PHONY: fuzz fuzz-clean
+fuzz: $(FUZZ_BIN)
+$(FUZZ_BUILD)/%.o: %.c $(wildcard src/*.h mpi/*.h fuzz/*.h) Makefile
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) not found (scripts/setup.sh installs clang)"; exit 1; }
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+# ---- end fuzzing -------------------------------------------------------------------------------
+
 clean:
 	rm -rf $(BUILD) $(HT_BIN) $(HA_BIN)

@@ -5,9 +5,11 @@ usage: analysis/plot_accuracy.py RESULT.h5 [more RESULT.h5 ...] [-o OUT.png] [--
 One panel per result file (e.g. lambda = 1e5 and 1e3 side by side), re-binned from /accuracy
 (default: the stored /histogram), titled with the checkpoint step, split and mean accuracy.
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -26,7 +28,7 @@ def main(argv):
         sys.exit(__doc__)
     fig, axes = plt.subplots(1, len(files), figsize=(5 * len(files), 4), squeeze=False)
     for ax, path, letter in zip(axes[0], files, "abcdefghij"):
-        with h5py.File(path, "r") as f:
+        with resultfile.open(path, "accuracy") as f:  # checked: one-line errors
             acc = f["accuracy"][...]
             a = f.attrs
             if bins:

@@ -8,9 +8,11 @@ One colour per file. Dashed: the single source network (mean over the sources); 
 ensemble (transfer attack crafted on the source network, as in the paper); dotted: the ensemble
 attacked white-box (crafted on its own mean-probability loss), when the file has it.
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -27,7 +29,7 @@ def main(argv):
         i = args.index("--labels"); labels = args[i + 1].split(","); del args[i:i + 2]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for j, path in enumerate(args):
-        with h5py.File(path, "r") as f:
+        with resultfile.open(path, "adversarial") as f:  # checked: one-line errors
             eps = f["eps"][...] * 255
             single = f["transfer/single_success"][...].mean(0)
             ens = f["transfer/ensemble_success"][...].mean(0)

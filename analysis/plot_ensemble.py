@@ -6,9 +6,11 @@ usage: analysis/plot_ensemble.py RESULT.h5 [-o OUT.png]
 log2 size axis), with the mean single-network accuracy; (b) NLL, Brier score and ECE vs size;
 (c) reliability diagram (accuracy against confidence per bin) for size 1 and the full size.
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -20,7 +22,7 @@ def main(argv):
         sys.exit(__doc__)
     path = argv[1]
     out = argv[argv.index("-o") + 1] if "-o" in argv else "ensemble.png"
-    with h5py.File(path, "r") as f:
+    with resultfile.open(path, "ensemble") as f:  # checked: one-line errors
         sizes = f["sizes"][...]
         cur = {k: f[f"curve/{k}"][...] for k in f["curve"]}
         rel_acc, rel_conf, rel_cnt = f["reliability/accuracy"][...], f["reliability/confidence"][...], f["reliability/count"][...]

@@ -6,9 +6,11 @@
 usage: analysis/plot_filters.py RESULT.h5 [RESULT2.h5 ...] [-o OUT.png]
 """
 import math
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -37,7 +39,7 @@ def main(argv):
     cmap = plt.get_cmap("gray").copy()
     cmap.set_bad("white")
     for j, path in enumerate(args):
-        with h5py.File(path, "r") as f:
+        with resultfile.open(path, "filters") as f:  # checked: one-line errors
             sl = f["slices"][...]
             a = dict(f.attrs)
         lim = float(np.abs(sl).max()) or 1.0

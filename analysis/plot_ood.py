@@ -7,9 +7,11 @@ usage: analysis/plot_ood.py RESULT.h5 [RESULT2.h5 ...] [--labels A,B,...] [-o OU
 one colour per file; (b) histograms of the full ensemble's mutual information for MNIST and the
 outliers, per file.
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -27,7 +29,7 @@ def main(argv):
         i = args.index("--labels"); labels = args[i + 1].split(","); del args[i:i + 2]
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.3))
     for j, path in enumerate(args):
-        with h5py.File(path, "r") as f:
+        with resultfile.open(path, "ood") as f:  # checked: one-line errors
             sizes = f["sizes"][...]
             ent, mi = f["auroc/entropy"][...], f["auroc/mutual_information"][...]
             s_mi, is_out = f["scores/mutual_information"][...], f["is_outlier"][...].astype(bool)

@@ -5,9 +5,11 @@ usage: analysis/plot_paths.py RESULT.h5 [-o OUT.png] [--pairs N]
 Solid lines: interpolated paths G(t z1 + (1-t) z2); dashed lines: direct paths
 t G(z1) + (1-t) G(z2); one colour per pair (the first N pairs, default 3).
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -18,7 +20,7 @@ def main(argv):
         sys.exit(__doc__)
     path = argv[1]
     out = argv[argv.index("-o") + 1] if "-o" in argv else "paths.png"
-    with h5py.File(path, "r") as f:
+    with resultfile.open(path, "paths") as f:  # checked: one-line errors
         t = f["t"][...]
         ai, ad = f["interpolated/accuracy"][...], f["direct/accuracy"][...]
         a = dict(f.attrs)

@@ -6,9 +6,11 @@ The (i, j) panel plots principal component i against component j (i < j) for eve
 points are coloured by accuracy when the sample set stored metrics. The diagonal shows each
 component's histogram and explained-variance ratio.
 """
+import os
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultfile  # noqa: E402
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -20,7 +22,7 @@ def main(argv):
         sys.exit(__doc__)
     path = argv[1]
     out = argv[argv.index("-o") + 1] if "-o" in argv else "pca.png"
-    with h5py.File(path, "r") as f:
+    with resultfile.open(path, "pca") as f:  # checked: one-line errors
         P = f["projections"][...]
         ratio = f["explained_variance_ratio"][...]
         acc = f["accuracy"][...] if "accuracy" in f else None

@@ -19,6 +19,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin        # multi-rank training (optional for the CPU build)
   python3 python3-h5py python3-numpy python3-matplotlib   # tests that read our HDF5 files; plots
   dataset-fashion-mnist             # outlier set of hyperanalyze ood (/usr/share/datasets/fashion-mnist)
+  clang libclang-rt-14-dev libomp-14-dev   # make fuzz: clang, libFuzzer (libclang_rt.fuzzer), OpenMP for clang
 )
 # Test-only: Slurm and MUNGE for tests/t_slurm.sh, which starts its own one-node cluster in a
 # temporary directory (make test installs nothing; without these it says SKIPPED). The packages'

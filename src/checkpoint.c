@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -222,7 +223,7 @@ void checkpoint_write(const char *path, const ParamTable *table, const float *pa
 static void read_attr_required(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls,
                                hid_t mem_type, void *out) {
     if (!h5u_read_attr_num(f, ctx, name, cls, mem_type, out))
-        HT_FATAL("'%s': missing root attribute \"%s\"", ctx->path, name);
+        HT_FATAL("checkpoint '%s': missing root attribute \"%s\"", ctx->path, name);
 }
 
 // Opens `path` read-only and checks that it is a hypertrain checkpoint of our format version.
@@ -252,14 +253,6 @@ static hid_t open_checkpoint(const char *path, const H5Ctx *ctx) {
 }
 
 
-static void describe_type(hid_t t, char *out, size_t n) {
-    H5T_class_t c = H5Tget_class(t);
-    size_t bits = 8 * H5Tget_size(t);
-    const char *cls = c == H5T_FLOAT ? "float" : c == H5T_INTEGER ? "int" : c == H5T_STRING ? "string"
-                    : c == H5T_COMPOUND ? "compound" : "non-numeric";
-    snprintf(out, n, "%s%zu", cls, bits);
-}
-
 typedef struct { int n; } CountData;
 
 static herr_t count_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
@@ -276,28 +269,28 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
     char name[HT_NAME_MAX + 32], want[64], got[64];
     for (int i = 0; i < n; i++) {
         const ParamView *v = &views[i];
-        snprintf(name, sizeof(name), "%s/%s", group, v->name);
-        if (!h5u_path_exists(f, ctx, name)) HT_FATAL("'%s': missing dataset %s", ctx->path, name);
+        XSNPRINTF(name, sizeof(name), "%s/%s", group, v->name);
+        if (!h5u_path_exists(f, ctx, name)) HT_FATAL("checkpoint '%s': missing dataset %s", ctx->path, name);
         hid_t o = HT_H5CHECK(H5Oopen(f, name, H5P_DEFAULT), ctx, name);
-        if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("'%s': %s is not a dataset", ctx->path, name);
+        if (H5Iget_type(o) != H5I_DATASET) HT_FATAL("checkpoint '%s': %s is not a dataset", ctx->path, name);
         HT_H5CHECK(H5Oclose(o), ctx, name);
         hid_t ds = HT_H5CHECK(H5Dopen2(f, name, H5P_DEFAULT), ctx, name);
         hid_t t = HT_H5CHECK(H5Dget_type(ds), ctx, name);
         if (H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != 4) {
-            describe_type(t, got, sizeof(got));
-            HT_FATAL("'%s': %s has type %s, but checkpoints store float32", ctx->path, name, got);
+            h5u_describe_type(t, got, sizeof(got));
+            HT_FATAL("checkpoint '%s': %s has type %s, but checkpoints store float32", ctx->path, name, got);
         }
         hid_t sp = HT_H5CHECK(H5Dget_space(ds), ctx, name);
         hsize_t fdims[H5S_MAX_RANK], vdims[2] = { (hsize_t)v->shape[0], (hsize_t)v->shape[1] };
         int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), ctx, name);
-        HT_CHECK(nd <= H5S_MAX_RANK, "'%s': %s has rank %d", ctx->path, name, nd);
+        HT_CHECK(nd <= H5S_MAX_RANK, "checkpoint '%s': %s has rank %d", ctx->path, name, nd);
         HT_H5CHECK(H5Sget_simple_extent_dims(sp, fdims, NULL), ctx, name);
         int same = nd == v->ndim;
         for (int d = 0; same && d < nd; d++) same = fdims[d] == vdims[d];
         if (!same) {
             h5u_fmt_shape(got, sizeof(got), nd, fdims);
             h5u_fmt_shape(want, sizeof(want), v->ndim, vdims);
-            HT_FATAL("'%s': %s has shape %s but this job's architecture expects %s — the checkpoint was "
+            HT_FATAL("checkpoint '%s': %s has shape %s but this job's architecture expects %s — the checkpoint was "
                      "written for a different architecture", ctx->path, name, got, want);
         }
         HT_H5CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + v->offset), ctx, name);
@@ -312,8 +305,26 @@ static void read_views(hid_t f, const H5Ctx *ctx, const char *group, const Param
     HT_H5CHECK(H5Lvisit(g, H5_INDEX_NAME, H5_ITER_NATIVE, count_cb, &cd), ctx, group);
     HT_H5CHECK(H5Gclose(g), ctx, group);
     if (cd.n != n)
-        HT_FATAL("'%s': %s holds %d datasets but this job's architecture has %d — the checkpoint was "
+        HT_FATAL("checkpoint '%s': %s holds %d datasets but this job's architecture has %d — the checkpoint was "
                  "written for a different architecture", ctx->path, group, cd.n, n);
+}
+
+static void check_min(const H5Ctx *ctx, const char *name, long long v, long long lo) {
+    if (v < lo) HT_FATAL("checkpoint '%s': attribute \"%s\" must be >= %lld, got %lld", ctx->path, name, lo, v);
+}
+
+static void check_finite(const H5Ctx *ctx, const char *name, double v) {
+    if (!isfinite(v)) HT_FATAL("checkpoint '%s': attribute \"%s\" must be a finite number, got %g", ctx->path,
+                               name, v);
+}
+
+// What resuming relies on: a position in the run and in the image stream, and finite rates.
+static void check_meta(const H5Ctx *ctx, const CkptMeta *m) {
+    check_min(ctx, "step", m->step, 0);
+    check_min(ctx, "data_cursor", m->data_cursor, 0);
+    check_min(ctx, "world_size", m->world_size, 1);
+    check_finite(ctx, "lr", m->lr);
+    check_finite(ctx, "lambda", m->lambda);
 }
 
 void checkpoint_read(const char *path, const ParamTable *table, float *params, float *adam_m,
@@ -336,6 +347,7 @@ void checkpoint_read(const char *path, const ParamTable *table, float *params, f
         read_attr_required(f, &ctx, "lr", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lr);
         read_attr_required(f, &ctx, "lambda", H5T_FLOAT, H5T_NATIVE_DOUBLE, &meta->lambda);
         read_attr_required(f, &ctx, "world_size", H5T_INTEGER, H5T_NATIVE_INT, &meta->world_size);
+        check_meta(&ctx, meta);
     }
     HT_H5CHECK(H5Fclose(f), &ctx, path);
     h5u_restore(&q);
@@ -347,7 +359,7 @@ char *checkpoint_read_job(const char *path) {
     h5u_quiet(&q);
     H5Ctx ctx = { .path = path, .kind = "checkpoint" };
     hid_t f = open_checkpoint(path, &ctx);
-    if (!h5u_has_attr(f, &ctx, "job")) HT_FATAL("'%s': missing root attribute \"job\" (the job JSON)", path);
+    if (!h5u_has_attr(f, &ctx, "job")) HT_FATAL("checkpoint '%s': missing root attribute \"job\" (the job JSON)", path);
     char *job = h5u_read_attr_str(f, &ctx, "job");
     HT_H5CHECK(H5Fclose(f), &ctx, path);
     h5u_restore(&q);

@@ -16,6 +16,10 @@
 // run as (hypertrain, hyperanalyze, a test). The source location is appended only when the
 // environment sets HT_DEBUG (to anything but "" or "0"): users see the message, developers can
 // ask where it came from.
+#ifdef HT_FUZZ
+jmp_buf *ht_fuzz_escape = NULL;
+#endif
+
 void ht_fatal(const char *file, int line, const char *fmt, ...) {
     char msg[4096];
     va_list ap;
@@ -37,6 +41,12 @@ void ht_fatal(const char *file, int line, const char *fmt, ...) {
     if ((size_t)len + 2 > sizeof(msg)) len = (int)sizeof(msg) - 2;
     msg[len] = '\n';
     msg[len + 1] = '\0';
+#ifdef HT_FUZZ
+    if (ht_fuzz_escape) {
+        if (getenv("HT_FUZZ_VERBOSE")) fputs(msg, stderr);
+        longjmp(*ht_fuzz_escape, 1);
+    }
+#endif
     comm_fatal(msg, 1);
 }
 

@@ -16,6 +16,13 @@
 void ht_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define HT_FATAL(...) ht_fatal(__FILE__, __LINE__, __VA_ARGS__)
+#ifdef HT_FUZZ
+// Fuzz builds only (make fuzz, fuzz/): when a harness points this at its jmp_buf, ht_fatal formats
+// the message (printed only when $HT_FUZZ_VERBOSE is set) and longjmps there instead of ending
+// the process, so that a clean one-line error is not reported as a crash. Never set otherwise.
+#include <setjmp.h>
+extern jmp_buf *ht_fuzz_escape;
+#endif
 // Always-on check (never compiled out, unlike assert).
 #define HT_CHECK(cond, ...) do { if (!(cond)) ht_fatal(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 

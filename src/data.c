@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,32 +41,56 @@ const char *data_resolve_dir(const char *job_dir) {
 // ---------------------------------------------------------------------------------------------
 // IDX reading
 
+// One IDX file being read. Every error goes through idx_fail, which closes the file and frees the
+// data before the fatal message (nothing leaks where a caller survives ht_fatal: the fuzz build).
+typedef struct {
+    gzFile f;
+    const char *path;
+    Sha256 *sh;        // NULL: no hashing
+    uint8_t *data;     // the payload read so far
+    uint64_t file_size; // bytes on disk (0 if unknown)
+} IdxReader;
+
+static void idx_fail(IdxReader *r, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void idx_fail(IdxReader *r, const char *fmt, ...) {
+    char msg[8192];   // a path (<= PATH_MAX) and a sentence
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->f) gzclose(r->f);
+    r->f = NULL;
+    free(r->data);
+    r->data = NULL;
+    HT_FATAL("%s", msg);
+}
+
 // Ends the process when the last gzread left an error behind. zlib reports a gzip stream that
 // ends early (truncated download) as Z_BUF_ERROR "unexpected end of file", a bad CRC or deflate
 // stream as Z_DATA_ERROR; a raw (uncompressed) file never sets either.
-static void gz_check(gzFile f, const char *path) {
+static void gz_check(IdxReader *r) {
     int err = Z_OK;
-    const char *msg = gzerror(f, &err);
+    const char *msg = gzerror(r->f, &err);
     if (err == Z_OK || err == Z_STREAM_END) return;
-    if (err == Z_ERRNO) HT_FATAL("cannot read '%s': %s", path, strerror(errno));
-    size_t plen = strlen(path);  // zlib prefixes its message with "path: "
-    if (msg && !strncmp(msg, path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
-    HT_FATAL("truncated or corrupt gzip file '%s' (zlib: %s)", path, msg ? msg : "?");
+    if (err == Z_ERRNO) idx_fail(r, "cannot read '%s': %s", r->path, strerror(errno));
+    size_t plen = strlen(r->path);  // zlib prefixes its message with "path: "
+    if (msg && !strncmp(msg, r->path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
+    idx_fail(r, "truncated or corrupt gzip file '%s' (zlib: %s)", r->path, msg ? msg : "?");
 }
 
-// Reads up to n bytes, stopping early only at end of file; hashes what it read (sh may be NULL).
-static size_t gz_read_full(gzFile f, const char *path, uint8_t *buf, size_t n, Sha256 *sh) {
+// Reads up to n bytes, stopping early only at end of file; hashes what it read.
+static size_t gz_read_full(IdxReader *r, uint8_t *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
         size_t want = n - got < READ_CHUNK ? n - got : READ_CHUNK;
-        int r = gzread(f, buf + got, (unsigned)want);
-        if (r < 0) gz_check(f, path);
-        HT_CHECK(r >= 0, "cannot read '%s'", path);  // gz_check did not recognize the error
-        if (r == 0) break;
-        if (sh) sha256_update(sh, buf + got, (size_t)r);
-        got += (size_t)r;
+        int k = gzread(r->f, buf + got, (unsigned)want);
+        if (k < 0) gz_check(r);
+        if (k < 0) idx_fail(r, "cannot read '%s'", r->path);  // gz_check did not recognize the error
+        if (k == 0) break;
+        if (r->sh) sha256_update(r->sh, buf + got, (size_t)k);
+        got += (size_t)k;
     }
-    if (got < n) gz_check(f, path);
+    if (got < n) gz_check(r);
     return got;
 }
 
@@ -77,62 +102,87 @@ static const char *idx_kind(int magic) {
     return magic == IDX_MAGIC_IMAGES ? "images" : magic == IDX_MAGIC_LABELS ? "labels" : "IDX";
 }
 
+// Reads the magic and the nd dimensions; returns the data bytes they announce.
+static uint64_t idx_header(IdxReader *r, int expect_magic, int nd, int dims[3], char *shape, size_t shape_n) {
+    uint8_t hdr[16];
+    size_t hlen = 4 + 4 * (size_t)nd;
+    size_t got = gz_read_full(r, hdr, 4);
+    if (got != 4) idx_fail(r, "'%s': only %zu bytes, too short for an IDX header", r->path, got);
+    uint32_t magic = be32(hdr);
+    if (magic != (uint32_t)expect_magic)
+        idx_fail(r, "'%s': wrong IDX magic 0x%08x, expected %d (%s)", r->path, (unsigned)magic, expect_magic,
+                 idx_kind(expect_magic));
+    got += gz_read_full(r, hdr + 4, hlen - 4);
+    if (got != hlen) idx_fail(r, "'%s': IDX header cut short (%zu of %zu bytes)", r->path, got, hlen);
+    uint64_t nbytes = 1;
+    shape[0] = '\0';
+    for (int d = 0; d < nd; d++) {
+        uint32_t v = be32(hdr + 4 + 4 * d);
+        if (v < 1 || v > (1u << 30)) idx_fail(r, "'%s': IDX dimension %d is %u", r->path, d, (unsigned)v);
+        dims[d] = (int)v;
+        nbytes *= v;
+        if (nbytes > IDX_MAX_BYTES)
+            idx_fail(r, "'%s': IDX header announces more than %llu data bytes", r->path,
+                     (unsigned long long)IDX_MAX_BYTES);
+        size_t used = strlen(shape);
+        XSNPRINTF(shape + used, shape_n - used, "%s%u", d ? " x " : "", (unsigned)v);
+    }
+    return nbytes;
+}
+
+// Reads the nbytes of data into r->data, which grows with what the file holds (a header that
+// announces 2 GB in a 100-byte file allocates no 2 GB; gzip rarely packs MNIST-like data more than
+// 8:1, so real files get their whole buffer at once), then checks that nothing follows.
+static void idx_payload(IdxReader *r, uint64_t nbytes, const char *shape) {
+    uint64_t first = r->file_size * 8 > READ_CHUNK ? r->file_size * 8 : READ_CHUNK;
+    size_t cap = nbytes < first ? (size_t)nbytes : (size_t)first, got = 0;
+    r->data = XMALLOC(cap);
+    for (;;) {
+        size_t k = gz_read_full(r, r->data + got, cap - got);
+        got += k;
+        if (got < cap || cap == nbytes) break;
+        cap = cap * 2 < nbytes ? cap * 2 : (size_t)nbytes;
+        r->data = XREALLOC(r->data, cap);
+    }
+    if (got != nbytes)
+        idx_fail(r, "'%s': data length %zu bytes does not match the IDX header (dims %s: %llu bytes): the "
+                 "file is truncated", r->path, got, shape, (unsigned long long)nbytes);
+    // Anything after the data is an error too; reading to the end also lets zlib check the
+    // gzip trailer (CRC and length), so a file cut inside the trailer is caught here.
+    uint8_t extra[4096];
+    size_t nextra = 0, k;
+    while ((k = gz_read_full(r, extra, sizeof extra)) > 0) nextra += k;
+    if (nextra != 0)
+        idx_fail(r, "'%s': data length %llu bytes does not match the IDX header (dims %s: %llu bytes): the "
+                 "file has %zu trailing bytes", r->path, (unsigned long long)(nbytes + nextra), shape,
+                 (unsigned long long)nbytes, nextra);
+}
+
 uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, char sha256_hex[65]) {
     int nd = expect_magic & 0xff;
     HT_CHECK((expect_magic >> 8) == 0x08 && nd >= 1 && nd <= 3,
              "idx_read: unsupported IDX magic %d (unsigned bytes, 1-3 dims only)", expect_magic);
-    gzFile f = gzopen(path, "rb");
-    if (!f) HT_FATAL("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
-    gzbuffer(f, 1 << 18);
     Sha256 sh;
-    Sha256 *shp = sha256_hex ? &sh : NULL;
-    if (shp) sha256_init(shp);
-
-    uint8_t hdr[16];
-    size_t hlen = 4 + 4 * (size_t)nd;
-    size_t got = gz_read_full(f, path, hdr, 4, shp);
-    HT_CHECK(got == 4, "'%s': only %zu bytes, too short for an IDX header", path, got);
-    uint32_t magic = be32(hdr);
-    HT_CHECK(magic == (uint32_t)expect_magic, "'%s': wrong IDX magic 0x%08x, expected %d (%s)",
-             path, (unsigned)magic, expect_magic, idx_kind(expect_magic));
-    got += gz_read_full(f, path, hdr + 4, hlen - 4, shp);
-    HT_CHECK(got == hlen, "'%s': IDX header cut short (%zu of %zu bytes)", path, got, hlen);
-
-    uint64_t nbytes = 1;
-    char shape[64] = "";
-    for (int d = 0; d < nd; d++) {
-        uint32_t v = be32(hdr + 4 + 4 * d);
-        HT_CHECK(v >= 1 && v <= (1u << 30), "'%s': IDX dimension %d is %u", path, d, (unsigned)v);
-        dims[d] = (int)v;
-        nbytes *= v;
-        HT_CHECK(nbytes <= IDX_MAX_BYTES, "'%s': IDX header announces more than %llu data bytes",
-                 path, (unsigned long long)IDX_MAX_BYTES);
-        size_t used = strlen(shape);
-        XSNPRINTF(shape + used, sizeof shape - used, "%s%u", d ? " x " : "", (unsigned)v);
-    }
+    struct stat st;
+    IdxReader r = { gzopen(path, "rb"), path, sha256_hex ? &sh : NULL, NULL,
+                    stat(path, &st) == 0 ? (uint64_t)st.st_size : 0 };
+    if (!r.f) HT_FATAL("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+    // A large buffer for MNIST's 47 MB; zlib's default for small files.
+    gzbuffer(r.f, r.file_size < (1 << 18) ? 8192 : 1 << 18);
+    if (r.sh) sha256_init(r.sh);
+    char shape[64];
+    uint64_t nbytes = idx_header(&r, expect_magic, nd, dims, shape, sizeof shape);
     *ndim = nd;
-
-    uint8_t *data = XMALLOC((size_t)nbytes);
-    size_t ndata = gz_read_full(f, path, data, (size_t)nbytes, shp);
-    HT_CHECK(ndata == nbytes, "'%s': data length %zu bytes does not match the IDX header (dims %s: "
-             "%llu bytes): the file is truncated", path, ndata, shape, (unsigned long long)nbytes);
-    // Anything after the data is an error too; reading to the end also lets zlib check the
-    // gzip trailer (CRC and length), so a file cut inside the trailer is caught here.
-    uint8_t extra[4096];
-    size_t nextra = 0, r;
-    while ((r = gz_read_full(f, path, extra, sizeof extra, shp)) > 0) nextra += r;
-    HT_CHECK(nextra == 0, "'%s': data length %llu bytes does not match the IDX header (dims %s: "
-             "%llu bytes): the file has %zu trailing bytes", path,
-             (unsigned long long)(nbytes + nextra), shape, (unsigned long long)nbytes, nextra);
-    int rc = gzclose(f);
-    HT_CHECK(rc == Z_OK, "truncated or corrupt gzip file '%s' (gzclose: %d)", path, rc);
-
+    idx_payload(&r, nbytes, shape);
+    int rc = gzclose(r.f);
+    r.f = NULL;
+    if (rc != Z_OK) idx_fail(&r, "truncated or corrupt gzip file '%s' (gzclose: %d)", path, rc);
     if (sha256_hex) {
         uint8_t digest[32];
         sha256_final(&sh, digest);
         sha256_to_hex(digest, sha256_hex);
     }
-    return data;
+    return r.data;
 }
 
 // ---------------------------------------------------------------------------------------------

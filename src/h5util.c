@@ -78,16 +78,92 @@ int h5u_has_attr(hid_t loc, const H5Ctx *ctx, const char *name) {
     return HT_H5CHECK(H5Aexists(loc, name), ctx, name) > 0;
 }
 
+const char *h5u_class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_COMPOUND: return "compound";
+    case H5T_REFERENCE: return "reference";
+    case H5T_ENUM: return "enum";
+    case H5T_VLEN: return "variable-length sequence";
+    case H5T_ARRAY: return "array-typed";
+    default: return "unknown-typed";
+    }
+}
+
+void h5u_describe_type(hid_t t, char *out, size_t n) {
+    const H5T_class_t c = H5Tget_class(t);
+    const size_t bits = 8 * H5Tget_size(t);
+    if (c == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) XSNPRINTF(out, n, "variable-length string");
+        else XSNPRINTF(out, n, "fixed-length string of %zu bytes", bits / 8);
+    } else if (c == H5T_FLOAT) {
+        XSNPRINTF(out, n, "float%zu", bits);
+    } else if (c == H5T_INTEGER) {
+        XSNPRINTF(out, n, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+    } else {
+        XSNPRINTF(out, n, "%s", h5u_class_name(c));
+    }
+}
+
+void h5u_describe_space(hid_t sp, char *out, size_t n) {
+    H5S_class_t k = H5Sget_simple_extent_type(sp);
+    if (k == H5S_SCALAR) { XSNPRINTF(out, n, "a scalar"); return; }
+    if (k == H5S_NULL) { XSNPRINTF(out, n, "an empty (null) dataspace"); return; }
+    if (k != H5S_SIMPLE) { XSNPRINTF(out, n, "an unreadable dataspace"); return; }
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK];
+    if (nd < 0 || nd > H5S_MAX_RANK || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        XSNPRINTF(out, n, "an unreadable dataspace");
+        return;
+    }
+    if (nd == 1) { XSNPRINTF(out, n, "a %llu-element array", (unsigned long long)dims[0]); return; }
+    char shape[160];
+    h5u_fmt_shape(shape, sizeof(shape), nd, dims);
+    XSNPRINTF(out, n, "an array of shape %s", shape);
+}
+
+// Opens root attribute `name` and checks that it holds exactly one element (a scalar, or a
+// one-element array) of class cls; fatal otherwise, naming what it holds. Returns the attribute;
+// *ft (its file type) is for the caller to close.
+static hid_t open_single_attr(hid_t f, const H5Ctx *ctx, const char *name, const char *what,
+                              H5T_class_t cls, const char *expect, hid_t *ft) {
+    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
+    *ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
+    hid_t sp = HT_H5CHECK(H5Aget_space(a), ctx, what);
+    H5T_class_t c = H5Tget_class(*ft);
+    H5S_class_t k = H5Sget_simple_extent_type(sp);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    char got[200];
+    if (c != cls) {
+        char space[160];
+        h5u_describe_space(sp, space, sizeof(space));
+        XSNPRINTF(got, sizeof(got), "%s of type %s", space, h5u_class_name(c));
+        HT_FATAL("%s '%s': attribute \"%s\" must be %s, got %s", ctx->kind, ctx->path, name, expect, got);
+    }
+    if (!(k == H5S_SCALAR || (k == H5S_SIMPLE && np == 1))) {
+        h5u_describe_space(sp, got, sizeof(got));
+        HT_FATAL("%s '%s': attribute \"%s\" must be %s, got %s", ctx->kind, ctx->path, name, expect, got);
+    }
+    HT_H5CHECK(H5Sclose(sp), ctx, what);
+    return a;
+}
+
 char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
     if (!h5u_has_attr(f, ctx, name)) return NULL;
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
-    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
-    if (H5Tget_class(ft) != H5T_STRING) HT_FATAL("%s '%s': %s is not a string", ctx->kind, ctx->path, what);
+    char what[160];
+    XSNPRINTF(what, sizeof(what), "root attribute \"%.100s\"", name);
+    hid_t ft;
+    hid_t a = open_single_attr(f, ctx, name, what, H5T_STRING, "a single string", &ft);
     char *out;
     hid_t mt = HT_H5CHECK(H5Tcopy(H5T_C_S1), ctx, what);
-    HT_H5CHECK(H5Tset_cset(mt, H5Tget_cset(ft)), ctx, what);   // HDF5 converts no character sets
+    H5T_cset_t cset = H5Tget_cset(ft);
+    HT_CHECK(cset == H5T_CSET_ASCII || cset == H5T_CSET_UTF8, "%s '%s': attribute \"%s\" must be an "
+             "ASCII or UTF-8 string, got character set %d", ctx->kind, ctx->path, name, (int)cset);
+    HT_H5CHECK(H5Tset_cset(mt, cset), ctx, what);   // HDF5 converts no character sets
     if (HT_H5CHECK(H5Tis_variable_str(ft), ctx, what) > 0) {
         char *s = NULL;
         HT_H5CHECK(H5Tset_size(mt, H5T_VARIABLE), ctx, what);
@@ -96,11 +172,13 @@ char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
         if (s) H5free_memory(s);
     } else {
         size_t n = H5Tget_size(ft);
-        HT_CHECK(n > 0, "%s '%s': %s has size 0", ctx->kind, ctx->path, what);
+        HT_CHECK(n > 0 && n <= H5U_MAX_STR, "%s '%s': attribute \"%s\" is a fixed-length string of %zu "
+                 "bytes (1 to %d expected)", ctx->kind, ctx->path, name, n, H5U_MAX_STR);
         out = XCALLOC(n + 1, 1);
         HT_H5CHECK(H5Tset_size(mt, n + 1), ctx, what);   // room for the terminator HDF5 adds
         HT_H5CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), ctx, what);
         HT_H5CHECK(H5Aread(a, mt, out), ctx, what);
+        out[n] = '\0';
     }
     HT_H5CHECK(H5Tclose(mt), ctx, what);
     HT_H5CHECK(H5Tclose(ft), ctx, what);
@@ -111,19 +189,42 @@ char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name) {
 int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
                       void *out) {
     if (!h5u_has_attr(f, ctx, name)) return 0;
-    char what[96];
-    snprintf(what, sizeof(what), "root attribute \"%s\"", name);
-    hid_t a = HT_H5CHECK(H5Aopen(f, name, H5P_DEFAULT), ctx, what);
-    hid_t ft = HT_H5CHECK(H5Aget_type(a), ctx, what);
-    hid_t sp = HT_H5CHECK(H5Aget_space(a), ctx, what);
-    if (H5Tget_class(ft) != cls || H5Sget_simple_extent_npoints(sp) != 1)
-        HT_FATAL("%s '%s': %s is not a scalar %s", ctx->kind, ctx->path, what,
-                 cls == H5T_INTEGER ? "integer" : "float");
+    char what[160];
+    XSNPRINTF(what, sizeof(what), "root attribute \"%.100s\"", name);
+    hid_t ft;
+    hid_t a = open_single_attr(f, ctx, name, what, cls,
+                               cls == H5T_INTEGER ? "a single integer" : "a single float", &ft);
     HT_H5CHECK(H5Aread(a, mem_type, out), ctx, what);
-    HT_H5CHECK(H5Sclose(sp), ctx, what);
     HT_H5CHECK(H5Tclose(ft), ctx, what);
     HT_H5CHECK(H5Aclose(a), ctx, what);
     return 1;
+}
+
+int h5u_all_data_stored(hid_t ds, const H5Ctx *ctx, const char *name) {
+    hid_t dcpl = HT_H5CHECK(H5Dget_create_plist(ds), ctx, name);
+    const H5D_layout_t layout = H5Pget_layout(dcpl);
+    int stored;
+    if (layout == H5D_CHUNKED) {
+        // H5Dget_space_status compares stored bytes with the logical size, which compression and
+        // partial edge chunks make differ: count the chunks instead.
+        hsize_t chunk[H5S_MAX_RANK], dims[H5S_MAX_RANK], n_stored = 0;
+        hid_t sp = HT_H5CHECK(H5Dget_space(ds), ctx, name);
+        const int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), ctx, name);
+        HT_H5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), ctx, name);
+        HT_CHECK(HT_H5CHECK(H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk), ctx, name) == nd,
+                 "%s '%s': %s has chunks of another rank than its shape", ctx->kind, ctx->path, name);
+        double want = 1;
+        for (int d = 0; d < nd; d++) want *= (double)((dims[d] + chunk[d] - 1) / (chunk[d] ? chunk[d] : 1));
+        HT_H5CHECK(H5Dget_num_chunks(ds, sp, &n_stored), ctx, name);
+        HT_H5CHECK(H5Sclose(sp), ctx, name);
+        stored = (double)n_stored == want;
+    } else {
+        H5D_space_status_t status;
+        HT_H5CHECK(H5Dget_space_status(ds, &status), ctx, name);
+        stored = status == H5D_SPACE_STATUS_ALLOCATED;
+    }
+    HT_H5CHECK(H5Pclose(dcpl), ctx, name);
+    return stored;
 }
 
 int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name) {
@@ -132,7 +233,7 @@ int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name) {
     for (;;) {
         const char *slash = strchr(s, '/');
         size_t len = slash ? (size_t)(slash - name) : strlen(name);
-        snprintf(prefix, sizeof(prefix), "%.*s", (int)len, name);
+        XSNPRINTF(prefix, sizeof(prefix), "%.*s", (int)len, name);
         if (HT_H5CHECK(H5Lexists(f, prefix, H5P_DEFAULT), ctx, prefix) <= 0) return 0;
         if (!slash) return 1;
         s = slash + 1;

@@ -40,14 +40,30 @@ void h5u_write_attr(hid_t loc, const H5Ctx *ctx, const char *name, hid_t file_ty
                     const void *value);
 void h5u_write_attr_str(hid_t loc, const H5Ctx *ctx, const char *name, const char *value);
 int h5u_has_attr(hid_t loc, const H5Ctx *ctx, const char *name);
-// Root attribute as a string, fixed or variable length (caller frees); NULL if absent.
+// Root attribute as a string, fixed or variable length (caller frees); NULL if absent. Fatal
+// unless it holds exactly one string (a scalar or a one-element array) of ASCII or UTF-8, of at
+// most H5U_MAX_STR bytes when fixed-length: "<kind> '<path>': attribute "format" must be a single
+// string, got a 64-element array".
+#define H5U_MAX_STR (16 << 20)
 char *h5u_read_attr_str(hid_t f, const H5Ctx *ctx, const char *name);
 // Numeric scalar root attribute of class cls into mem_type (HDF5 converts widths); 0 if absent.
+// Fatal unless it holds exactly one element of class cls (H5T_INTEGER or H5T_FLOAT).
 int h5u_read_attr_num(hid_t f, const H5Ctx *ctx, const char *name, H5T_class_t cls, hid_t mem_type,
                       void *out);
 
+// 1 if all of dataset ds's data is stored in the file (every chunk of a chunked dataset, the whole
+// extent of a contiguous one): a file can declare a huge shape and store nothing.
+int h5u_all_data_stored(hid_t ds, const H5Ctx *ctx, const char *name);
 // 1 if every link along the absolute path `name` exists (H5Lexists wants existing parents).
 int h5u_path_exists(hid_t f, const H5Ctx *ctx, const char *name);
+// "integer", "float", "string", ...: a type class in messages.
+const char *h5u_class_name(H5T_class_t c);
+// A dataset's or attribute's type for messages: "float32", "int64", "uint8", "variable-length
+// string", "fixed-length string of 21 bytes", "compound", ...
+void h5u_describe_type(hid_t t, char *out, size_t n);
+// What a dataspace holds, for messages: "a scalar", "a 64-element array", "an array of shape
+// (2, 3)", "an empty (null) dataspace".
+void h5u_describe_space(hid_t sp, char *out, size_t n);
 // "(40, 26)" or "(40,)", as h5py prints shapes.
 void h5u_fmt_shape(char *out, size_t n, int ndim, const hsize_t *dims);
 

@@ -681,16 +681,19 @@ static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int n
     hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), c, name);
     hid_t t = HT_H5CHECK(H5Dget_type(ds), c, name);
     const int is_float = H5Tget_class(t) == H5T_FLOAT;
-    if (!is_float || (!any_float && H5Tget_size(t) != 4))
-        HT_FATAL("sample set '%s': %s has type %s%zu, but sample sets store float%s", s->path, name,
-                 is_float ? "float" : H5Tget_class(t) == H5T_INTEGER ? "int" : "non-numeric-",
-                 8 * H5Tget_size(t), any_float ? "" : "32");
+    if (!is_float || (!any_float && H5Tget_size(t) != 4)) {
+        char got[64];
+        h5u_describe_type(t, got, sizeof(got));
+        HT_FATAL("sample set '%s': %s has type %s, but sample sets store float%s", s->path, name, got,
+                 any_float ? "" : "32");
+    }
     HT_H5CHECK(H5Tclose(t), c, name);
     hid_t sp = HT_H5CHECK(H5Dget_space(ds), c, name);
     int nd = (int)HT_H5CHECK(H5Sget_simple_extent_ndims(sp), c, name);
     hsize_t dims[H5S_MAX_RANK];
     HT_H5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), c, name);
     HT_H5CHECK(H5Sclose(sp), c, name);
+    char exp_shape[96];
     int same = nd == ndim;
     for (int d = 0; same && d < nd; d++) same = want[d] == 0 || dims[d] == want[d];
     if (!same) {
@@ -702,6 +705,13 @@ static hid_t open_ds(const SampleSet *s, const H5Ctx *c, const char *name, int n
         HT_FATAL("sample set '%s': %s has shape %s but its target architecture needs %s", s->path, name,
                  got, exp);
     }
+    // Every network the shape declares must be stored: a declared (2^30, ...) with no data is a
+    // small file that would have the analyses read fill values for hours.
+    if (!h5u_all_data_stored(ds, c, name)) {
+        h5u_fmt_shape(exp_shape, sizeof(exp_shape), nd, dims);
+        HT_FATAL("sample set '%s': %s declares shape %s but not all of its data is stored in the file",
+                 s->path, name, exp_shape);
+    }
     if (got0) *got0 = nd > 0 ? dims[0] : 0;
     return ds;
 }
@@ -712,11 +722,37 @@ static herr_t count_links_cb(hid_t g, const char *name, const H5L_info_t *info, 
     return 0;
 }
 
+// The informational root attributes (all optional): checkpoint, step, seed, metrics_split and
+// metrics_images, each checked for what the analyses do with it.
+static void read_info_attrs(SampleSet *s, const H5Ctx *c) {
+    const hid_t f = s->file;
+    char *ck = h5u_read_attr_str(f, c, "checkpoint");
+    HT_CHECK(!ck || strlen(ck) < sizeof(s->checkpoint), "sample set '%s': attribute \"checkpoint\" must be "
+             "a path of at most %zu bytes, got %zu bytes", s->path, sizeof(s->checkpoint) - 1, strlen(ck));
+    XSNPRINTF(s->checkpoint, sizeof(s->checkpoint), "%s", ck ? ck : "");
+    free(ck);
+    h5u_read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
+    HT_CHECK(s->step >= 0, "sample set '%s': attribute \"step\" must be >= 0, got %lld", s->path,
+             (long long)s->step);
+    h5u_read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
+    char *split = h5u_read_attr_str(f, c, "metrics_split");
+    const char *sp = split ? split : "none";
+    HT_CHECK(!strcmp(sp, "val") || !strcmp(sp, "test") || !strcmp(sp, "none"), "sample set '%s': "
+             "attribute \"metrics_split\" must be \"val\", \"test\" or \"none\", got \"%.40s\"", s->path, sp);
+    XSNPRINTF(s->metrics_split, sizeof(s->metrics_split), "%s", sp);
+    free(split);
+    long long images = 0;
+    h5u_read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_LLONG, &images);
+    HT_CHECK(images >= 0 && images <= INT32_MAX, "sample set '%s': attribute \"metrics_images\" must be "
+             "0 to %d, got %lld", s->path, INT32_MAX, images);
+    s->metrics_images = (int)images;
+}
+
 void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     HT_CHECK(path, "sampleset_open: path is NULL");
     memset(s, 0, sizeof(*s));
     HT_CHECK(strlen(path) < sizeof(s->path), "sample set path '%s' is too long", path);
-    snprintf(s->path, sizeof(s->path), "%s", path);
+    XSNPRINTF(s->path, sizeof(s->path), "%s", path);
     H5Quiet q;
     h5u_quiet(&q);
     H5Ctx cx = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
@@ -750,7 +786,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     char *job_json = h5u_read_attr_str(f, c, "job");
     if (!job_json) HT_FATAL("sample set '%s': missing root attribute \"job\" (the job JSON)", path);
     char what[HT_PATH_MAX + 32];
-    snprintf(what, sizeof(what), "%s (attribute \"job\")", path);
+    XSNPRINTF(what, sizeof(what), "%s (attribute \"job\")", path);
     job_from_json_string(&s->job, job_json, what);
     free(job_json);
     job_validate(&s->job);
@@ -764,7 +800,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     if (strcmp(desc, mine) != 0)
         HT_FATAL("sample set '%s': its attribute \"target_architecture\" [%s] does not match the "
                  "architecture of its stored job [%s]; the file was altered", path, desc, mine);
-    snprintf(s->arch_desc, sizeof(s->arch_desc), "%s", desc);
+    XSNPRINTF(s->arch_desc, sizeof(s->arch_desc), "%s", desc);
     free(desc);
     if (expect) {
         char want[1024];
@@ -778,16 +814,18 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     hsize_t want[H5S_MAX_RANK] = { 0, (hsize_t)s->job.z_dim }, n0;
     hid_t ds = open_ds(s, c, "/z", 2, want, 0, &n0);
     HT_H5CHECK(H5Dclose(ds), c, "/z");
+    // The analyses count networks in int (blocks, --n); a declared size beyond that is no sample set.
+    HT_CHECK(n0 >= 1 && n0 <= (hsize_t)INT32_MAX, "sample set '%s': /z must hold 1 to %d networks, "
+             "got %llu", path, INT32_MAX, (unsigned long long)n0);
     s->n = (long long)n0;
     s->z_dim = s->job.z_dim;
-    HT_CHECK(s->n >= 1, "sample set '%s': /z holds no networks", path);
     for (int l = 0; l < s->arch.n_layers; l++) {
         char name[64];
         int nd = kernel_dims(&s->arch, l, (hsize_t)s->n, want);
-        snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
         HT_H5CHECK(H5Dclose(open_ds(s, c, name, nd, want, 0, NULL)), c, name);
         want[1] = (hsize_t)s->arch.layers[l].filters;
-        snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/bias", l + 1);
         HT_H5CHECK(H5Dclose(open_ds(s, c, name, 2, want, 0, NULL)), c, name);
     }
     int n_links = 0;
@@ -798,15 +836,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
         HT_FATAL("sample set '%s': /weights holds %d entries but its target architecture has %d layers",
                  path, n_links, s->arch.n_layers);
 
-    char *ck = h5u_read_attr_str(f, c, "checkpoint");
-    snprintf(s->checkpoint, sizeof(s->checkpoint), "%s", ck ? ck : "");
-    free(ck);
-    h5u_read_attr_num(f, c, "step", H5T_INTEGER, H5T_NATIVE_INT64, &s->step);
-    h5u_read_attr_num(f, c, "seed", H5T_INTEGER, H5T_NATIVE_UINT64, &s->seed);
-    char *split = h5u_read_attr_str(f, c, "metrics_split");
-    snprintf(s->metrics_split, sizeof(s->metrics_split), "%s", split ? split : "none");
-    free(split);
-    h5u_read_attr_num(f, c, "metrics_images", H5T_INTEGER, H5T_NATIVE_INT, &s->metrics_images);
+    read_info_attrs(s, c);
     h5u_restore(&q);
 }
 
@@ -838,11 +868,11 @@ void sampleset_read_layer(const SampleSet *s, int l, long long start, int n, flo
     const TargetLayer *L = &s->arch.layers[l];
     float *k = XALLOC_FLOATS((size_t)n * L->fan_in * L->filters), *b = XALLOC_FLOATS((size_t)n * L->filters);
     char name[64];
-    snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
+    XSNPRINTF(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
     hid_t ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, k, 0);
     HT_H5CHECK(H5Dclose(ds), &c, name);
-    snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
+    XSNPRINTF(name, sizeof(name), "/weights/layer%d/bias", l + 1);
     ds = HT_H5CHECK(H5Dopen2(s->file, name, H5P_DEFAULT), &c, name);
     rows_io(ds, &c, name, H5T_NATIVE_FLOAT, start, n, b, 0);
     HT_H5CHECK(H5Dclose(ds), &c, name);
@@ -882,7 +912,7 @@ int sampleset_read_metric(const SampleSet *s, const char *name, long long start,
     h5u_quiet(&q);
     H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
     char full[96];
-    snprintf(full, sizeof(full), "/metrics/%s", name);
+    XSNPRINTF(full, sizeof(full), "/metrics/%s", name);
     if (!h5u_path_exists(s->file, &c, full)) { h5u_restore(&q); return 0; }
     hsize_t want[1] = { (hsize_t)s->n };
     hid_t ds = open_ds(s, &c, full, 1, want, 1, NULL);
