@@ -104,6 +104,18 @@ static void out_dir_of(const Cli *cli, const Job *job, char *out, size_t n) {
 }
 
 // --help and --version end the process here; under mpirun every rank must finalize MPI first.
+// The value of an option that takes one: the next argument, which must exist and must not look
+// like another option ("--out --print-job" would otherwise train into a directory "--print-job").
+static const char *option_value(int argc, char **argv, int *i, const char *need) {
+    const char *opt = argv[*i];
+    HT_CHECK(*i + 1 < argc, "%s needs %s", opt, need);
+    const char *v = argv[*i + 1];
+    HT_CHECK(strncmp(v, "--", 2) != 0, "%s needs %s, got the option '%s' (a value that starts with "
+             "'--' must be written as ./--...)", opt, need, v);
+    (*i)++;
+    return v;
+}
+
 static void parse_args(Cli *cli, int argc, char **argv, Comm *comm) {
     memset(cli, 0, sizeof(*cli));
     for (int i = 1; i < argc; i++) {
@@ -112,13 +124,16 @@ static void parse_args(Cli *cli, int argc, char **argv, Comm *comm) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); comm_finalize(comm); exit(0); }
         else if (!strcmp(a, "--version")) { printf("hypertrain %s\n", HT_VERSION); comm_finalize(comm); exit(0); }
         else if (!strcmp(a, "--set")) {
-            HT_CHECK(has_next, "--set needs KEY=VALUE");
             HT_CHECK(cli->n_sets < 256, "too many --set options (max 256)");
-            cli->sets[cli->n_sets++] = argv[++i];
-        } else if (!strcmp(a, "--out")) { HT_CHECK(has_next, "--out needs a directory"); cli->out = argv[++i]; }
-        else if (!strcmp(a, "--data")) { HT_CHECK(has_next, "--data needs a directory"); cli->data = argv[++i]; }
-        else if (!strcmp(a, "--threads")) { HT_CHECK(has_next, "--threads needs a number"); cli->threads = argv[++i]; }
-        else if (!strcmp(a, "--device")) { HT_CHECK(has_next, "--device needs cpu, cuda or auto"); cli->device = argv[++i]; }
+            cli->sets[cli->n_sets++] = option_value(argc, argv, &i, "KEY=VALUE");
+        } else if (!strcmp(a, "--out")) cli->out = option_value(argc, argv, &i, "a directory");
+        else if (!strcmp(a, "--data")) cli->data = option_value(argc, argv, &i, "a directory");
+        else if (!strcmp(a, "--threads")) cli->threads = option_value(argc, argv, &i, "a number");
+        else if (!strcmp(a, "--device")) {
+            const char *d = cli->device = option_value(argc, argv, &i, "cpu, cuda or auto");
+            HT_CHECK(!strcmp(d, "cpu") || !strcmp(d, "cuda") || !strcmp(d, "auto"),
+                     "--device must be cpu, cuda or auto (got '%s')", d);
+        }
         else if (!strcmp(a, "--resume")) cli->resume = has_next && names_checkpoint(argv[i + 1]) ? argv[++i] : "";
         else if (!strncmp(a, "--resume=", 9)) {
             HT_CHECK(a[9], "--resume= needs a checkpoint path (or use --resume alone for the latest)");
@@ -126,7 +141,7 @@ static void parse_args(Cli *cli, int argc, char **argv, Comm *comm) {
         } else if (!strcmp(a, "--branch")) cli->branch = 1;
         else if (!strcmp(a, "--print-job")) cli->print_job = 1;
         else if (!strcmp(a, "--quiet")) cli->quiet = 1;
-        else if (a[0] == '-') { usage(stderr); HT_FATAL("unknown option '%s' (see --help)", a); }
+        else if (a[0] == '-') HT_FATAL("unknown option '%s' (see --help)", a);
         else {
             HT_CHECK(!cli->job_file, "more than one job file given ('%s' and '%s')", cli->job_file, a);
             cli->job_file = a;

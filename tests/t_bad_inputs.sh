@@ -6,8 +6,8 @@
 #   bad NAME STATUS REGEX -- COMMAND...
 # NAME: a short identifier; STATUS: the expected exit status (1 for errors); REGEX: an extended
 # regular expression that the command's stderr must match (name the file, key or value and what
-# was expected). Case files run in a scratch directory $W (cd'd into it); they may prepare files
-# there before calling bad. Available: $HT (./hypertrain), $HA (./hyperanalyze), $ROOT (the
+# was expected). Case files run in a scratch directory $W (cd'd into it), one after the other, so each uses
+# names of its own there; they may prepare files there before calling bad. Available: $HT (./hypertrain), $HA (./hyperanalyze), $ROOT (the
 # repository), $DATA (MNIST, may be absent: use need_mnist), make_ckpt DIR (a small valid run
 # directory with checkpoints at steps 2 and 4 of the tiny job; needs MNIST).
 #

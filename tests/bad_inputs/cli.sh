@@ -6,12 +6,12 @@ bad threads_not_a_number 1 'key "threads": expected an integer in \[0, 4096\], g
 bad threads_too_many 1 'key "threads": expected an integer in \[0, 4096\], got 99999' -- "$HT" --print-job --threads 99999
 bad threads_negative 1 'key "threads": expected an integer in \[0, 4096\], got -3' -- "$HT" --print-job --threads -3
 bad two_job_files 1 "more than one job file given \('a.json' and 'b.json'\)" -- "$HT" a.json b.json --print-job
-# --device is checked when the run starts (the toy task needs no data); the job is printed first
-# and the run directory created (outside $W)
-RUNS=$(mktemp -d /tmp/ht_bad_runs_XXXXXX)
+# --device is checked with the other options, before anything is printed or created
 bad device_unknown 1 "^hypertrain: error: --device must be cpu, cuda or auto \(got 'gpu'\)$" -- \
-  "$HT" --device gpu --set task=toy --set steps=1 --out "$RUNS/dev" --quiet
-rm -rf "$RUNS"
-# an unknown option prints the usage before the message (several lines: main.c's choice)
-allow_multiline
+  "$HT" --device gpu --print-job
 bad unknown_option 1 "^hypertrain: error: unknown option '--frob' \(see --help\)$" -- "$HT" --frob
+# an option in place of a value: "--out --print-job" once trained into a directory "--print-job"
+bad out_value_is_option 1 "^hypertrain: error: --out needs a directory, got the option '--print-job'" -- \
+  "$HT" --out --print-job
+bad set_value_is_option 1 "^hypertrain: error: --set needs KEY=VALUE, got the option '--quiet'" -- \
+  "$HT" --set --quiet --print-job

@@ -6,8 +6,8 @@ if ! "$PY" -c "import h5py, numpy" 2>/dev/null; then
   echo "  SKIPPED (no h5py): the HDF5 cases"; skips=$((skips+1)); return 0
 fi
 need_mnist "the HDF5 cases (a valid checkpoint is trained first)" || return 0
-make_ckpt run || return 0
-CK=run/ckpt_00000004.h5
+make_ckpt h5run || return 0
+CK=h5run/ckpt_00000004.h5
 craft() { "$PY" "$ROOT/tests/craft_h5.py" "$1" "$2" "$3"; }
 
 # Checkpoints, read by --resume (the job attribute) and by `hypertrain sample` (the job, then the
