@@ -133,7 +133,7 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
     ResultFile r;
     result_create(&r, cli->out);
     const hid_t f = (hid_t)r.file;
-    char desc[1024];
+    char desc[SAMPLE_ARCH_DESC_MAX];
     sample_arch_desc(a, desc, sizeof(desc));
     char *json = job_to_json(job);
     result_attr_str(&r, "/", "format", HT_SAMPLES_FORMAT);

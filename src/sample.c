@@ -147,18 +147,18 @@ void sample_draw_z(uint64_t seed, long long i, int z_dim, float *z) {
 }
 
 void sample_arch_desc(const TargetArch *a, char *out, size_t n) {
-    size_t k = (size_t)snprintf(out, n, "input %dx%dx%d", a->in_h, a->in_w, a->in_c);
-    for (int i = 0; i < a->n_ops && k < n; i++) {
+    size_t k = (size_t)XSNPRINTF(out, n, "input %dx%dx%d", a->in_h, a->in_w, a->in_c);
+    for (int i = 0; i < a->n_ops; i++) {
         const TargetOp *op = &a->ops[i];
         switch (op->type) {
         case OP_CONV:
-            k += (size_t)snprintf(out + k, n - k, " | conv %dx%dx%d->%d", op->kernel, op->kernel, op->in_c, op->out_c);
+            k += (size_t)XSNPRINTF(out + k, n - k, " | conv %dx%dx%d->%d", op->kernel, op->kernel, op->in_c, op->out_c);
             break;
         case OP_FC:
-            k += (size_t)snprintf(out + k, n - k, " | fc %d->%d", op->in_h * op->in_w * op->in_c, op->out_c);
+            k += (size_t)XSNPRINTF(out + k, n - k, " | fc %d->%d", op->in_h * op->in_w * op->in_c, op->out_c);
             break;
-        case OP_RELU: k += (size_t)snprintf(out + k, n - k, " | relu"); break;
-        case OP_MAXPOOL: k += (size_t)snprintf(out + k, n - k, " | maxpool %d", op->kernel); break;
+        case OP_RELU: k += (size_t)XSNPRINTF(out + k, n - k, " | relu"); break;
+        case OP_MAXPOOL: k += (size_t)XSNPRINTF(out + k, n - k, " | maxpool %d", op->kernel); break;
         }
     }
 }
@@ -328,7 +328,7 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     memset(w, 0, sizeof(*w));
     const TargetArch *a = &m->tarch;
     w->a = a;
-    snprintf(w->path, sizeof(w->path), "%s", cli->out);
+    XSNPRINTF(w->path, sizeof(w->path), "%s", cli->out);
     make_tmp_name(w->tmp, sizeof(w->tmp), cli->out);
     w->ctx = (H5Ctx){ .path = w->path, .kind = "sample set", .writing = 1, .on_error = remove_tmp_now };
     const H5Ctx *c = &w->ctx;
@@ -339,7 +339,7 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     h5u_quiet(&w->quiet);
     w->file = HT_H5CHECK(H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), c, w->tmp);
 
-    char desc[1024];
+    char desc[SAMPLE_ARCH_DESC_MAX];
     sample_arch_desc(a, desc, sizeof(desc));
     char *sha = file_sha256(cli->checkpoint);
     h5u_write_attr_str(w->file, c, "format", HT_SAMPLES_FORMAT);
@@ -370,7 +370,7 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
         const TargetLayer *L = &a->layers[l];
         const TargetOp *op = &a->ops[L->op];
         char g[64], name[96];
-        snprintf(g, sizeof(g), "/weights/layer%d", l + 1);
+        XSNPRINTF(g, sizeof(g), "/weights/layer%d", l + 1);
         h5u_create_group(w->file, c, g);
         hid_t gid = HT_H5CHECK(H5Gopen2(w->file, g, H5P_DEFAULT), c, g);
         h5u_write_attr_str(gid, c, "type", op->type == OP_CONV ? "conv" : "fc");
@@ -381,10 +381,10 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
         attr_i64(gid, c, "flat_offset", (int64_t)L->offset);
         HT_H5CHECK(H5Gclose(gid), c, g);
         int nd = kernel_dims(a, l, (hsize_t)N, dims);
-        snprintf(name, sizeof(name), "%s/kernel", g);
+        XSNPRINTF(name, sizeof(name), "%s/kernel", g);
         w->kern[l] = create_ds(w, name, nd, dims, H5T_IEEE_F32LE, cli->batch, cli->gzip);
         dims[1] = (hsize_t)L->filters;
-        snprintf(name, sizeof(name), "%s/bias", g);
+        XSNPRINTF(name, sizeof(name), "%s/bias", g);
         w->bias[l] = create_ds(w, name, 2, dims, H5T_IEEE_F32LE, cli->batch, cli->gzip);
         if (L->size > max_layer) max_layer = L->size;
     }
@@ -411,9 +411,9 @@ static void writer_block(Writer *w, long long start, int n, const float *all, co
         const TargetLayer *L = &w->a->layers[l];
         sample_layer_to_natural(L, n, all + L->offset, w->a->n_weights, w->kbuf, w->bbuf);
         char name[64];
-        snprintf(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/kernel", l + 1);
         rows_io(w->kern[l], c, name, H5T_NATIVE_FLOAT, start, n, w->kbuf, 1);
-        snprintf(name, sizeof(name), "/weights/layer%d/bias", l + 1);
+        XSNPRINTF(name, sizeof(name), "/weights/layer%d/bias", l + 1);
         rows_io(w->bias[l], c, name, H5T_NATIVE_FLOAT, start, n, w->bbuf, 1);
     }
     if (acc) {
@@ -572,7 +572,7 @@ int sample_main(Comm *comm, int argc, char **argv) {
     Writer w;
     if (root) writer_open(&w, &cli, &m, job_json, &meta);
     if (root && !cli.quiet) {
-        char desc[1024];
+        char desc[SAMPLE_ARCH_DESC_MAX];
         sample_arch_desc(a, desc, sizeof(desc));
         printf("sample: %lld networks of %zu weights from %s (step %lld) -> %s\n  target: %s\n"
                "  seed %llu, blocks of %d, %d rank(s) x %d thread(s), metrics: %s",
@@ -793,7 +793,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     HT_CHECK(s->job.task == TASK_MNIST, "sample set '%s': its job is a toy-task job, which has no "
              "target network", path);
     arch_build_target(&s->arch, &s->job);
-    char mine[1024];
+    char mine[SAMPLE_ARCH_DESC_MAX];
     sample_arch_desc(&s->arch, mine, sizeof(mine));
     char *desc = h5u_read_attr_str(f, c, "target_architecture");
     if (!desc) HT_FATAL("sample set '%s': missing root attribute \"target_architecture\"", path);
@@ -803,7 +803,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     XSNPRINTF(s->arch_desc, sizeof(s->arch_desc), "%s", desc);
     free(desc);
     if (expect) {
-        char want[1024];
+        char want[SAMPLE_ARCH_DESC_MAX];
         sample_arch_desc(expect, want, sizeof(want));
         if (strcmp(want, s->arch_desc) != 0)
             HT_FATAL("'%s' is a sample set from another target architecture: it holds networks of [%s], "
@@ -928,7 +928,7 @@ int sampleset_read_metric(const SampleSet *s, const char *name, long long start,
 void result_create(ResultFile *r, const char *path) {
     memset(r, 0, sizeof(*r));
     HT_CHECK(path && strlen(path) < sizeof(r->path), "result file path is missing or too long");
-    snprintf(r->path, sizeof(r->path), "%s", path);
+    XSNPRINTF(r->path, sizeof(r->path), "%s", path);
     make_tmp_name(r->tmp, sizeof(r->tmp), path);
     int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) HT_FATAL("cannot write result file '%s': %s (creating '%s')", path, strerror(errno), r->tmp);

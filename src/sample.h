@@ -39,6 +39,8 @@ void sample_draw_z(uint64_t seed, long long i, int z_dim, float *z);
 // One line describing the target network's structure (no hypernetwork details), e.g.
 // "input 28x28x1 | conv 5x5x1->32 | relu | maxpool 2 | ... | fc 8->10". Stored in every
 // sample set as the attribute "target_architecture" and compared when a set is opened.
+// Room for the description of any architecture: HT_MAX_OPS ops of at most ~50 characters each.
+#define SAMPLE_ARCH_DESC_MAX 2048
 void sample_arch_desc(const TargetArch *a, char *out, size_t n);
 
 // Flat layer block <-> natural layout for n networks. flat: network b's layer starts at
@@ -58,7 +60,7 @@ typedef struct {
     int z_dim;
     Job job;                 // the job stored in the set (the checkpoint's)
     TargetArch arch;         // built from job
-    char arch_desc[1024];    // the "target_architecture" attribute
+    char arch_desc[SAMPLE_ARCH_DESC_MAX]; // the "target_architecture" attribute
     char checkpoint[HT_PATH_MAX];
     int64_t step;            // training steps of the checkpoint
     uint64_t seed;           // seed of the z draws
