@@ -112,31 +112,30 @@ float *ht_alloc_floats(size_t n, const char *file, int line) {
     return p;
 }
 
-// Formats the caller's description of what is being sized (a printf format and its arguments).
-static void describe(char *out, size_t n, const char *fmt, va_list ap) {
-    if (vsnprintf(out, n, fmt, ap) < 0) out[0] = '\0';
+// The fatal error of a checked size operation: the caller's description of what is being sized
+// (a printf format and its arguments), the operands, and which operation overflowed.
+static void __attribute__((noreturn)) size_overflow(const char *file, int line, size_t a, const char *op,
+                                                    size_t b, const char *result, const char *what,
+                                                    va_list ap) {
+    char msg[512];
+    if (vsnprintf(msg, sizeof(msg), what, ap) < 0) msg[0] = '\0';
+    ht_fatal(file, line, "%s: %zu %s %zu is too large (the %s overflows 64 bits)", msg, a, op, b, result);
 }
 
 size_t ht_mul_size(const char *file, int line, size_t a, size_t b, const char *what, ...) {
     size_t r;
     if (!__builtin_mul_overflow(a, b, &r)) return r;
-    char msg[512];
     va_list ap;
     va_start(ap, what);
-    describe(msg, sizeof(msg), what, ap);
-    va_end(ap);
-    ht_fatal(file, line, "%s: %zu x %zu is too large (the product overflows 64 bits)", msg, a, b);
+    size_overflow(file, line, a, "x", b, "product", what, ap);
 }
 
 size_t ht_add_size(const char *file, int line, size_t a, size_t b, const char *what, ...) {
     size_t r;
     if (!__builtin_add_overflow(a, b, &r)) return r;
-    char msg[512];
     va_list ap;
     va_start(ap, what);
-    describe(msg, sizeof(msg), what, ap);
-    va_end(ap);
-    ht_fatal(file, line, "%s: %zu + %zu is too large (the sum overflows 64 bits)", msg, a, b);
+    size_overflow(file, line, a, "+", b, "sum", what, ap);
 }
 
 size_t ht_phys_memory_bytes(void) {
@@ -152,7 +151,7 @@ void ht_check_memory(const char *file, int line, size_t bytes, const char *what,
     char msg[512];
     va_list ap;
     va_start(ap, what);
-    describe(msg, sizeof(msg), what, ap);
+    if (vsnprintf(msg, sizeof(msg), what, ap) < 0) msg[0] = '\0';
     va_end(ap);
     const double gib = 1024.0 * 1024.0 * 1024.0;
     ht_fatal(file, line, "%s needs %.1f GiB, more than the %.1f GiB of memory of this machine",
