@@ -79,6 +79,10 @@ ifeq ($(CUDA),1)
   endif
   CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
   NVCC ?= $(CUDA_HOME)/bin/nvcc
+  # The directory with cuda_runtime.h, for the C files (nvcc finds its own through nvcc.profile):
+  # include/ in a standard toolkit, targets/<arch>/include where include/ is not linked to it.
+  CUDA_INC ?= $(or $(patsubst %/cuda_runtime.h,%,$(firstword $(wildcard $(CUDA_HOME)/include/cuda_runtime.h \
+                 $(CUDA_HOME)/targets/*/include/cuda_runtime.h))),$(CUDA_HOME)/include)
   # sm_90 and sm_80 machine code, plus compute_90 PTX that the driver JIT-compiles on newer GPUs.
   CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
                -gencode arch=compute_90,code=compute_90
@@ -100,10 +104,10 @@ ifeq ($(CUDA),1)
     NCCL_LINK := $(if $(filter %/libnccl.so,$(NCCL_SYSLIB)),-lnccl,$(if $(NCCL_SYSLIB),-l:libnccl.so.2,-lnccl))
   endif
   NCCL_CFLAGS ?= $(if $(wildcard $(NCCL_HOME)/include/nccl.h),-I$(NCCL_HOME)/include,$(if \
-                   $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),,-Icuda/nccl_compat))
+                   $(wildcard $(CUDA_INC)/nccl.h /usr/include/nccl.h),,-Icuda/nccl_compat))
   NCCL_LIBS ?= $(NCCL_LINK)
   CUDA_LIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart $(NCCL_LIBS) -lstdc++
-  CFLAGS += -DHT_CUDA=1 -Icuda -I$(CUDA_HOME)/include $(NCCL_CFLAGS)
+  CFLAGS += -DHT_CUDA=1 -Icuda -I$(CUDA_INC) $(NCCL_CFLAGS)
   NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) --fmad=false -lineinfo -Xcompiler -Wall,-Wno-unused-function \
                -DHT_CUDA=1 -D_POSIX_C_SOURCE=200809L -Isrc -Impi -Icuda $(NCCL_CFLAGS) $(EXTRA_NVCCFLAGS)
   COMM_SRC += mpi/comm_nccl.c mpi/devsel.c
@@ -176,7 +180,7 @@ cuda-summary:
 .PHONY: cuda-config
 cuda-config:
 	@echo "NCCL_HOME=$(NCCL_HOME)"; echo "NCCL_CFLAGS=$(NCCL_CFLAGS)"; echo "NCCL_LIBS=$(NCCL_LIBS)"
-	@echo "CUDA_HOME=$(CUDA_HOME)"; echo "CUDA_ARCH=$(CUDA_ARCH)"
+	@echo "CUDA_HOME=$(CUDA_HOME)"; echo "CUDA_INC=$(CUDA_INC)"; echo "CUDA_ARCH=$(CUDA_ARCH)"
 # Objects remember the flags they were built with: a change of flags (CUDA_ARCH, MPI, ...)
 # rebuilds them instead of linking stale ones.
 CUDA_STAMP := $(BUILD)/.cuda-flags
