@@ -143,6 +143,10 @@ static void print_rows(const char *set, const CalibOut *o, const int64_t *sizes)
         printf("%s,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", set, (long long)sizes[si], o->T[si], b[UQ_ACC],
                b[UQ_NLL], b[UQ_ECE], a[UQ_ACC], a[UQ_NLL], a[UQ_ECE]);
     }
+    for (int si = 0; si < S; si++)
+        if (o->T[si] <= UQ_T_MIN * 1.0001 || o->T[si] >= UQ_T_MAX * 0.9999)
+            printf("# note: %s, size %lld: T = %g is at the end of the search range [%g, %g]: the validation NLL "
+                   "keeps falling beyond it\n", set, (long long)sizes[si], o->T[si], UQ_T_MIN, UQ_T_MAX);
     printf("%s,single,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", set, o->single_T, o->single_mean[0][UQ_ACC],
            o->single_mean[0][UQ_NLL], o->single_mean[0][UQ_ECE], o->single_mean[1][UQ_ACC], o->single_mean[1][UQ_NLL],
            o->single_mean[1][UQ_ECE]);
@@ -190,6 +194,8 @@ int cmd_calibrate(int argc, char **argv) {
     result_attr_i64(&r, "/", "test_images", dt.n);
     result_attr_i64(&r, "/", "members", o.M);
     result_attr_i64(&r, "/", "bins", o.bins);
+    result_attr_f64(&r, "/", "temperature_min", UQ_T_MIN);
+    result_attr_f64(&r, "/", "temperature_max", UQ_T_MAX);
     result_attr_str(&r, "/", "temperature", "fitted on the validation split only; applied to each member's logits "
                     "before averaging probabilities: p = mean_m softmax(z_m / T)");
     double *edges = XMALLOC_N((size_t)o.bins + 1, sizeof(double));
