@@ -75,6 +75,8 @@ static int parse(int argc, char **argv, CalOpts *o) {
 static void set_calib(const SampleSet *s, int M, const Dataset *val, const Dataset *test, const int64_t *sizes,
                       int S, int bins, const char *label, CalibOut *out) {
     const int C = s->arch.classes;
+    HT_CHECK_MEMORY(XMUL(XMUL(M, (size_t)val->n + test->n, "networks x images"), C * sizeof(float), "logits"),
+                    "the logits of %d networks on %d + %d images", M, val->n, test->n);
     float *lv = XALLOC_FLOATS(XMUL(XMUL(M, val->n, "networks x images"), C, "logits"));
     float *lt = XALLOC_FLOATS(XMUL(XMUL(M, test->n, "networks x images"), C, "logits"));
     char what[96];

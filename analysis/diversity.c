@@ -31,7 +31,7 @@ static void usage(FILE *f) {
         "\n"
         "options:\n"
         "  --baseline DEEP.h5 a second sample set (the deep ensemble), same target architecture\n"
-        "  --members M        networks of each set (default 10; M (M-1)/2 pairs)\n"
+        "  --members M        networks of each set, 2 .. 4096 (default 10; M (M-1)/2 pairs)\n"
         "  --split val|test   images (default val)\n"
         "  --images N         the first N images of the split (default 1000)\n"
         "  --out FILE.h5      result file (default SAMPLES_diversity.h5 beside the set)\n"
@@ -56,7 +56,7 @@ static int parse(int argc, char **argv, DivOpts *o) {
         else if (!strcmp(a, "--out")) { o->out = v; i++; }
         else if (!strcmp(a, "--data")) { o->data = v; i++; }
         else if (!strcmp(a, "--job")) { o->job = v; i++; }
-        else if (!strcmp(a, "--members")) { if ((rc = an_long(CMD, a, v, 2, 1L << 16, &o->M))) return rc; i++; }
+        else if (!strcmp(a, "--members")) { if ((rc = an_long(CMD, a, v, 2, 4096, &o->M))) return rc; i++; }
         else if (!strcmp(a, "--images")) { if ((rc = an_long(CMD, a, v, 1, 1L << 24, &o->images))) return rc; i++; }
         else if (!strcmp(a, "--threads")) { if ((rc = an_long(CMD, a, v, 1, 4096, &o->threads))) return rc; i++; }
         else if (a[0] == '-') return ha_usage_error(CMD, "unknown option '%s'", a);
@@ -70,7 +70,9 @@ static int parse(int argc, char **argv, DivOpts *o) {
 // Diversity of networks [0, M) of s on the images of d.
 static void set_diversity(const SampleSet *s, int M, const Dataset *d, const char *label, DiversityOut *out) {
     const int C = s->arch.classes;
-    float *logits = XALLOC_FLOATS(XMUL(XMUL(M, d->n, "networks x images"), C, "logits"));
+    const size_t nl = XMUL(XMUL(M, d->n, "networks x images"), C, "logits");
+    HT_CHECK_MEMORY(nl * sizeof(float), "the logits of %d networks on %d images", M, d->n);
+    float *logits = XALLOC_FLOATS(nl);
     uq_logits(s, 0, M, d->images, d->n, logits, label);
     const DiversityIn in = { logits, d->labels, M, d->n, C };
     diversity_compute(&in, out);

@@ -115,7 +115,9 @@ static void set_shift(const SampleSet *s, int M, const Dataset *d, const double 
     const TargetArch *a = &s->arch;
     const size_t isz = (size_t)a->in_size;
     float *rot = XALLOC_FLOATS(XMUL(d->n, isz, "images x pixels"));
-    float *logits = XALLOC_FLOATS(XMUL(XMUL(M, d->n, "networks x images"), a->classes, "logits"));
+    const size_t nl = XMUL(XMUL(M, d->n, "networks x images"), a->classes, "logits");
+    HT_CHECK_MEMORY(nl * sizeof(float), "the logits of %d networks on %d images", M, d->n);
+    float *logits = XALLOC_FLOATS(nl);
     for (int k = 0; k < A; k++) {
         for (int i = 0; i < d->n; i++)
             image_rotate(d->images + (size_t)i * isz, a->in_h, a->in_w, a->in_c, angles[k], rot + (size_t)i * isz);

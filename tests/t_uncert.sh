@@ -114,7 +114,7 @@ expect_fail "bad --angles (step 0)" 2 "--angles: expected A:B:S .* got '0:180:0'
 expect_fail "bad --angles (text)" 2 "--angles: expected .* got '0,ninety'" $HA shift "$T/s.h5" --angles 0,ninety
 expect_fail "bad --angles (out of range)" 2 "got '0:720:90'" $HA shift "$T/s.h5" --angles 0:720:90
 expect_fail "bad --split" 2 "--split: expected val or test, got 'train'" $HA diversity "$T/s.h5" --split train
-expect_fail "--members 1 for diversity" 2 "--members: expected an integer in \[2, " $HA diversity "$T/s.h5" --members 1
+expect_fail "--members 1 for diversity" 2 "--members: expected an integer in \[2, 4096\]" $HA diversity "$T/s.h5" --members 1
 expect_fail "unknown option" 2 "unknown option '--temperature'" $HA calibrate "$T/s.h5" --temperature 2
 expect_fail "option without its value" 2 "--bins needs a value" $HA calibrate "$T/s.h5" --bins
 cp "$T/div.h5" "$T/keep.h5"
