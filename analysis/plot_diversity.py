@@ -21,7 +21,7 @@ import resultfile  # noqa: E402
 def main(argv):
     files, out, labels = ul.parse_args(argv, __doc__, "diversity.png")
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
-    c = 0
+    c, kls = 0, []
     for j, path in enumerate(files):
         r = resultfile.load(path, "diversity")
         for which in ul.SETS:
@@ -32,9 +32,11 @@ def main(argv):
             ok = np.isfinite(nd)
             ax[0].scatter(pe[ok], nd[ok], s=10, alpha=0.6, color=f"C{c}",
                           label=f"{name}: {len(pe)} pairs, mean {np.nanmean(nd):.2f}")
-            kl = r.data[f"{which}/kl_sym"]
-            ax[1].hist(kl, bins=30, histtype="step", color=f"C{c}", label=f"{name}: mean {kl.mean():.3f}")
+            kls.append((r.data[f"{which}/kl_sym"], name, f"C{c}"))
             c += 1
+    bins = np.linspace(0, max(float(k.max()) for k, _, _ in kls) * 1.001 + 1e-12, 40)   # shared by the sets
+    for kl, name, col in kls:
+        ax[1].hist(kl, bins=bins, histtype="step", color=col, label=f"{name}: mean {kl.mean():.3f}")
     ax[0].axhline(2.0, color="grey", ls=":", label="upper bound (errors never shared)")
     ax[0].axhline(0.0, color="grey", ls="--", lw=0.8)
     ax[0].set_xlabel("pair error (e_i + e_j) / 2")
