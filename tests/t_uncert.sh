@@ -13,6 +13,7 @@
 #   3. calibrate: the fitted T of every size is a minimum of the validation NLL on a numpy grid,
 #      validation NLL never rises, test accuracy/NLL/ECE before and after equal numpy's,
 #      reliability counts sum to the test images;
+#      every dataset is the same with 1 and 2 threads;
 #   4. bad input: missing set, a checkpoint as --baseline, a baseline of another architecture,
 #      too few networks, bad --angles / --split / --members / options: exit 1 or 2, one line, and
 #      an existing --out file unchanged;
@@ -96,6 +97,17 @@ run calibrate $HA calibrate "$T/s.h5" --baseline "$T/b.h5" --members 4 --val-ima
 check calibrate "$T/cal.h5"
 if [ "$(grep -c '^generated,' "$T/calibrate.out")" = 4 ] && [ "$(grep -c '^baseline,' "$T/calibrate.out")" = 4 ]; then
   pass "calibrate prints sizes 1, 2, 4 and 'single' for each set"; else fail "calibrate stdout:"; sed 's/^/      /' "$T/calibrate.out"; fi
+
+run calibrate_1thread $HA calibrate "$T/s.h5" --baseline "$T/b.h5" --members 4 --val-images 300 --test-images 300 --data "$DATA" --threads 1 --out "$T/cal1.h5"
+if "$PY" - "$T/cal.h5" "$T/cal1.h5" <<'EOF2'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+bad = [n for n in names if not np.array_equal(a[n][...], b[n][...], equal_nan=True)]
+assert len(names) > 20 and not bad, bad
+EOF2
+then pass "calibrate: every dataset identical with 1 and 2 threads"; else fail "calibrate differs between 1 and 2 threads"; fi
 
 echo "4. bad input"
 expect_fail "missing sample set" 1 "cannot open sample set '$T/none.h5'" $HA diversity "$T/none.h5" --data "$DATA"
