@@ -22,7 +22,10 @@
     X(filters, "samples of one generated filter slice, for 5 x 5 image grids (Fig. 3)") \
     X(adversarial, "targeted fast gradient sign attacks on single networks and ensembles (Fig. 8)") \
     X(ood, "out-of-distribution detection (Fashion-MNIST): AUROC of entropy and mutual information") \
-    X(baseline, "train K target networks directly (a deep ensemble) and write them as a sample set")
+    X(baseline, "train K target networks directly (a deep ensemble) and write them as a sample set") \
+    X(diversity, "function-space diversity: pairwise disagreement, KL, disagreement/error vs error (Fort et al.)") \
+    X(shift, "rotated MNIST: accuracy, NLL, ECE against angle for single networks and ensembles") \
+    X(calibrate, "temperature scaling fitted on val: test ECE/NLL/accuracy before and after vs ensemble size")
 
 #define HA_DECLARE(name, summary) int cmd_##name(int argc, char **argv);
 HA_COMMANDS(HA_DECLARE)

@@ -400,3 +400,82 @@ void pca_free(Pca *p) {
     free(p->mean); free(p->components); free(p->variance); free(p->ratio); free(p->proj);
     memset(p, 0, sizeof(*p));
 }
+
+// ---- Function-space diversity, temperature scaling, dataset shift ----
+
+void metric_log_softmax_t(const float *z, int C, double T, double *out) {
+    double mx = -INFINITY;
+    for (int c = 0; c < C; c++) if (z[c] / T > mx) mx = z[c] / T;
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) sum += exp(z[c] / T - mx);
+    const double lse = mx + log(sum);
+    for (int c = 0; c < C; c++) out[c] = z[c] / T - lse;
+}
+
+void metric_softmax_t(const float *logits, int n, int C, double T, double *probs) {
+    for (int i = 0; i < n; i++) {
+        double *p = probs + (size_t)i * C;
+        metric_log_softmax_t(logits + (size_t)i * C, C, T, p);
+        for (int c = 0; c < C; c++) p[c] = exp(p[c]);
+    }
+}
+
+double metric_mean_kl_logits(const float *za, const float *zb, int n, int C) {
+    if (n <= 0) return NAN;
+    double *la = XMALLOC_N((size_t)2 * C, sizeof(double)), *lb = la + C;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        metric_log_softmax_t(za + (size_t)i * C, C, 1.0, la);
+        metric_log_softmax_t(zb + (size_t)i * C, C, 1.0, lb);
+        double kl = 0.0;
+        for (int c = 0; c < C; c++) kl += exp(la[c]) * (la[c] - lb[c]);
+        sum += kl;
+    }
+    free(la);
+    return sum / n;
+}
+
+double metric_disagreement_logits(const float *za, const float *zb, int n, int C) {
+    if (n <= 0) return NAN;
+    long long k = 0;
+    for (int i = 0; i < n; i++)
+        k += metric_argmax_f(za + (size_t)i * C, C) != metric_argmax_f(zb + (size_t)i * C, C);
+    return (double)k / n;
+}
+
+// cos and sin of an angle in degrees; exact for multiples of 90.
+static void cos_sin_deg(double degrees, double *c, double *s) {
+    const double r = fmod(degrees, 360.0);
+    const double q = r < 0 ? r + 360.0 : r;
+    if (q == 0.0) { *c = 1; *s = 0; }
+    else if (q == 90.0) { *c = 0; *s = 1; }
+    else if (q == 180.0) { *c = -1; *s = 0; }
+    else if (q == 270.0) { *c = 0; *s = -1; }
+    else { const double rad = q * 3.14159265358979323846 / 180.0; *c = cos(rad); *s = sin(rad); }
+}
+
+// in(y, x, ch) or 0 outside the image
+static inline float pixel_or_zero(const float *in, int h, int w, int c, long y, long x, int ch) {
+    return (y < 0 || y >= h || x < 0 || x >= w) ? 0.0f : in[((size_t)y * w + x) * c + ch];
+}
+
+void image_rotate(const float *in, int h, int w, int c, double degrees, float *out) {
+    double cs, sn;
+    cos_sin_deg(degrees, &cs, &sn);
+    const double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const double dx = x - cx, dy = y - cy;
+            const double sx = cx + cs * dx - sn * dy, sy = cy + sn * dx + cs * dy;   // source point
+            const double fx0 = floor(sx), fy0 = floor(sy);
+            const double fx = sx - fx0, fy = sy - fy0;
+            const long x0 = (long)fx0, y0 = (long)fy0;
+            for (int ch = 0; ch < c; ch++) {
+                const double v = (1 - fy) * ((1 - fx) * pixel_or_zero(in, h, w, c, y0, x0, ch) +
+                                             fx * pixel_or_zero(in, h, w, c, y0, x0 + 1, ch)) +
+                                 fy * ((1 - fx) * pixel_or_zero(in, h, w, c, y0 + 1, x0, ch) +
+                                       fx * pixel_or_zero(in, h, w, c, y0 + 1, x0 + 1, ch));
+                out[((size_t)y * w + x) * c + ch] = (float)v;
+            }
+        }
+}

@@ -84,4 +84,29 @@ typedef struct {
 int pca_fit(const float *X, int n, int d, int k, Pca *out);
 void pca_free(Pca *p);
 
+// ---- Function-space diversity, temperature scaling, dataset shift (hyperanalyze diversity,
+// shift, calibrate; analysis/uncert.h builds on these) ----
+
+// Log-softmax of one row of logits divided by the temperature T > 0, in double:
+// out[c] = z_c/T - log sum_k exp(z_k/T) (the maximum subtracted first, so no overflow).
+void metric_log_softmax_t(const float *z, int C, double T, double *out);
+
+// probs (n, C) = softmax(logits / T) of every row of logits (n, C).
+void metric_softmax_t(const float *logits, int n, int C, double T, double *probs);
+
+// Mean over the n rows of KL(p || q) = sum_c p_c (log p_c - log q_c) (natural log), with
+// p = softmax(za_i), q = softmax(zb_i) computed from the logits (T = 1) as log-softmax, so that a
+// probability that rounds to 0 in float32 never makes it infinite. za, zb (n, C).
+double metric_mean_kl_logits(const float *za, const float *zb, int n, int C);
+
+// Fraction of the n rows whose argmax (ties: lowest class) differs between za and zb (n, C).
+double metric_disagreement_logits(const float *za, const float *zb, int n, int C);
+
+// Rotation of one image (h, w, c), channels last, by `degrees` counterclockwise as displayed
+// (row 0 at the top), about the image centre ((w-1)/2, (h-1)/2), bilinear interpolation, zero
+// outside the image (inverse mapping: out(x, y) = in(R(-degrees) (x - cx, y - cy) + (cx, cy))
+// with y pointing down). Multiples of 90 degrees use exact cos/sin, so 0 degrees is the identity
+// and four rotations by 90 degrees are too, bit for bit. out must not alias in.
+void image_rotate(const float *in, int h, int w, int c, double degrees, float *out);
+
 #endif

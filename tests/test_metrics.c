@@ -8,9 +8,17 @@
 //   - subspace iteration (sym_eig_top) against Jacobi on a 300x300 PSD matrix
 //   - PCA recovers planted components (covariance path d <= n, and Gram path d > n), their
 //     variances and consistent projections
+//   - hyperanalyze diversity / shift / calibrate (analysis/uncert.c): disagreement and KL against
+//     hand values (identical networks: exactly 0), pair order and normalized disagreement; ECE of a
+//     perfectly calibrated synthetic table is 0 (and 0.4 for an overconfident one); the
+//     temperature fit recovers T = 2 and T = 0.5 from labels drawn from softmax(z / T); calib_compute
+//     on a tempered synthetic problem; shift_point by hand; image rotation: 0 and 4 x 90 degrees are
+//     the identity bit for bit, a single pixel lands where expected (90, 180, -90), bilinear weights
+//     at 45 degrees, zero fill
 // The test program includes analysis/metrics.c directly: test binaries link the library in src/
 // only, and metrics.c is part of hyperanalyze.
 #include "../analysis/metrics.c"
+#include "../analysis/uncert.c"
 
 #include <stdint.h>
 
@@ -274,6 +282,248 @@ static void test_pca(TestState *ts) {
             "bad sizes are refused (n < 2, k > min(n, d))");
 }
 
+// logits = log p of a probability table (n, C)
+static void log_table(const double *p, size_t n, float *z) {
+    for (size_t j = 0; j < n; j++) z[j] = (float)log(p[j]);
+}
+
+static void test_diversity(TestState *ts) {
+    printf("diversity: disagreement and KL of 3 networks on 4 images, 3 classes\n");
+    // network 0 and 1 identical; network 2 differs on images 1 and 3
+    const double p[3 * 4 * 3] = {
+        0.7, 0.2, 0.1,  0.1, 0.8, 0.1,  0.2, 0.2, 0.6,  0.5, 0.3, 0.2,
+        0.7, 0.2, 0.1,  0.1, 0.8, 0.1,  0.2, 0.2, 0.6,  0.5, 0.3, 0.2,
+        0.6, 0.3, 0.1,  0.1, 0.3, 0.6,  0.1, 0.1, 0.8,  0.2, 0.7, 0.1,
+    };
+    const uint8_t y[4] = {0, 1, 2, 1};
+    float z[36];
+    log_table(p, 36, z);
+    T_CHECK(ts, metric_disagreement_logits(z, z + 12, 4, 3) == 0.0 && metric_mean_kl_logits(z, z + 12, 4, 3) == 0.0,
+            "identical networks: disagreement 0 and KL 0 exactly");
+    double kl02 = 0.0, kl20 = 0.0;
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 3; c++) {
+            const double a = p[i * 3 + c], b = p[24 + i * 3 + c];
+            kl02 += a * log(a / b) / 4;
+            kl20 += b * log(b / a) / 4;
+        }
+    const double k = metric_mean_kl_logits(z, z + 24, 4, 3), kr = metric_mean_kl_logits(z + 24, z, 4, 3);
+    T_CHECK(ts, t_close(k, kl02, 1e-6, 0) && t_close(kr, kl20, 1e-6, 0) && fabs(k - kr) > 1e-3,
+            "KL(p0||p2) %.7f (hand %.7f), KL(p2||p0) %.7f (hand %.7f): not symmetric", k, kl02, kr, kl20);
+    const double dis = metric_disagreement_logits(z, z + 24, 4, 3);
+    T_CHECK(ts, dis == 0.5, "disagreement of networks 0 and 2: %.3f (hand: images 1 and 3 of 4 = 0.5)", dis);
+    DiversityIn in = { z, y, 3, 4, 3 };
+    DiversityOut o;
+    diversity_compute(&in, &o);
+    // errors: networks 0, 1 predict 0 1 2 0 (image 3 wrong: 1/4); network 2 predicts 0 2 2 1 (image 1 wrong)
+    T_CHECK(ts, o.P == 3 && o.pair_i[0] == 0 && o.pair_j[0] == 1 && o.pair_i[1] == 0 && o.pair_j[1] == 2 &&
+            o.pair_i[2] == 1 && o.pair_j[2] == 2, "pairs in order (0,1) (0,2) (1,2)");
+    T_CHECK(ts, o.error[0] == 0.25 && o.error[1] == 0.25 && o.error[2] == 0.25, "errors %.3f %.3f %.3f (hand 0.25 each)",
+            o.error[0], o.error[1], o.error[2]);
+    T_CHECK(ts, o.disagreement[0] == 0 && o.kl_sym[0] == 0 && o.disagreement[1] == 0.5 && o.disagreement[2] == 0.5,
+            "pair disagreements %.3f %.3f %.3f (hand 0, 0.5, 0.5)", o.disagreement[0], o.disagreement[1],
+            o.disagreement[2]);
+    T_CHECK(ts, t_close(o.kl_sym[1], 0.5 * (kl02 + kl20), 1e-6, 0) && t_close(o.kl_ij[2], kl02, 1e-6, 0) &&
+            t_close(o.kl_ji[2], kl20, 1e-6, 0), "kl_sym = (kl_ij + kl_ji)/2 = %.7f", o.kl_sym[1]);
+    T_CHECK(ts, o.norm_disagreement[1] == 2.0 && o.norm_disagreement[0] == 0.0 && t_close(o.ndis_mean, 4.0 / 3, 1e-12, 0),
+            "normalized disagreement 0.5 / 0.25 = %.3f; mean over pairs %.4f (hand 4/3)", o.norm_disagreement[1],
+            o.ndis_mean);
+    T_CHECK(ts, t_close(o.dis_mean, 1.0 / 3, 1e-12, 0) && t_close(o.err_mean, 0.25, 1e-12, 0),
+            "mean disagreement %.4f (1/3), mean error %.4f", o.dis_mean, o.err_mean);
+    diversity_free(&o);
+    // a pair of perfect networks: normalized disagreement undefined (NaN), left out of the mean
+    const uint8_t y0[4] = {0, 1, 2, 0};
+    DiversityIn in0 = { z, y0, 2, 4, 3 };
+    diversity_compute(&in0, &o);
+    T_CHECK(ts, o.error[0] == 0 && isnan(o.norm_disagreement[0]) && o.norm_pairs == 0,
+            "two perfect networks: normalized disagreement NaN, %lld pairs in its mean", o.norm_pairs);
+    diversity_free(&o);
+}
+
+static void test_ece_calibrated(TestState *ts) {
+    printf("ECE of synthetic tables\n");
+    // confidences 0.6, 0.7, 0.8, 0.9, 1.0, 10 images each, exactly 10 q of them right: calibrated
+    enum { L = 5, PER = 10, N = L * PER };
+    double p[N * 2];
+    uint8_t y[N];
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < PER; k++) {
+            const int i = l * PER + k;
+            const double q = 0.6 + 0.1 * l;
+            p[2 * i] = q;
+            p[2 * i + 1] = 1 - q;
+            y[i] = k < (int)lround(q * PER) ? 0 : 1;
+        }
+    const double ece = metric_ece(p, y, N, 2, 15, NULL, NULL, NULL);
+    T_CHECK(ts, fabs(ece) < 1e-12, "perfectly calibrated table: ECE %.2e (expected 0)", ece);
+    float z[N * 2];
+    double pz[N * 2];
+    for (int j = 0; j < 2 * N; j++) z[j] = (float)log(p[j] > 0 ? p[j] : 1e-30);
+    double sc[UQ_N_SCORES], rel[3 * 15] = {0};
+    uq_ensemble_scores(z, 1, N, 2, y, 1.0, 15, sc, rel);
+    double cnt = 0.0;
+    for (int b = 0; b < 15; b++) cnt += rel[b];
+    T_CHECK(ts, fabs(sc[UQ_ECE]) < 1e-6 && sc[UQ_ACC] == 0.8 && cnt == N,
+            "the same through logits (uq_ensemble_scores): ECE %.2e, accuracy %.3f, bin counts sum to %.0f",
+            sc[UQ_ECE], sc[UQ_ACC], cnt);
+    metric_softmax_t(z, N, 2, 1.0, pz);
+    T_CHECK(ts, t_close(pz[0], 0.6, 1e-7, 0) && t_close(pz[2 * N - 2], 1.0, 1e-7, 0), "softmax(log p) = p");
+    // overconfident: every confidence 0.9, half right -> ECE 0.4
+    for (int i = 0; i < N; i++) { p[2 * i] = 0.9; p[2 * i + 1] = 0.1; y[i] = i % 2; }
+    const double e2 = metric_ece(p, y, N, 2, 15, NULL, NULL, NULL);
+    T_CHECK(ts, t_close(e2, 0.4, 1e-12, 0), "confidence 0.9, half right: ECE %.6f (expected 0.4)", e2);
+}
+
+// n images, C classes: base logits z ~ N(0, 3^2), labels drawn from softmax(z / T0).
+static void tempered_problem(int n, int C, double T0, float *z, uint8_t *y) {
+    double *lp = XMALLOC_N((size_t)C, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < C; c++) z[(size_t)i * C + c] = (float)(3.0 * nrand());
+        metric_log_softmax_t(z + (size_t)i * C, C, T0, lp);
+        double u = urand(), acc = 0.0;
+        int lab = C - 1;
+        for (int c = 0; c < C; c++) { acc += exp(lp[c]); if (u < acc) { lab = c; break; } }
+        y[i] = (uint8_t)lab;
+    }
+    free(lp);
+}
+
+static void test_temperature(TestState *ts) {
+    printf("temperature fit on labels drawn from softmax(z / T0)\n");
+    enum { N = 20000, C = 10 };
+    float *z = XMALLOC_N((size_t)2 * N * C, sizeof(float));
+    uint8_t *y = XMALLOC_N(N, 1);
+    const double T0s[2] = {2.0, 0.5};
+    for (int k = 0; k < 2; k++) {
+        tempered_problem(N, C, T0s[k], z, y);
+        double nll;
+        const double T = uq_fit_temperature(z, 1, N, C, y, UQ_T_SINGLE, &nll);
+        T_CHECK(ts, fabs(T / T0s[k] - 1) < 0.05, "T0 = %.2f: fitted T = %.4f (within 5%%; %d images)", T0s[k], T, N);
+        const double lo = uq_nll_at(z, 1, N, C, y, T / 1.01, UQ_T_SINGLE), hi = uq_nll_at(z, 1, N, C, y, T * 1.01,
+                                                                                         UQ_T_SINGLE);
+        const double one = uq_nll_at(z, 1, N, C, y, 1.0, UQ_T_SINGLE);
+        T_CHECK(ts, nll <= lo && nll <= hi && nll < one, "NLL at T %.6f <= at T/1.01 %.6f and T*1.01 %.6f, < at 1 %.6f",
+                nll, lo, hi, one);
+        const double Te = uq_fit_temperature(z, 1, N, C, y, UQ_T_ENSEMBLE, NULL);
+        memcpy(z + (size_t)N * C, z, (size_t)N * C * sizeof(float));   // two identical members
+        const double T2 = uq_fit_temperature(z, 2, N, C, y, UQ_T_ENSEMBLE, NULL);
+        T_CHECK(ts, t_close(Te, T, 1e-6, 0) && t_close(T2, T, 1e-6, 0),
+                "ensemble mode: one member %.6f, two identical members %.6f, = single mode", Te, T2);
+    }
+    free(z);
+    free(y);
+}
+
+static void test_calib_compute(TestState *ts) {
+    printf("calib_compute: 4 noisy copies of an overconfident network (labels from softmax(z / 2))\n");
+    enum { NV = 4000, NT = 4000, C = 10, M = 4 };
+    float *base_v = XMALLOC_N((size_t)NV * C, sizeof(float)), *base_t = XMALLOC_N((size_t)NT * C, sizeof(float));
+    uint8_t yv[NV], yt[NT];
+    tempered_problem(NV, C, 2.0, base_v, yv);
+    tempered_problem(NT, C, 2.0, base_t, yt);
+    float *lv = XMALLOC_N((size_t)M * NV * C, sizeof(float)), *lt = XMALLOC_N((size_t)M * NT * C, sizeof(float));
+    for (int m = 0; m < M; m++) {   // members: the base logits plus small independent noise
+        for (size_t j = 0; j < (size_t)NV * C; j++) lv[(size_t)m * NV * C + j] = base_v[j] + (float)(0.3 * nrand());
+        for (size_t j = 0; j < (size_t)NT * C; j++) lt[(size_t)m * NT * C + j] = base_t[j] + (float)(0.3 * nrand());
+    }
+    const int64_t sizes[3] = {1, 2, 4};
+    CalibIn in = { lv, yv, NV, lt, yt, NT, M, C, 15, sizes, 3 };
+    CalibOut o;
+    calib_compute(&in, &o);
+    for (int si = 0; si < 3; si++) {
+        const double *b = o.test + si * UQ_N_SCORES, *a = o.test + (3 + si) * UQ_N_SCORES;
+        double cnt = 0.0;
+        for (int bb = 0; bb < 15; bb++) cnt += o.rel[((size_t)3 + si) * 3 * 15 + bb];
+        T_CHECK(ts, o.T[si] > 1.7 && o.T[si] < 2.4 && a[UQ_NLL] < b[UQ_NLL] && a[UQ_ECE] < b[UQ_ECE] &&
+                o.val_nll[3 + si] <= o.val_nll[si] && cnt == NT,
+                "size %lld: T %.3f (near 2), test NLL %.4f -> %.4f, ECE %.4f -> %.4f, val NLL %.4f -> %.4f, %.0f in bins",
+                (long long)sizes[si], o.T[si], b[UQ_NLL], a[UQ_NLL], b[UQ_ECE], a[UQ_ECE], o.val_nll[si],
+                o.val_nll[3 + si], cnt);
+    }
+    T_CHECK(ts, o.single_T > 1.7 && o.single_T < 2.4 && o.single_mean[1][UQ_NLL] < o.single_mean[0][UQ_NLL],
+            "single networks: shared T %.3f, mean test NLL %.4f -> %.4f", o.single_T, o.single_mean[0][UQ_NLL],
+            o.single_mean[1][UQ_NLL]);
+    calib_free(&o);
+    free(base_v); free(base_t); free(lv); free(lt);
+}
+
+static void test_shift_point(TestState *ts) {
+    printf("shift_point: 2 networks on 2 images\n");
+    // network 0 right on both images, network 1 wrong on image 1
+    const double p[2 * 2 * 2] = {0.8, 0.2, 0.3, 0.7,   0.6, 0.4, 0.9, 0.1};
+    const uint8_t y[2] = {0, 1};
+    float z[8];
+    log_table(p, 8, z);
+    ShiftPoint sp;
+    shift_point(z, 2, 2, 2, y, 15, &sp);
+    const double nll0 = -(log(0.8) + log(0.7)) / 2, nll1 = -(log(0.6) + log(0.1)) / 2;
+    const double ens_nll = -(log(0.7) + log(0.4)) / 2;   // mean probabilities (0.7, 0.3), (0.6, 0.4)
+    T_CHECK(ts, sp.single_mean[UQ_ACC] == 0.75 && sp.single_std[UQ_ACC] == 0.25,
+            "single accuracy mean %.3f std %.3f (hand 0.75, 0.25)", sp.single_mean[UQ_ACC], sp.single_std[UQ_ACC]);
+    T_CHECK(ts, t_close(sp.single_mean[UQ_NLL], (nll0 + nll1) / 2, 1e-6, 0) &&
+            t_close(sp.single_std[UQ_NLL], fabs(nll0 - nll1) / 2, 1e-6, 0),
+            "single NLL mean %.6f std %.6f (hand %.6f, %.6f)", sp.single_mean[UQ_NLL], sp.single_std[UQ_NLL],
+            (nll0 + nll1) / 2, fabs(nll0 - nll1) / 2);
+    // ensemble: image 0 conf 0.7 right, image 1 conf 0.6 wrong (predicts 0): bins 10 and 9
+    T_CHECK(ts, sp.ensemble[UQ_ACC] == 0.5 && t_close(sp.ensemble[UQ_NLL], ens_nll, 1e-6, 0) &&
+            t_close(sp.ensemble[UQ_ECE], (0.3 + 0.6) / 2, 1e-6, 0),
+            "ensemble accuracy %.3f, NLL %.6f (hand %.6f), ECE %.6f (hand 0.45)", sp.ensemble[UQ_ACC],
+            sp.ensemble[UQ_NLL], ens_nll, sp.ensemble[UQ_ECE]);
+}
+
+static void test_rotation(TestState *ts) {
+    printf("image rotation (bilinear, about the centre, zero fill)\n");
+    enum { H = 28, W = 28, P = H * W };
+    float img[P], a[P], b[P];
+    for (int j = 0; j < P; j++) img[j] = (float)urand();
+    image_rotate(img, H, W, 1, 0.0, a);
+    T_CHECK(ts, !memcmp(a, img, sizeof(img)), "0 degrees is the identity, bit for bit");
+    image_rotate(img, H, W, 1, 360.0, a);
+    T_CHECK(ts, !memcmp(a, img, sizeof(img)), "360 degrees is the identity, bit for bit");
+    memcpy(a, img, sizeof(img));
+    for (int k = 0; k < 4; k++) { image_rotate(a, H, W, 1, 90.0, b); memcpy(a, b, sizeof(b)); }
+    T_CHECK(ts, !memcmp(a, img, sizeof(img)), "four rotations by 90 degrees are the identity, bit for bit");
+    image_rotate(img, H, W, 1, 90.0, a);
+    for (int k = 0; k < 3; k++) { image_rotate(a, H, W, 1, -90.0, b); memcpy(a, b, sizeof(b)); }
+    image_rotate(img, H, W, 1, 180.0, b);
+    T_CHECK(ts, !memcmp(a, b, sizeof(b)), "90 then 3 x -90 degrees equals 180 degrees, bit for bit");
+    // one pixel at (x 20, y 13): counterclockwise 90 degrees moves right of centre to above it:
+    // (dx, dy) = (6.5, -0.5) -> (dy, -dx) = (-0.5, -6.5) -> (x 13, y 7)
+    const int xs[3] = {13, 7, 14}, ys[3] = {7, 14, 20};
+    const double degs[3] = {90.0, 180.0, -90.0};
+    memset(img, 0, sizeof(img));
+    img[13 * W + 20] = 1.0f;
+    for (int k = 0; k < 3; k++) {
+        image_rotate(img, H, W, 1, degs[k], a);
+        double sum = 0.0;
+        for (int j = 0; j < P; j++) sum += a[j];
+        T_CHECK(ts, a[ys[k] * W + xs[k]] == 1.0f && sum == 1.0,
+                "pixel (x 20, y 13) rotated by %g degrees lands on (x %d, y %d) and nowhere else", degs[k], xs[k],
+                ys[k]);
+    }
+    // 5 x 5, one pixel at the centre (2, 2), 45 degrees: output (x 3, y 2) reads the source point
+    // (2 + cos 45, 2 + sin 45), whose bilinear weight on (2, 2) is (1 - cos 45)^2
+    float c5[25] = {0}, o5[25];
+    c5[2 * 5 + 2] = 1.0f;
+    image_rotate(c5, 5, 5, 1, 45.0, o5);
+    const double w45 = (1 - sqrt(0.5)) * (1 - sqrt(0.5));
+    T_CHECK(ts, o5[12] == 1.0f && t_close(o5[2 * 5 + 3], w45, 1e-7, 0) && o5[0] == 0.0f,
+            "45 degrees on 5x5: centre stays 1, (x 3, y 2) = %.7f (hand (1 - cos 45)^2 = %.7f), corner 0", o5[13], w45);
+    // a constant image at 30 degrees: the interior stays 1, corners are filled with 0
+    for (int j = 0; j < P; j++) img[j] = 1.0f;
+    image_rotate(img, H, W, 1, 30.0, a);
+    T_CHECK(ts, t_close(a[14 * W + 14], 1.0, 1e-6, 0) && t_close(a[5 * W + 10], 1.0, 1e-6, 0) && a[0] == 0.0f &&
+            a[P - 1] == 0.0f, "constant image at 30 degrees: interior %.7f, corners %.1f %.1f", a[14 * W + 14], a[0],
+            a[P - 1]);
+    // channels are rotated alike: 2 channels, channel 1 = 2 x channel 0
+    float m2[2 * P], r2[2 * P];
+    for (int j = 0; j < P; j++) { m2[2 * j] = (float)urand(); m2[2 * j + 1] = 2 * m2[2 * j]; }
+    image_rotate(m2, H, W, 2, 37.0, r2);
+    int same = 1;
+    for (int j = 0; j < P; j++) same &= t_close(r2[2 * j + 1], 2 * r2[2 * j], 1e-6, 1e-6);
+    T_CHECK(ts, same, "2 channels at 37 degrees: channel 1 stays twice channel 0");
+}
+
 int main(void) {
     TestState ts = {0, 0};
     test_ensembles(&ts);
@@ -282,5 +532,11 @@ int main(void) {
     test_histogram(&ts);
     test_eigen(&ts);
     test_pca(&ts);
+    test_diversity(&ts);
+    test_ece_calibrated(&ts);
+    test_temperature(&ts);
+    test_calib_compute(&ts);
+    test_shift_point(&ts);
+    test_rotation(&ts);
     return test_summary(&ts, "test_metrics");
 }
