@@ -14,7 +14,6 @@
 
 #define CMD "adversarial"
 #define ADV_MAX_EPS 1024                   // grid values at most
-#define ADV_PRELOAD_BYTES (2ull << 30)     // pools up to 2 GiB are read into memory once
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -42,12 +41,14 @@ static void usage(FILE *f) {
         "  --out FILE.h5      result file (default SAMPLES_adversarial.h5 beside the set)\n"
         "  --data DIR         MNIST directory\n"
         "  --job JOB.json     fail unless the set holds networks of this job's target architecture\n"
+        "  --preload-max-mib N  read a set of at most N MiB into memory once (default 2048); a larger\n"
+        "                     one is read network by network for every image (same results)\n"
         "  --threads N        OpenMP threads\n");
 }
 
 typedef struct {
     const char *in, *deep, *split, *out, *data, *job;
-    long n_images, members, threads, seed;
+    long n_images, members, threads, seed, preload_mib;
     double eps_max, eps_step;
     int clip;
 } AdvOptions;
@@ -64,7 +65,7 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
 // Returns -1 to go on, else the exit status.
 static int parse_options(int argc, char **argv, AdvOptions *o) {
     *o = (AdvOptions){ .split = "val", .n_images = 1000, .members = 100, .seed = 1, .eps_max = 0.24,
-                       .eps_step = 1.0 / 255.0, .clip = 1 };
+                       .eps_step = 1.0 / 255.0, .clip = 1, .preload_mib = 2048 };
     int rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -79,6 +80,7 @@ static int parse_options(int argc, char **argv, AdvOptions *o) {
         else if (!strcmp(a, "--n-images")) { if ((rc = an_long(CMD, a, v, 1, 1L << 30, &o->n_images))) return rc; i++; }
         else if (!strcmp(a, "--members")) { if ((rc = an_long(CMD, a, v, 1, 1L << 20, &o->members))) return rc; i++; }
         else if (!strcmp(a, "--seed")) { if ((rc = an_long(CMD, a, v, 0, 1L << 62, &o->seed))) return rc; i++; }
+        else if (!strcmp(a, "--preload-max-mib")) { if ((rc = an_long(CMD, a, v, 0, 1L << 30, &o->preload_mib))) return rc; i++; }
         else if (!strcmp(a, "--threads")) { if ((rc = an_long(CMD, a, v, 1, 4096, &o->threads))) return rc; i++; }
         else if (!strcmp(a, "--eps-max")) { if ((rc = parse_double(a, v, 0.0, 1.0, &o->eps_max))) return rc; i++; }
         else if (!strcmp(a, "--eps-step")) { if ((rc = parse_double(a, v, 1e-6, 1.0, &o->eps_step))) return rc; i++; }
@@ -157,11 +159,11 @@ static void population_open(Population *p, const char *name, const char *path, c
     p->pool = (AdvPool){ &p->set.arch, p->set.n, NULL, &p->set };
 }
 
-static void population_load(Population *p, int n_images, int M) {
+static void population_load(Population *p, int n_images, int M, long preload_mib) {
     file_sha256(p->set.path, p->sha);
     const size_t W = p->set.arch.n_weights;
     size_t bytes;
-    if (!ht_mul_overflows((size_t)p->set.n, W * sizeof(float), &bytes) && bytes <= ADV_PRELOAD_BYTES) {
+    if (!ht_mul_overflows((size_t)p->set.n, W * sizeof(float), &bytes) && bytes <= ((size_t)preload_mib << 20)) {
         HT_CHECK_MEMORY(bytes, "adversarial: the %lld networks of '%s'", p->set.n, p->set.path);
         p->theta = XALLOC_FLOATS((size_t)p->set.n * W);
         for (long long s = 0; s < p->set.n; s += 256) {
@@ -334,7 +336,7 @@ int cmd_adversarial(int argc, char **argv) {
     AdvWork w;
     adv_work_init(&w, a, &cfg);
     for (int q = 0; q < n_pops; q++) {
-        population_load(&pops[q], d.n, M);
+        population_load(&pops[q], d.n, M, o.preload_mib);
         adv_run(&w, &cfg, &pops[q].pool, d.n, d.images, d.labels, targets, pops[q].name, pops[q].nets, pops[q].res);
     }
     adv_work_free(&w);

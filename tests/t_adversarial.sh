@@ -2,7 +2,8 @@
 # hyperanalyze adversarial (docs/analysis.md) end to end on the tiny job: a hypernetwork sample set
 # (3 training steps, 24 networks) and a deep ensemble (hyperanalyze baseline, 6 members), 40
 # validation images, ensembles of 4, the default grid (62 eps values, step 1/255):
-#   1. --threads 1 and --threads 2 write the same datasets and attributes (but the command line);
+#   1. --threads 1 (sets read into memory) and --threads 2 --preload-max-mib 0 (networks read from
+#      the sets for every image) write the same datasets and attributes (but the command line);
 #   2. against numpy (tests/check_samples.py's forward pass of the networks each image used): the
 #      skip flags (the source misclassifies the clean image), and at eps = 0 the other network's
 #      and the ensemble's (majority vote) fooled / not fooled, both modes, both populations; every
@@ -77,8 +78,8 @@ $HA baseline --job "$TINY" --data "$DATA" --members 6 --steps 100 --out "$T/deep
 echo "1. determinism"
 COMMON=(--data "$DATA" --members 4 --n-images 40 --baseline "$T/deep.h5")
 run adv1 $HA adversarial "$T/s.h5" "${COMMON[@]}" --threads 1 --out "$T/a1.h5"
-run adv2 $HA adversarial "$T/s.h5" "${COMMON[@]}" --threads 2 --out "$T/a2.h5"
-py "--threads 1 and 2: the same file" '
+run adv2 $HA adversarial "$T/s.h5" "${COMMON[@]}" --threads 2 --preload-max-mib 0 --out "$T/a2.h5"
+py "--threads 1 (sets in memory) and --threads 2 --preload-max-mib 0 (read per image): the same file" '
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 names = []
