@@ -153,7 +153,7 @@ static void make_adv(AdvWork *w, const AdvConfig *cfg, const float *x) {
 }
 
 // Smallest fooling eps of both modes for network(s) [first, first + count) of probs (count > 1: the
-// majority vote); probs (n_nets, 2E, C).
+// majority vote); probs (n_nets, 2E, C) of the images of make_adv.
 static void smallest(AdvWork *w, const AdvConfig *cfg, int first, int count, int y, int target, double out[ADV_MODES]) {
     const int E = w->E, C = w->arch->classes;
     int *fooled = XMALLOC_N(E, sizeof(int));
@@ -167,6 +167,37 @@ static void smallest(AdvWork *w, const AdvConfig *cfg, int first, int count, int
         out[mode] = adv_smallest_eps(fooled, cfg->eps, E);
     }
     free(fooled);
+}
+
+// Smallest fooling eps of both modes for the ensemble (members (M, n_weights), majority vote) on the
+// adversarial images of w->grad (2, D), evaluated in ascending blocks of cfg->block eps values; a mode
+// stops at the first block that fools (the result is the same as over the whole grid at once).
+static void ens_smallest(AdvWork *w, const AdvConfig *cfg, const float *members, const float *x, int y,
+                         int target, double out[ADV_MODES]) {
+    const int E = w->E, C = w->arch->classes, B = cfg->block > 0 && cfg->block < E ? cfg->block : E;
+    const size_t D = (size_t)w->arch->in_size;
+    int done[ADV_MODES] = { 0, 0 };
+    out[ADV_UNTARGETED] = out[ADV_TARGETED] = INFINITY;
+    for (int k0 = 0; k0 < E && !(done[0] && done[1]); k0 += B) {
+        const int kn = E - k0 < B ? E - k0 : B;
+        int nimg = 0;
+        for (int mode = 0; mode < ADV_MODES; mode++)
+            for (int k = 0; k < kn && !done[mode]; k++, nimg++)
+                adv_fgsm(D, x, w->grad + (size_t)mode * D, (float)cfg->eps[k0 + k], mode == ADV_UNTARGETED ? +1 : -1,
+                         cfg->clip, w->adv + (size_t)nimg * D);
+        target_forward(&w->tn, w->M, members, nimg, w->adv, 0, w->probs);   // probs (M, nimg, C)
+        int img = 0;
+        for (int mode = 0; mode < ADV_MODES; mode++) {
+            if (done[mode]) continue;
+            for (int k = 0; k < kn; k++, img++) {
+                const int pred = adv_majority(w->probs, w->M, nimg, C, img, w->votes);
+                if (!done[mode] && (mode == ADV_UNTARGETED ? pred != y : pred == target)) {
+                    out[mode] = cfg->eps[k0 + k];
+                    done[mode] = 1;   // the rest of this block's images are still counted in img
+                }
+            }
+        }
+    }
 }
 
 void adv_image(AdvWork *w, const AdvConfig *cfg, const AdvPool *pool, long long i, const float *x, int y,
@@ -187,19 +218,19 @@ void adv_image(AdvWork *w, const AdvConfig *cfg, const AdvPool *pool, long long 
         return;
     }
     load_nets(w, pool, nets, 1, M + 1);
-    // transfer: crafted on the source, tested on source, other network, ensemble
+    // crafted on the source: tested on the source and the other network (the whole grid, slots 0
+    // and 1), then on the ensemble (in blocks)
     make_adv(w, cfg, x);
-    target_forward(&w->tn, M + 2, w->nets, 2 * E, w->adv, 0, w->probs);
-    const int first[3] = { 0, 1, 2 }, count[3] = { 1, 1, M }, line[3] = { ADV_SOURCE, ADV_OTHER, ADV_ENS_TRANSFER };
-    for (int q = 0; q < 3; q++) {
-        smallest(w, cfg, first[q], count[q], y, target, r);
-        for (int mode = 0; mode < ADV_MODES; mode++) out->eps_min[mode][line[q]] = r[mode];
+    target_forward(&w->tn, 2, w->nets, 2 * E, w->adv, 0, w->probs);   // probs (2, 2E, C)
+    for (int q = 0; q < 2; q++) {
+        smallest(w, cfg, q, 1, y, target, r);
+        for (int mode = 0; mode < ADV_MODES; mode++) out->eps_min[mode][q == 0 ? ADV_SOURCE : ADV_OTHER] = r[mode];
     }
+    ens_smallest(w, cfg, w->nets + 2 * W, x, y, target, r);
+    for (int mode = 0; mode < ADV_MODES; mode++) out->eps_min[mode][ADV_ENS_TRANSFER] = r[mode];
     // white-box: crafted on the ensemble's mean-probability loss, tested on the ensemble
     adv_ensemble_grad(w, w->nets + 2 * W, x, cls, w->grad);
-    make_adv(w, cfg, x);
-    target_forward(&w->tn, M, w->nets + 2 * W, 2 * E, w->adv, 0, w->probs);
-    smallest(w, cfg, 0, M, y, target, r);
+    ens_smallest(w, cfg, w->nets + 2 * W, x, y, target, r);
     for (int mode = 0; mode < ADV_MODES; mode++) out->eps_min[mode][ADV_ENS_WHITEBOX] = r[mode];
 }
 

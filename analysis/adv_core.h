@@ -37,6 +37,8 @@ typedef struct {
     const double *eps;    // (E) ascending, >= 0
     int clip;             // 1: adversarial images clipped to [0, 1]
     uint64_t seed;        // networks and targets of image i depend on (seed, i) only
+    int block;            // eps values per ensemble evaluation, ascending; a mode stops at the first
+                          // block that fools the ensemble (0: the whole grid at once; same results)
 } AdvConfig;
 
 // The networks one population offers: all in memory (theta != NULL) or read from a sample set.

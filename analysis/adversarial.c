@@ -14,6 +14,7 @@
 
 #define CMD "adversarial"
 #define ADV_MAX_EPS 1024                   // grid values at most
+#define ADV_EPS_BLOCK 8                    // eps values per ensemble evaluation (adv_core.h)
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -327,7 +328,7 @@ int cmd_adversarial(int argc, char **argv) {
     Mnist mn;
     Dataset d;
     sample_load_split(&pops[0].set.job, o.data, o.split, (int)o.n_images, &mn, &d);
-    const AdvConfig cfg = { M, E, eps, o.clip, (uint64_t)o.seed };
+    const AdvConfig cfg = { M, E, eps, o.clip, (uint64_t)o.seed, ADV_EPS_BLOCK };
     int *targets = XMALLOC_N(d.n, sizeof(int));
     for (int i = 0; i < d.n; i++) targets[i] = adv_target_class(cfg.seed, i, d.labels[i], a->classes);
     char *cmdline = command_line(argc, argv);

@@ -19,7 +19,7 @@
 //      misclassifies skips the image (NaN, counted); the smallest eps on a hand-made linear case
 //      (every line, both modes, clipped and not); majority vote ties; the network draw (distinct,
 //      uniform, deterministic, too few networks is one fatal line naming the counts); targets;
-//      the same results for 1 and 2 threads.
+//      the same results for 1 and 2 threads, and for the ensemble evaluated in eps blocks or at once.
 // The program includes analysis/metrics.c (metric_auroc) and analysis/adv_core.c directly.
 #include "../analysis/metrics.c"
 #include "../analysis/adv_core.c"
@@ -424,7 +424,7 @@ static void test_fgsm_fd(TestState *ts) {
     float *x = XALLOC_FLOATS(D);
     for (int j = 0; j < D; j++) x[j] = j % 7 == 0 ? 1.0f : j % 5 == 0 ? 0.0f : (float)(0.1 + 0.8 * urand());
     const double epsv[2] = { 0.0, 0.05 };
-    AdvConfig cfg = { M, 2, epsv, 1, 1 };
+    AdvConfig cfg = { M, 2, epsv, 1, 1, 0 };
     AdvWork w;
     adv_work_init(&w, &a, &cfg);
     const int cls[2] = { 3, 8 };
@@ -487,7 +487,7 @@ static void test_constant_and_skip(TestState *ts) {
     for (int k = 0; k < P; k++) pool[(size_t)k * a.n_weights + (size_t)3 * (D + 1) + D] = 1.0f;   // always class 3
     double epsv[25];
     for (int k = 0; k < 25; k++) epsv[k] = k * 0.01;
-    AdvConfig cfg = { M, 25, epsv, 1, 7 };
+    AdvConfig cfg = { M, 25, epsv, 1, 7, 0 };
     AdvWork w;
     adv_work_init(&w, &a, &cfg);
     AdvPool ap = { &a, P, pool, NULL };
@@ -539,7 +539,7 @@ static void test_linear_smallest(TestState *ts) {
             else if (i_t2 < 0) i_t2 = i;
         }
         for (int clip = 1; clip >= 0; clip--) {
-            AdvConfig cfg = { M, 25, epsv, clip, 5 };
+            AdvConfig cfg = { M, 25, epsv, clip, 5, 4 };   // blocks of 4: 0.06 and 0.16 in blocks 2 and 5
             AdvWork w;
             adv_work_init(&w, &a, &cfg);
             const double want = clip ? want_clip[cs] : want_noclip[cs];
@@ -656,28 +656,34 @@ static void test_pick(TestState *ts) {
 
 // ---- 11. determinism across threads ----
 static void test_threads(TestState *ts) {
-    printf("the same results for 1 and 2 threads (tiny conv nets, ensembles of 4 from a pool of 9)\n");
+    printf("the same results for 1 thread (whole grid) and 2 threads (eps blocks of 3), tiny conv nets, ensembles of 4 of 9\n");
     TargetArch a;
     tiny_arch(&a);
-    const int P = 9, M = 4, n = 5, D = a.in_size;
+    const int P = 9, M = 4, n = 12, D = a.in_size;
     float *pool = XALLOC_FLOATS((size_t)P * a.n_weights), *x = XALLOC_FLOATS((size_t)n * D);
     classifier_init(&a, INIT_HE, 21, 0, P, pool);
     for (int j = 0; j < n * D; j++) x[j] = (float)urand();
     double epsv[13];
     for (int k = 0; k < 13; k++) epsv[k] = k * 0.02;
-    AdvConfig cfg = { M, 13, epsv, 1, 3 };
+    AdvConfig cfg = { M, 13, epsv, 1, 3, 0 };
     AdvPool ap = { &a, P, pool, NULL };
-    uint8_t y[5];
-    int tg[5];
-    // labels: each network's own prediction for image 0..n-1 of the first pool net, so some are attacked
+    uint8_t y[12];
+    int tg[12];
+    // labels: the prediction of the image's source network (so that most images are attacked),
+    // except image 0, whose label is another class (skipped)
     TargetNet tn;
     target_init(&tn, &a, n, 1);
-    float probs[50];
-    target_forward(&tn, 1, pool, n, x, 0, probs);
-    for (int i = 0; i < n; i++) { y[i] = (uint8_t)argmax_f(probs + i * 10, 10); tg[i] = adv_target_class(3, i, y[i], 10); }
+    float probs[120];
+    for (int i = 0; i < n; i++) {
+        int64_t pick[6];
+        adv_pick_networks(3, i, P, M + 2, "pool", pick);
+        target_forward(&tn, 1, pool + (size_t)pick[0] * a.n_weights, n, x, 0, probs);
+        y[i] = (uint8_t)((argmax_f(probs + i * 10, 10) + (i == 0)) % 10);
+        tg[i] = adv_target_class(3, i, y[i], 10);
+    }
     target_free(&tn);
-    AdvImage r1[5], r2[5];
-    int64_t n1[5 * 6], n2[5 * 6];
+    AdvImage r1[12], r2[12];
+    int64_t n1[12 * 6], n2[12 * 6];
     const int nt = omp_get_max_threads();
     omp_set_num_threads(1);
     AdvWork w;
@@ -685,6 +691,7 @@ static void test_threads(TestState *ts) {
     adv_run(&w, &cfg, &ap, n, x, y, tg, NULL, n1, r1);
     adv_work_free(&w);
     omp_set_num_threads(2);
+    cfg.block = 3;   // and the ensemble evaluated in blocks of 3 eps values (stopping early)
     adv_work_init(&w, &a, &cfg);
     adv_run(&w, &cfg, &ap, n, x, y, tg, NULL, n2, r2);
     adv_work_free(&w);
@@ -698,7 +705,7 @@ static void test_threads(TestState *ts) {
         att += r1[i].attacked;
         for (int l = 0; l < 4; l++) finite += r1[i].attacked && isfinite(r1[i].eps_min[0][l]);
     }
-    T_CHECK(ts, same && !memcmp(n1, n2, sizeof(n1)), "1 and 2 threads: identical results and "
+    T_CHECK(ts, same && !memcmp(n1, n2, sizeof(n1)), "1 thread, whole grid / 2 threads, blocks of 3: identical results and "
             "networks (%d attacked, %d finite untargeted eps)", att, finite);
     free(pool); free(x);
 }
