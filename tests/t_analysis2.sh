@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hyperanalyze filters, adversarial, ood and baseline (docs/analysis.md), end to end on the tiny job
+# hyperanalyze filters, ood and baseline (docs/analysis.md), end to end on the tiny job
 # (1,015 weights per network) and real MNIST, each checked against an independent reading of the
 # files with h5py/numpy (tests/check_samples.py's numpy forward pass):
 #   1. filters: /slices, /filter and /bias equal the sample set's kernel and bias entries read with
@@ -8,17 +8,14 @@
 #   2. baseline: 3 members trained for 150 steps: every member's training loss falls by a quarter,
 #      the set passes check_samples.py (layout, gauge fixing, numpy forward pass reproduces its
 #      /metrics; only batch_norm differs by design: "none"), accuracy --recompute and ensemble read it;
-#   3. adversarial on the baseline set: 31 eps values 0 .. 60/255, targets never the label, eps 0
-#      accuracy of the source network and of the ensemble equal numpy's, the attack on the source
-#      network succeeds more as eps grows (white-box on a single network), the white-box ensemble
-#      attack too; also runs on a hypernetwork sample set;
+#   3. adversarial: moved to tests/t_adversarial.sh (the per-image protocol of the original code);
 #   4. ood on the baseline set with Fashion-MNIST (skipped when the package is absent): entropy and
 #      mutual information of every image and their AUROCs equal a numpy recomputation from the
 #      members' probabilities;
 #   5. bad input: missing outlier directory, a directory without the files, too few networks.
 # The plot scripts write PNGs. Prints PASS/FAIL lines; exits non-zero on any failure. Without
-# MNIST, everything runs on synthetic MNIST-format images (tests/synthetic_mnist.sh) but for the
-# growth of the attack's success with eps (a property of MNIST), and a SKIPPED line says so.
+# MNIST, everything runs on synthetic MNIST-format images (tests/synthetic_mnist.sh), and a
+# SKIPPED line says so.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${HT_BIN:-./hypertrain}
@@ -137,38 +134,7 @@ run baseline_ensemble $HA ensemble "$T/b.h5" --data "$DATA" --k 1 --m 3 --images
 expect_fail "baseline: --out exists" 1 "exists \(use --force" $HA baseline --job "$TINY" --data "$DATA" --out "$T/b.h5" --steps 1
 expect_fail "baseline: bad --init" 2 "--init: expected he or glorot" $HA baseline --job jobs/tiny.json --out "$T/y.h5" --init xavier
 
-echo "3. adversarial"
-run adversarial $HA adversarial "$T/b.h5" --data "$DATA" --sources 1 --members 2 --n-images 40 --out "$T/adv.h5"
-py "adversarial: eps grid, targets, eps-0 accuracies equal numpy, success grows with eps" '
-import sys, json, h5py, numpy as np
-from check_samples import target_layers, forward, read_idx, find_idx
-t, data = sys.argv[1], sys.argv[2]
-with h5py.File(t + "/adv.h5", "r") as f:
-    eps, lab, tgt = f["eps"][...], f["labels"][...], f["targets"][...]
-    ss, sa, ea = f["transfer/single_success"][0], f["transfer/single_accuracy"][0], f["transfer/ensemble_accuracy"][0]
-    wb = f["whitebox/ensemble_success"][...]
-assert len(eps) == 31 and abs(eps[1] * 255 - 2) < 1e-9 and abs(eps[-1] * 255 - 60) < 1e-6, eps
-assert (tgt != lab).all() and tgt.min() >= 0 and tgt.max() <= 9 and len(set(tgt.tolist())) > 3
-with h5py.File(t + "/b.h5", "r") as s:
-    job = json.loads(s.attrs["job"])
-    layers, ops = target_layers(job)
-    W = [[(s[f"weights/layer{i+1}/kernel"][k].astype(np.float64), s[f"weights/layer{i+1}/bias"][k]) for i in range(len(layers))] for k in range(3)]
-x = read_idx(find_idx(data, "train-images-idx3-ubyte"))[:40].astype(np.float64).reshape(40, 28, 28, 1) / 255
-y = read_idx(find_idx(data, "train-labels-idx1-ubyte"))[:40]
-assert (y == lab).all()
-p = [forward(ops, W[k], x) for k in range(3)]
-acc0 = (p[0].argmax(1) == y).mean(); acce = ((p[1] + p[2]).argmax(1) == y).mean()
-assert abs(sa[0] - acc0) < 1e-12 and abs(ea[0] - acce) < 1e-12, (sa[0], acc0, ea[0], acce)
-# the attack succeeding more as eps grows is a property of MNIST: the synthetic images (a bright
-# bar per class) resist eps <= 60/255
-if sys.argv[3] == "mnist": assert ss[-1] >= ss[0] + 0.2 and wb[-1] > wb[0], (ss, wb)
-print(f"eps-0 accuracy {acc0:.3f} (ensemble {acce:.3f}); success on the source network {ss[0]:.2f} -> {ss[-1]:.2f}, white-box ensemble {wb[0]:.2f} -> {wb[-1]:.2f}" + ("" if sys.argv[3] == "mnist" else " (growth not checked on synthetic images)"))
-' "$T" "$DATA" "$([ ${#VERIFY[@]} -gt 0 ] && echo synthetic || echo mnist)"
-run adversarial_hyper $HA adversarial "$T/s.h5" --data "$DATA" --sources 2 --members 8 --n-images 20 --eps-max 0.05 --out "$T/advh.h5"
-expect_fail "adversarial: too few networks" 1 "holds 3 networks, but --sources 1 \+ --members 100 needs 101" \
-  $HA adversarial "$T/b.h5" --data "$DATA" --out "$T/z.h5"
-if "$PY" analysis/plot_adversarial.py "$T/adv.h5" "$T/advh.h5" --labels baseline,hyper -o "$T/adv.png" >/dev/null 2>&1 && [ -s "$T/adv.png" ]; then
-  pass "plot_adversarial.py writes a PNG"; else fail "plot_adversarial.py"; fi
+echo "3. adversarial: tests/t_adversarial.sh"
 
 echo "4. ood"
 expect_fail "ood: missing outlier directory" 1 "outlier directory '$T/nothing': No such file or directory \(Fashion-MNIST: apt-get install dataset-fashion-mnist" \
