@@ -45,7 +45,7 @@ static const DataSetInfo DATA_SETS[DATA_N_SETS] = {
     // the MD5s of the same uncompressed files equal the published ones of the upstream release
     // (docs/data.md), whose .gz files Debian recompressed.
     {"fashion-mnist", "Fashion-MNIST",
-     "apt-get install dataset-fashion-mnist puts it in " DATA_FASHION_MNIST_DIR,
+     "apt-get install dataset-fashion-mnist puts Fashion-MNIST in " DATA_FASHION_MNIST_DIR,
      {"c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
       "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
       "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
@@ -249,8 +249,8 @@ static void idx_file_read(IdxFile *f, const DataSetInfo *ds, const char *dir, in
     HT_CHECK(n > 0 && (size_t)n < sizeof f->path, "data path too long: '%s/%s.gz'", dir, name);
     if (stat(f->path, &st) != 0) {
         f->path[n - 3] = '\0';  // drop ".gz"
-        HT_CHECK(stat(f->path, &st) == 0, "data directory '%s' holds neither '%s.gz' nor '%s' "
-                 "of %s (%s)", dir, name, name, ds->title, ds->fetch);
+        HT_CHECK(stat(f->path, &st) == 0, "data directory '%s' holds neither '%s.gz' nor '%s' (%s)",
+                 dir, name, name, ds->fetch);
     }
     char hex[65];
     f->data = idx_read(f->path, magic, f->dims, &f->ndim, verify ? hex : NULL);
@@ -299,8 +299,8 @@ void data_load(Mnist *m, int id, const char *dir, int n_train, int n_val, int ve
     const DataSetInfo *ds = data_set(id);
     struct stat st;
     HT_CHECK(dir && dir[0] && stat(dir, &st) == 0,
-             "data directory '%s' of %s does not exist (set data.dir in the job or --data DIR%s; %s)",
-             dir ? dir : "", ds->title, id == DATA_MNIST ? ", or HYPERTRAIN_DATA" : "", ds->fetch);
+             "data directory '%s' does not exist (set data.dir in the job%s; %s)", dir ? dir : "",
+             id == DATA_MNIST ? ", --data DIR, or HYPERTRAIN_DATA" : " or --data DIR", ds->fetch);
     HT_CHECK(S_ISDIR(st.st_mode), "data directory '%s' is not a directory", dir);
     HT_CHECK(n_train >= 0 && n_val >= 0, "n_train (%d) and n_val (%d) must be >= 0", n_train, n_val);
     memset(m, 0, sizeof *m);

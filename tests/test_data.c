@@ -252,12 +252,12 @@ static void test_bad_input_fashion(TestState *ts) {
     printf("bad input, data set fashion-mnist (each in a forked child)\n");
     char *d = join(tmp_root, "no-such-fashion-dir", "");
     expect_fatal_id(ts, "fashion: missing directory", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 0},
-                 "of Fashion-MNIST does not exist", "apt-get install dataset-fashion-mnist");
+                 "no-such-fashion-dir' does not exist", "apt-get install dataset-fashion-mnist puts Fashion-MNIST in");
     d = make_dir("fashion-missing-file");
     put_all(d, 0);
     unlink(join(d, TRAIN_LAB, ""));
     expect_fatal_id(ts, "fashion: missing file", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 0},
-                 TRAIN_LAB "' of Fashion-MNIST", "dataset-fashion-mnist");
+                 "nor '" TRAIN_LAB "'", "dataset-fashion-mnist puts Fashion-MNIST in");
     d = make_dir("fashion-checksum");
     put_all(d, 1);
     expect_fatal_id(ts, "fashion: wrong checksum names its own table", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 1},
