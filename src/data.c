@@ -41,9 +41,9 @@ static const DataSetInfo DATA_SETS[DATA_N_SETS] = {
       "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
       "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
       "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}},
-    // Zalando's Fashion-MNIST. Computed from Debian's dataset-fashion-mnist (0.0~git20200523);
-    // the MD5s of the same uncompressed files equal the published ones of the upstream release
-    // (docs/data.md), whose .gz files Debian recompressed.
+    // Zalando's Fashion-MNIST. Computed from Debian's dataset-fashion-mnist (0.0~git20200523)
+    // with zcat | sha256sum; the MD5s of the same uncompressed files equal those public loaders
+    // list for the upstream files (docs/data.md: Debian recompressed the .gz files).
     {"fashion-mnist", "Fashion-MNIST",
      "apt-get install dataset-fashion-mnist puts Fashion-MNIST in " DATA_FASHION_MNIST_DIR,
      {"c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
