@@ -174,7 +174,9 @@ def plot(runs, out, title, k):
     ax[4].set_title("validation accuracy", fontsize="medium")
     ax[5].set_title("validation NLL (mean over networks)", fontsize="medium")
     ax[6].set_title("entropy estimate Ĥ (validation networks)", fontsize="medium")
-    for a in ax[:7]:
+    last = max(max(t["step"] for t in r["train"] + r["val"]) for r in runs)
+    for a in ax[:7]:  # one step axis for every panel, so that the curves line up
+        a.set_xlim(0, max(last, 1) * 1.02)
         a.set_xlabel("step")
         a.grid(True, alpha=0.3)
     # The last panel holds the legends: runs by colour, validation accuracies by line style.
