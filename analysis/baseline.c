@@ -258,7 +258,7 @@ int cmd_baseline(int argc, char **argv) {
     const size_t W = a->n_weights, K = (size_t)cli.K, B = (size_t)cli.batch, isz = (size_t)a->in_size;
 
     Mnist mn;
-    mnist_load(&mn, data ? data : data_resolve_dir(job.data_dir), job.n_train, job.n_val, job.verify_checksums);
+    data_load(&mn, job.dataset, data ? data : data_resolve_dir_for(job.dataset, job.data_dir), job.n_train, job.n_val, job.verify_checksums);
     HT_CHECK(mn.train.n >= 1, "baseline: the job's training split is empty");
     // Weights, gradients and Adam moments of K networks, and a batch of images per member.
     const size_t KW = XMUL(K, W, "baseline: --members %zu x %zu weights", K, W);

@@ -16,15 +16,16 @@
 #include <cjson/cJSON.h>
 
 #include "common.h"
+#include "data.h"
 
 #define HT_SIZE_MAX (1 << 20)        // upper bound of widths (filters, units, hidden, z_dim, code_size)
 #define HT_INPUT_MAX (1 << 24)       // upper bound of h*w*c of one input image
-#define MNIST_TRAIN_FILE 60000    // images in MNIST's training file (train + validation split)
+#define MNIST_TRAIN_FILE 60000    // images in the training file of MNIST and of Fashion-MNIST
 #define SEED_MAX 9007199254740992.0 // 2^53: largest integer a JSON number holds exactly
 #define KEY_MAX 256
 
 typedef enum {
-    K_SECTION, K_INT, K_DOUBLE, K_BOOL, K_STRING, K_SEED, K_TASK, K_DIST,
+    K_SECTION, K_INT, K_DOUBLE, K_BOOL, K_STRING, K_SEED, K_TASK, K_DIST, K_DATASET,
     K_HIDDEN, K_INPUT, K_LAYERS, K_MEANS
 } Kind;
 
@@ -69,6 +70,7 @@ static const KeyDef KEYS[] = {
     {"target.classes",    K_INT,    F(classes), 0, 2, HT_SIZE_MAX, 0, 0},
     {"target.layers",     K_LAYERS, F(layers), 0, 0, 0, 0, 0},
     {"data",              K_SECTION, 0, 0, 0, 0, 0, 0},
+    {"data.dataset",      K_DATASET, F(dataset), 0, 0, 0, 0, 0},
     {"data.dir",          K_STRING, F(data_dir), SZ(data_dir), 0, 0, 0, 0},
     {"data.train",        K_INT,    F(n_train), 0, 1, MNIST_TRAIN_FILE, 0, 0},
     {"data.validation",   K_INT,    F(n_val), 0, 1, MNIST_TRAIN_FILE, 0, 0},
@@ -92,6 +94,11 @@ static const KeyDef KEYS[] = {
 static const char *const OP_NAMES[] = {"conv", "fc", "relu", "maxpool"};
 static const char *const TASK_NAMES[] = {"mnist", "toy"};
 static const char *const DIST_NAMES[] = {"l1", "l2"};
+
+// The data sets' names (data.h), in DataSetId order, for get_enum.
+static void dataset_names(const char *names[DATA_N_SETS]) {
+    for (int i = 0; i < DATA_N_SETS; i++) names[i] = data_set_name(i);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Defaults: the paper's MNIST run (DESIGN.md, "The model").
@@ -148,6 +155,7 @@ void job_defaults(Job *job) {
     set_layer(&job->layers[n++], OP_RELU, 0, 0, 0, 0, 0);
     set_layer(&job->layers[n++], OP_FC, 0, 10, 60, 60, 0);
     job->n_layers = n;
+    job->dataset = DATA_MNIST;
     job->data_dir[0] = '\0';
     job->n_train = 55000;
     job->n_val = 5000;
@@ -629,6 +637,12 @@ static void apply_value(Job *job, const KeyDef *d, const cJSON *v, const char *s
         break;
     case K_TASK: job->task = (Task)get_enum(src, d->key, v, TASK_NAMES, 2); break;
     case K_DIST: job->distance = (Distance)get_enum(src, d->key, v, DIST_NAMES, 2); break;
+    case K_DATASET: {
+        const char *names[DATA_N_SETS];
+        dataset_names(names);
+        job->dataset = get_enum(src, d->key, v, names, DATA_N_SETS);
+        break;
+    }
     case K_HIDDEN:
         get_int_list(src, d->key, v, (int *)(base + d->off), (int *)(base + d->aux), HT_MAX_HIDDEN,
                      d->lo, d->hi);
@@ -781,6 +795,10 @@ static cJSON *value_json(const Job *job, const KeyDef *d) {
     case K_SEED: return cJSON_CreateNumber((double)job->seed);
     case K_TASK: return cJSON_CreateString(TASK_NAMES[job->task == TASK_TOY]);
     case K_DIST: return cJSON_CreateString(DIST_NAMES[job->distance == DIST_L2]);
+    case K_DATASET: { // an id that is no data set prints as null, which job_validate rejects
+        const char *name = data_set_name(job->dataset);
+        return name ? cJSON_CreateString(name) : cJSON_CreateNull();
+    }
     case K_HIDDEN: {
         int n = *(const int *)(base + d->aux);
         return int_array((const int *)(base + d->off), n < 0 ? 0 : n > HT_MAX_HIDDEN ? HT_MAX_HIDDEN : n);
@@ -894,7 +912,8 @@ void job_set(Job *job, const char *assignment) {
     int index = layer_path(key, &field);
     const KeyDef *d = index >= 0 ? NULL : find_key(key);
     if (index < 0 && !d) unknown_key("--set", "", key, 1);
-    int wants_string = d && (d->kind == K_STRING || d->kind == K_TASK || d->kind == K_DIST);
+    int wants_string = d && (d->kind == K_STRING || d->kind == K_TASK || d->kind == K_DIST ||
+                             d->kind == K_DATASET);
     if (index >= 0 && field && strcmp(field, "type") == 0) wants_string = 1;
     if (!v || (wants_string && !cJSON_IsString(v))) { // e.g. name=123 means the string "123"
         cJSON_Delete(v);
@@ -962,7 +981,7 @@ void job_validate(const Job *job) {
              "\"target.classes\" (%d; softmax is implied), got %s", job->classes, got);
     HT_CHECK(job->n_train + job->n_val <= MNIST_TRAIN_FILE,
              "job: keys \"data.train\" + \"data.validation\" = %d + %d exceed the %d images of the "
-             "MNIST training file", job->n_train, job->n_val, MNIST_TRAIN_FILE);
+             "%s training file", job->n_train, job->n_val, MNIST_TRAIN_FILE, data_set_title(job->dataset));
     HT_CHECK(job->val_images <= job->n_val,
              "job: key \"val_images\": expected at most \"data.validation\" (%d) images (0 = all), got %d",
              job->n_val, job->val_images);

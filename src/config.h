@@ -55,7 +55,9 @@ typedef struct {
     LayerSpec layers[HT_MAX_OPS];  // "target.layers"
     int n_layers;
     // Data ("data" object)
-    char data_dir[HT_PATH_MAX];    // "data.dir" (else $HYPERTRAIN_DATA, else ../shared/data/mnist)
+    int dataset;                   // "data.dataset": DataSetId of data.h, "mnist" (default) |
+                                   // "fashion-mnist" (the same IDX layout)
+    char data_dir[HT_PATH_MAX];    // "data.dir" (else the data set's default: data_resolve_dir_for)
     int n_train, n_val;            // "data.train", "data.validation": split of the training file
     int verify_checksums;          // "data.verify": true/false
     // Schedule

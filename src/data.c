@@ -1,5 +1,6 @@
-// data.c: MNIST IDX reader (gzip or raw, through zlib), SHA-256 verification while reading,
-// the validation/training split, and the epoch-permutation sampler. See docs/data.md.
+// data.c: IDX reader for MNIST and Fashion-MNIST (gzip or raw, through zlib), SHA-256
+// verification while reading against each data set's table, the validation/training split, and
+// the epoch-permutation sampler. See docs/data.md.
 #include "data.h"
 
 #include <unistd.h>
@@ -21,22 +22,56 @@
 #define IDX_MAX_BYTES ((uint64_t)1 << 31)  // far above MNIST's 47 MB; guards against bad headers
 #define READ_CHUNK ((size_t)4 << 20)
 
-// SHA-256 of the uncompressed original files (the LeCun MNIST distribution).
-static const struct { const char *name, *sha256; } mnist_files[4] = {
-    {"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
-    {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
-    {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
-    {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+// The four IDX files of every data set, in this order (DataSetInfo.sha256 follows it).
+static const char *const IDX_NAMES[4] = {
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
 };
 
-const char *data_resolve_dir(const char *job_dir) {
+typedef struct {
+    const char *name;      // the job's "data.dataset" value
+    const char *title;     // for messages
+    const char *fetch;     // how to get it (messages about a missing directory or file)
+    const char *sha256[4]; // of the uncompressed original files, in IDX_NAMES order
+} DataSetInfo;
+
+static const DataSetInfo DATA_SETS[DATA_N_SETS] = {
+    // The LeCun MNIST distribution.
+    {"mnist", "MNIST", "scripts/fetch-mnist.sh downloads MNIST",
+     {"ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+      "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+      "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+      "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}},
+    // Zalando's Fashion-MNIST. Computed from Debian's dataset-fashion-mnist (0.0~git20200523)
+    // with zcat | sha256sum; the MD5s of the same uncompressed files equal those public loaders
+    // list for the upstream files (docs/data.md: Debian recompressed the .gz files).
+    {"fashion-mnist", "Fashion-MNIST",
+     "apt-get install dataset-fashion-mnist puts Fashion-MNIST in " DATA_FASHION_MNIST_DIR,
+     {"c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+      "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+      "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+      "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"}},
+};
+
+static const DataSetInfo *data_set(int id) {
+    HT_CHECK(id >= 0 && id < DATA_N_SETS, "unknown data set %d (expected 0 to %d)", id, DATA_N_SETS - 1);
+    return &DATA_SETS[id];
+}
+
+const char *data_set_name(int id) { return id >= 0 && id < DATA_N_SETS ? DATA_SETS[id].name : NULL; }
+const char *data_set_title(int id) { return id >= 0 && id < DATA_N_SETS ? DATA_SETS[id].title : NULL; }
+
+const char *data_resolve_dir_for(int id, const char *job_dir) {
     if (job_dir && job_dir[0]) return job_dir;
+    if (id == DATA_FASHION_MNIST) return DATA_FASHION_MNIST_DIR;
+    data_set(id);  // fatal for an unknown id
     const char *env = getenv("HYPERTRAIN_DATA");
     if (env && env[0]) return env;
     // scripts/fetch-mnist.sh's default destination, else the shared copy beside the checkout
     if (access("data/mnist", F_OK) == 0) return "data/mnist";
     return "../shared/data/mnist";
 }
+
+const char *data_resolve_dir(const char *job_dir) { return data_resolve_dir_for(DATA_MNIST, job_dir); }
 
 // ---------------------------------------------------------------------------------------------
 // IDX reading
@@ -186,7 +221,7 @@ uint8_t *idx_read(const char *path, int expect_magic, int dims[3], int *ndim, ch
 }
 
 // ---------------------------------------------------------------------------------------------
-// MNIST
+// MNIST-layout data sets
 
 typedef struct {
     char path[4096];
@@ -194,32 +229,50 @@ typedef struct {
     uint8_t *data;
 } IdxFile;
 
-// Finds dir/NAME.gz, else dir/NAME, reads it and checks its checksum when asked.
-static void mnist_read(IdxFile *f, const char *dir, int which, int magic, int verify) {
-    const char *name = mnist_files[which].name;
+// " It is <other>'s <file>: ..." when a mismatching hash is another data set's file, else "".
+static void other_set_hint(char *out, size_t cap, const char *hex, int id) {
+    out[0] = '\0';
+    for (int k = 0; k < DATA_N_SETS; k++)
+        for (int i = 0; i < 4 && k != id; i++)
+            if (!strcmp(hex, DATA_SETS[k].sha256[i]))
+                XSNPRINTF(out, cap, " It is %s's %s: set data.dataset=%s in the job to use it.",
+                          DATA_SETS[k].title, IDX_NAMES[i], DATA_SETS[k].name);
+}
+
+// Finds dir/NAME.gz, else dir/NAME, reads it and checks it against data set `id`'s checksum
+// when asked.
+static void idx_file_read(IdxFile *f, const DataSetInfo *ds, const char *dir, int which, int magic,
+                          int verify) {
+    const char *name = IDX_NAMES[which];
     struct stat st;
     int n = snprintf(f->path, sizeof f->path, "%s/%s.gz", dir, name);
     HT_CHECK(n > 0 && (size_t)n < sizeof f->path, "data path too long: '%s/%s.gz'", dir, name);
     if (stat(f->path, &st) != 0) {
         f->path[n - 3] = '\0';  // drop ".gz"
-        HT_CHECK(stat(f->path, &st) == 0, "data directory '%s' holds neither '%s.gz' nor '%s' "
-                 "(scripts/fetch-mnist.sh downloads MNIST)", dir, name, name);
+        HT_CHECK(stat(f->path, &st) == 0, "data directory '%s' holds neither '%s.gz' nor '%s' (%s)",
+                 dir, name, name, ds->fetch);
     }
     char hex[65];
     f->data = idx_read(f->path, magic, f->dims, &f->ndim, verify ? hex : NULL);
-    if (verify && strcmp(hex, mnist_files[which].sha256) != 0)
-        HT_FATAL("'%s': SHA-256 of the uncompressed contents is %s, expected %s (the original %s); "
-                 "the file is damaged or not the original MNIST. For other data in this format, "
-                 "set data.verify=false in the job", f->path, hex, mnist_files[which].sha256, name);
+    if (verify && strcmp(hex, ds->sha256[which]) != 0) {
+        char hint[256];
+        other_set_hint(hint, sizeof hint, hex, (int)(ds - DATA_SETS));
+        free(f->data);
+        f->data = NULL;
+        HT_FATAL("'%s': SHA-256 of the uncompressed contents is %s, expected %s (the original %s %s); "
+                 "the file is damaged or not the original %s.%s For other data in this format, "
+                 "set data.verify=false in the job", f->path, hex, ds->sha256[which], ds->title, name,
+                 ds->title, hint);
+    }
 }
 
-static void mnist_read_pair(IdxFile *img, IdxFile *lab, const char *dir, int which_images,
-                            int verify) {
-    mnist_read(img, dir, which_images, IDX_MAGIC_IMAGES, verify);
+static void idx_read_pair(IdxFile *img, IdxFile *lab, const DataSetInfo *ds, const char *dir,
+                          int which_images, int verify) {
+    idx_file_read(img, ds, dir, which_images, IDX_MAGIC_IMAGES, verify);
     HT_CHECK(img->dims[1] == MNIST_SIDE && img->dims[2] == MNIST_SIDE,
              "'%s': images are %d x %d, expected %d x %d", img->path, img->dims[1], img->dims[2],
              MNIST_SIDE, MNIST_SIDE);
-    mnist_read(lab, dir, which_images + 1, IDX_MAGIC_LABELS, verify);
+    idx_file_read(lab, ds, dir, which_images + 1, IDX_MAGIC_LABELS, verify);
     HT_CHECK(lab->dims[0] == img->dims[0], "'%s' holds %d labels but '%s' holds %d images",
              lab->path, lab->dims[0], img->path, img->dims[0]);
     for (int i = 0; i < lab->dims[0]; i++)
@@ -242,17 +295,18 @@ static void dataset_fill(Dataset *ds, const IdxFile *img, const IdxFile *lab, in
     memcpy(ds->labels, lab->data + first, (size_t)n);
 }
 
-void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
+void data_load(Mnist *m, int id, const char *dir, int n_train, int n_val, int verify) {
+    const DataSetInfo *ds = data_set(id);
     struct stat st;
     HT_CHECK(dir && dir[0] && stat(dir, &st) == 0,
-             "data directory '%s' does not exist (set data.dir in the job, --data DIR, or "
-             "HYPERTRAIN_DATA; scripts/fetch-mnist.sh downloads MNIST)", dir ? dir : "");
+             "data directory '%s' does not exist (set data.dir in the job%s; %s)", dir ? dir : "",
+             id == DATA_MNIST ? ", --data DIR, or HYPERTRAIN_DATA" : " or --data DIR", ds->fetch);
     HT_CHECK(S_ISDIR(st.st_mode), "data directory '%s' is not a directory", dir);
     HT_CHECK(n_train >= 0 && n_val >= 0, "n_train (%d) and n_val (%d) must be >= 0", n_train, n_val);
     memset(m, 0, sizeof *m);
 
     IdxFile img, lab;
-    mnist_read_pair(&img, &lab, dir, 0, verify);
+    idx_read_pair(&img, &lab, ds, dir, 0, verify);
     HT_CHECK((long long)n_val + n_train <= img.dims[0],
              "'%s' holds %d images, fewer than the job's \"data.validation\" + \"data.train\" = %d + %d", img.path, img.dims[0],
              n_val, n_train);
@@ -261,10 +315,14 @@ void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
     free(img.data);
     free(lab.data);
 
-    mnist_read_pair(&img, &lab, dir, 2, verify);
+    idx_read_pair(&img, &lab, ds, dir, 2, verify);
     dataset_fill(&m->test, &img, &lab, 0, img.dims[0]);
     free(img.data);
     free(lab.data);
+}
+
+void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify) {
+    data_load(m, DATA_MNIST, dir, n_train, n_val, verify);
 }
 
 static void dataset_free(Dataset *d) {

@@ -1,5 +1,6 @@
-// data.h: MNIST from the original IDX files (.gz or uncompressed), verified by SHA-256 of the
-// uncompressed contents; the training file splits into validation (first n_val images, as the
+// data.h: MNIST, or Fashion-MNIST (the same IDX layout), from the original IDX files (.gz or
+// uncompressed), verified by SHA-256 of the uncompressed contents against the data set's own
+// table; the training file splits into validation (first n_val images, as the
 // original code did) and training (the next n_train); and an epoch-permutation sampler keyed by
 // the counter-based RNG so that the image stream depends only on (seed, position).
 #ifndef HT_DATA_H
@@ -19,14 +20,31 @@ typedef struct {
     Dataset train, val, test;
 } Mnist;
 
-// Resolves the data directory: job_dir if non-empty, else $HYPERTRAIN_DATA, else "data/mnist"
-// (where scripts/fetch-mnist.sh puts it) if it exists, else "../shared/data/mnist".
+// The data sets in MNIST's IDX layout (four files, 60,000 + 10,000 images of 28 x 28, labels
+// 0-9); the job's "data.dataset" names one. Each has its own checksums and default directory.
+typedef enum { DATA_MNIST = 0, DATA_FASHION_MNIST = 1 } DataSetId;
+#define DATA_N_SETS 2
+#define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"  // Debian's dataset-fashion-mnist
+
+// The job's name of a data set ("mnist", "fashion-mnist") and its title ("MNIST",
+// "Fashion-MNIST"); NULL for an id that is none.
+const char *data_set_name(int id);
+const char *data_set_title(int id);
+
+// The data directory of data set `id`: job_dir if non-empty; else for MNIST $HYPERTRAIN_DATA,
+// else "data/mnist" (where scripts/fetch-mnist.sh puts it) if it exists, else
+// "../shared/data/mnist"; for Fashion-MNIST DATA_FASHION_MNIST_DIR ($HYPERTRAIN_DATA is MNIST's).
+const char *data_resolve_dir_for(int id, const char *job_dir);
+// = data_resolve_dir_for(DATA_MNIST, job_dir).
 const char *data_resolve_dir(const char *job_dir);
 
 // Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
-// t10k-labels-idx1-ubyte from dir (each as NAME.gz or NAME). verify: check SHA-256 of the
-// uncompressed contents against the originals. Fatal, naming the file, on a missing directory or
-// file, truncated/corrupt gzip, wrong magic, inconsistent sizes, or checksum mismatch.
+// t10k-labels-idx1-ubyte of data set `id` from dir (each as NAME.gz or NAME). verify: check
+// SHA-256 of the uncompressed contents against that data set's originals. Fatal, naming the
+// file, on a missing directory or file, truncated/corrupt gzip, wrong magic, inconsistent sizes,
+// or checksum mismatch (saying so when the file is another known data set's).
+void data_load(Mnist *m, int id, const char *dir, int n_train, int n_val, int verify);
+// = data_load(m, DATA_MNIST, ...).
 void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify);
 void mnist_free(Mnist *m);
 

@@ -504,9 +504,15 @@ static void resume(Run *r) {
         find_newer(r, path, meta.step);
         printf("resumed from %s at step %lld (written by %d rank(s))\n", path, (long long)m->step,
                meta.world_size);
+        // Compared as resolved jobs: a checkpoint written before a key existed (data.dataset)
+        // stores no value for it, which means the key's default.
         char *stored = checkpoint_read_job(path);
-        if (strcmp(stored, r->job_json) != 0)
+        Job was;
+        job_from_json_string(&was, stored, path);
+        char *resolved = job_to_json(&was);
+        if (strcmp(resolved, r->job_json) != 0)
             printf("note: the job differs from the one stored in the checkpoint (see job.json)\n");
+        free(resolved);
         free(stored);
     }
     free(path);
@@ -583,11 +589,12 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     open_run(&r, job);
     const int use_gpu = choose_device(&r, job);
     if (job->task == TASK_MNIST) {
-        const char *dir = data_resolve_dir(job->data_dir);
-        mnist_load(&r.data, dir, job->n_train, job->n_val, job->verify_checksums);
+        const char *dir = data_resolve_dir_for(job->dataset, job->data_dir);
+        data_load(&r.data, job->dataset, dir, job->n_train, job->n_val, job->verify_checksums);
         r.have_data = 1;
         if (comm->rank == 0)
-            printf("data: %s (%d train, %d validation, %d test)\n", dir, r.data.train.n, r.data.val.n, r.data.test.n);
+            printf("data: %s from %s (%d train, %d validation, %d test)\n", data_set_title(job->dataset), dir,
+                   r.data.train.n, r.data.val.n, r.data.test.n);
     }
     if (opt->resume) resume(&r);
     Model *m = &r.model;

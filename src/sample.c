@@ -214,8 +214,8 @@ void sample_load_split(const Job *job, const char *data_dir, const char *split, 
                        Mnist *m, Dataset *d) {
     HT_CHECK(!strcmp(split, "val") || !strcmp(split, "test"),
              "unknown split '%s' (expected val or test)", split);
-    const char *dir = data_resolve_dir(data_dir && data_dir[0] ? data_dir : job->data_dir);
-    mnist_load(m, dir, job->n_train, job->n_val, job->verify_checksums);
+    const char *dir = data_resolve_dir_for(job->dataset, data_dir && data_dir[0] ? data_dir : job->data_dir);
+    data_load(m, job->dataset, dir, job->n_train, job->n_val, job->verify_checksums);
     *d = !strcmp(split, "val") ? m->val : m->test;
     if (max_images > 0 && max_images < d->n) d->n = max_images;
     HT_CHECK(d->n > 0, "the %s split of '%s' has no images", split, dir);

@@ -14,6 +14,7 @@
 #include "arch.h"
 #include "common.h"
 #include "config.h"
+#include "data.h"
 #include "testutil.h"
 
 static TestState ts;
@@ -132,7 +133,7 @@ static int jobs_equal(const Job *a, const Job *b) {
              a->input_h == b->input_h && a->input_w == b->input_w && a->input_c == b->input_c &&
              a->classes == b->classes && a->n_layers == b->n_layers &&
              memcmp(a->layers, b->layers, sizeof(a->layers)) == 0 &&
-             strcmp(a->data_dir, b->data_dir) == 0 && a->n_train == b->n_train && a->n_val == b->n_val &&
+             a->dataset == b->dataset && strcmp(a->data_dir, b->data_dir) == 0 && a->n_train == b->n_train && a->n_val == b->n_val &&
              a->verify_checksums == b->verify_checksums && a->val_every == b->val_every &&
              a->val_samples == b->val_samples && a->val_images == b->val_images &&
              a->ckpt_every == b->ckpt_every && a->keep_ckpt == b->keep_ckpt &&
@@ -196,8 +197,8 @@ static void test_defaults(void) {
             L[2].kernel == 2 && L[3].filters == 16 && L[3].gen_hidden[1] == 100 && L[6].type == OP_FC &&
             L[6].filters == 8 && L[6].per_filter && L[8].type == OP_FC && L[8].filters == 10 &&
             L[8].gen_hidden[0] == 60 && !L[8].per_filter, "layers: conv 32, relu, pool, conv 16, relu, pool, fc 8, relu, fc 10");
-    T_CHECK(&ts, j.data_dir[0] == '\0' && j.n_train == 55000 && j.n_val == 5000 && j.verify_checksums,
-            "data: dir unset, 55000/5000, verify");
+    T_CHECK(&ts, j.dataset == DATA_MNIST && j.data_dir[0] == '\0' && j.n_train == 55000 && j.n_val == 5000 &&
+            j.verify_checksums, "data: dataset mnist, dir unset, 55000/5000, verify");
     T_CHECK(&ts, j.val_every == 500 && j.val_samples == 200 && j.val_images == 0 && j.ckpt_every == 1000 &&
             j.keep_ckpt == 3 && j.log_every == 10 && j.threads == 0, "schedule 500/200/0/1000/3/10/0");
     T_CHECK(&ts, j.n_toy_hidden == 3 && j.toy_hidden[0] == 30 && j.toy_n_mix == 8 && j.toy_sigma == 0.2 &&
@@ -240,6 +241,14 @@ static void test_job_files(void) {
     k.lambda = def.lambda;
     snprintf(k.name, sizeof(k.name), "%s", def.name);
     T_CHECK(&ts, jobs_equal(&k, &def), "mnist-lambda1e5: everything else equals mnist");
+
+    // fashion-mnist.json: the paper's run on Fashion-MNIST; only the data set (and the name) differ.
+    load(&k, "jobs/fashion-mnist.json");
+    T_CHECK(&ts, k.dataset == DATA_FASHION_MNIST && strcmp(k.name, "fashion-mnist") == 0 && k.data_dir[0] == '\0',
+            "fashion-mnist: data.dataset %s, name %s, data.dir unset", data_set_name(k.dataset), k.name);
+    k.dataset = def.dataset;
+    snprintf(k.name, sizeof(k.name), "%s", def.name);
+    T_CHECK(&ts, jobs_equal(&k, &def), "fashion-mnist: everything else equals mnist (the paper's run)");
 
     load(&j, "jobs/toy.json");
     T_CHECK(&ts, j.task == TASK_TOY && j.z_dim == 1 && j.distance == DIST_L2 && !j.gauge_fixing &&
@@ -377,6 +386,44 @@ static void test_round_trip(void) {
             strcmp(t.data_dir, "/x") == 0, "comments anywhere are ignored; empty gen_hidden allowed");
 }
 
+// data.dataset: its values, --set, and a job written before the key existed (an old checkpoint's
+// or run directory's job.json) meaning MNIST, so that such a run resumes unchanged.
+static void test_dataset(void) {
+    printf("data.dataset\n");
+    T_CHECK(&ts, !strcmp(data_set_name(DATA_MNIST), "mnist") && !strcmp(data_set_name(DATA_FASHION_MNIST), "fashion-mnist") &&
+            data_set_name(DATA_N_SETS) == NULL && data_set_name(-1) == NULL, "names: mnist, fashion-mnist; none beyond");
+    Job j, def;
+    job_defaults(&def);
+    job_defaults(&j);
+    job_set(&j, "data.dataset=fashion-mnist");
+    T_CHECK(&ts, j.dataset == DATA_FASHION_MNIST, "--set data.dataset=fashion-mnist (bare string)");
+    job_set(&j, "data.dataset=\"mnist\"");
+    T_CHECK(&ts, j.dataset == DATA_MNIST, "--set data.dataset=\"mnist\" (JSON string)");
+    job_set(&j, "data={\"dataset\": \"fashion-mnist\", \"train\": 100}");
+    T_CHECK(&ts, j.dataset == DATA_FASHION_MNIST && j.n_train == 100, "--set data={...} sets dataset and train");
+    job_validate(&j);
+    check_round_trip("fashion-mnist", &j);
+    char *s = job_to_json(&j);
+    T_CHECK(&ts, strstr(s, "\"dataset\": \"fashion-mnist\"") != NULL, "job JSON shows \"dataset\": \"fashion-mnist\"");
+    free(s);
+
+    // The defaults' JSON without the dataset line: what every job.json and checkpoint before the
+    // key held. It must load as MNIST and print as today's defaults.
+    char *now = job_to_json(&def), *old = XSTRDUP(now);
+    char *line = strstr(old, "    \"dataset\": \"mnist\",\n");
+    T_CHECK(&ts, line != NULL, "the defaults' JSON holds the line \"dataset\": \"mnist\"");
+    if (line) memmove(line, strchr(line, '\n') + 1, strlen(strchr(line, '\n') + 1) + 1);
+    Job back;
+    job_from_json_string(&back, old, "old checkpoint");
+    job_validate(&back);
+    char *again = job_to_json(&back);
+    T_CHECK(&ts, !strstr(old, "dataset") && back.dataset == DATA_MNIST && jobs_equal(&back, &def) &&
+            !strcmp(again, now), "a job without data.dataset (older checkpoints) is MNIST and prints as the defaults");
+    free(now);
+    free(old);
+    free(again);
+}
+
 static void test_bad_input(void) {
     printf("bad input (each in a child process)\n");
     bad_file("malformed JSON", "{\n  \"lr\": 1e-3,,\n  \"steps\": 3\n}\n", "invalid JSON|line 2");
@@ -396,6 +443,10 @@ static void test_bad_input(void) {
     bad_file("bad name characters", "{\"name\": \"a/b\"}", "key \"name\"|\"a/b\"");
     bad_file("bad enum", "{\"entropy_distance\": \"l3\"}", "entropy_distance|\"l1\" or \"l2\"|\"l3\"");
     bad_file("bad task", "{\"task\": \"cifar\"}", "key \"task\"|\"mnist\" or \"toy\"");
+    bad_file("bad data set", "{\"data\": {\"dataset\": \"cifar10\"}}",
+             "key \"data.dataset\"|one of \"mnist\" or \"fashion-mnist\"|\"cifar10\"");
+    bad_file("data set not a string", "{\"data\": {\"dataset\": 1}}", "key \"data.dataset\"|\"fashion-mnist\"|got 1");
+    bad_file("data set at top level", "{\"dataset\": \"fashion-mnist\"}", "unknown key \"dataset\"");
     bad_file("lr <= 0", "{\"lr\": -1}", "key \"lr\"|expected a number > 0, got -1");
     bad_file("lr_decay > 1", "{\"lr_decay\": 1.5}", "key \"lr_decay\"|(0, 1]|1.5");
     bad_file("adam_beta1 = 1", "{\"adam_beta1\": 1}", "key \"adam_beta1\"|[0, 1)");
@@ -451,6 +502,7 @@ static void test_bad_input(void) {
     bad_set("--set layer index out of range", "target.layers[20].kernel=3", "target.layers[20]|9 entries");
     bad_set("--set bad layer field", "target.layers[0].kernel=4", "key \"target.layers[0].kernel\"|odd");
     bad_set("--set bad enum", "task=cifar", "key \"task\"|\"cifar\"");
+    bad_set("--set bad data set", "data.dataset=Fashion-MNIST", "key \"data.dataset\"|\"mnist\" or \"fashion-mnist\"|\"Fashion-MNIST\"");
     expect_fatal("--set then validate", BAD_VALIDATE, "target.classes=3", NULL,
                  "job: |task \"mnist\" needs|\"target.classes\" 10");
     expect_fatal("--set last layer units", BAD_VALIDATE, "target.layers[8].units=9", NULL,
@@ -490,6 +542,7 @@ int main(void) {
     test_job_files();
     test_set();
     test_round_trip();
+    test_dataset();
     test_bad_input();
     char path[256];
     const char *names[] = {"bad.json", "comments.json"};

@@ -23,6 +23,15 @@
 #define TRAIN_LAB "train-labels-idx1-ubyte"
 #define TEST_IMG "t10k-images-idx3-ubyte"
 #define TEST_LAB "t10k-labels-idx1-ubyte"
+// SHA-256 of Fashion-MNIST's uncompressed train-images-idx3-ubyte (zcat | sha256sum of Debian's
+// dataset-fashion-mnist; its MD5 f4a8712d... is the published one of the upstream file)
+#define FASHION_TRAIN_IMG_SHA256 "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+
+// Where the tests find Fashion-MNIST: $HYPERTRAIN_TEST_FASHION, else Debian's directory.
+static const char *t_fashion_dir(void) {
+    const char *d = getenv("HYPERTRAIN_TEST_FASHION");
+    return d && *d ? d : DATA_FASHION_MNIST_DIR;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SHA-256
@@ -203,8 +212,9 @@ typedef struct {
     int n_train, n_val, verify;
 } LoadArgs;
 
-static void expect_fatal(TestState *ts, const char *what, LoadArgs a, const char *phrase1,
-                         const char *phrase2) {
+// Loads data set `id` (DataSetId).
+static void expect_fatal_id(TestState *ts, const char *what, int id, LoadArgs a, const char *phrase1,
+                            const char *phrase2) {
     int fd[2];
     HT_CHECK(pipe(fd) == 0, "pipe");
     fflush(stdout);
@@ -216,7 +226,7 @@ static void expect_fatal(TestState *ts, const char *what, LoadArgs a, const char
         close(fd[0]);
         dup2(fd[1], 2);
         Mnist m;
-        mnist_load(&m, a.dir, a.n_train, a.n_val, a.verify);
+        data_load(&m, id, a.dir, a.n_train, a.n_val, a.verify);
         _exit(0);  // loaded without error
     }
     close(fd[1]);
@@ -235,6 +245,56 @@ static void expect_fatal(TestState *ts, const char *what, LoadArgs a, const char
     T_CHECK(ts, failed && has, "%s: exit %s, message has '%s'%s%s%s: %s", what,
             failed ? "non-zero" : "0", phrase1, phrase2 ? " and '" : "", phrase2 ? phrase2 : "",
             phrase2 ? "'" : "", len ? msg : "(no message)");
+}
+
+// Fashion-MNIST's checks on synthetic files: they need no data.
+static void test_bad_input_fashion(TestState *ts) {
+    printf("bad input, data set fashion-mnist (each in a forked child)\n");
+    char *d = join(tmp_root, "no-such-fashion-dir", "");
+    expect_fatal_id(ts, "fashion: missing directory", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 0},
+                 "no-such-fashion-dir' does not exist", "apt-get install dataset-fashion-mnist puts Fashion-MNIST in");
+    d = make_dir("fashion-missing-file");
+    put_all(d, 0);
+    unlink(join(d, TRAIN_LAB, ""));
+    expect_fatal_id(ts, "fashion: missing file", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 0},
+                 "nor '" TRAIN_LAB "'", "dataset-fashion-mnist puts Fashion-MNIST in");
+    d = make_dir("fashion-checksum");
+    put_all(d, 1);
+    expect_fatal_id(ts, "fashion: wrong checksum names its own table", DATA_FASHION_MNIST, (LoadArgs){d, 50, 20, 1},
+                 "expected " FASHION_TRAIN_IMG_SHA256 " (the original Fashion-MNIST " TRAIN_IMG ")",
+                 "data.verify=false");
+    // the same files load unverified as either data set
+    Mnist m;
+    data_load(&m, DATA_FASHION_MNIST, d, 50, 20, 0);
+    T_CHECK(ts, m.train.n == 50 && m.val.n == 20 && m.test.n == 20, "fashion, verify off: synthetic files load "
+            "(%d/%d/%d)", m.train.n, m.val.n, m.test.n);
+    mnist_free(&m);
+}
+
+// A real file of one data set loaded as the other: the checksum error names the right data set.
+static void test_swapped(TestState *ts, const char *dir, int actual, int claimed) {
+    char *d = make_dir(actual == DATA_MNIST ? "swapped-mnist" : "swapped-fashion");
+    const char *names[2] = {TRAIN_IMG, TRAIN_LAB};
+    for (int i = 0; i < 2; i++) {
+        char cwd[1024], src[2200];
+        HT_CHECK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+        const char *base = dir[0] == '/' ? "" : cwd;  // the link needs an absolute target
+        snprintf(src, sizeof src, "%s%s%s/%s.gz", base, *base ? "/" : "", dir, names[i]);
+        if (access(src, F_OK) != 0) snprintf(src, sizeof src, "%s%s%s/%s", base, *base ? "/" : "", dir, names[i]);
+        char *dst = join(d, names[i], strstr(src, ".gz") ? ".gz" : "");
+        HT_CHECK(symlink(src, dst) == 0, "symlink %s -> %s", dst, src);
+    }
+    char hint[128];
+    snprintf(hint, sizeof hint, "It is %s's " TRAIN_IMG ": set data.dataset=%s", data_set_title(actual),
+             data_set_name(actual));
+    char what[96];
+    snprintf(what, sizeof what, "%s's files loaded as %s", data_set_title(actual), data_set_title(claimed));
+    expect_fatal_id(ts, what, claimed, (LoadArgs){d, 50, 20, 1}, "SHA-256", hint);
+}
+
+static void expect_fatal(TestState *ts, const char *what, LoadArgs a, const char *phrase1,
+                         const char *phrase2) {
+    expect_fatal_id(ts, what, DATA_MNIST, a, phrase1, phrase2);
 }
 
 static void cut_file(const char *path, long keep) {
@@ -406,6 +466,44 @@ static void test_real(TestState *ts) {
         }
     T_CHECK(ts, lo == 0.0f && hi == 1.0f, "pixel range [%g, %g] == [0, 1]", lo, hi);
     mnist_free(&m);
+    test_swapped(ts, dir, DATA_MNIST, DATA_FASHION_MNIST);
+}
+
+// Real Fashion-MNIST (Debian's dataset-fashion-mnist; CI installs it): counts, the balanced
+// classes, the first labels, pixel range.
+static void test_real_fashion(TestState *ts) {
+    const char *dir = t_fashion_dir();
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("  SKIPPED (no Fashion-MNIST in %s: apt-get install dataset-fashion-mnist): the real "
+               "Fashion-MNIST files\n", dir);
+        return;
+    }
+    printf("real Fashion-MNIST from %s (verify=1)\n", dir);
+    Mnist m;
+    data_load(&m, DATA_FASHION_MNIST, dir, 55000, 5000, 1);
+    T_CHECK(ts, m.train.n == 55000 && m.val.n == 5000 && m.test.n == 10000 && m.train.h == 28 && m.test.w == 28,
+            "counts train %d, val %d, test %d, 28 x 28", m.train.n, m.val.n, m.test.n);
+    int ct[10] = {0}, cs[10] = {0}, ok = 1;
+    for (int i = 0; i < m.train.n; i++) ct[m.train.labels[i]]++;
+    for (int i = 0; i < m.val.n; i++) ct[m.val.labels[i]]++;
+    for (int i = 0; i < m.test.n; i++) cs[m.test.labels[i]]++;
+    for (int k = 0; k < 10; k++) ok &= ct[k] == 6000 && cs[k] == 1000;
+    T_CHECK(ts, ok, "6,000 training-file and 1,000 test images per class (class 0: %d, %d; class 9: %d, %d)",
+            ct[0], cs[0], ct[9], cs[9]);
+    // Fashion-MNIST's first training and test items are both ankle boots (class 9), its first
+    // test items 9, 2, 1; MNIST's are 5 and 7.
+    T_CHECK(ts, m.val.labels[0] == 9 && m.test.labels[0] == 9 && m.test.labels[1] == 2 && m.test.labels[2] == 1,
+            "first labels: training file %d, test %d %d %d (9; 9 2 1)", m.val.labels[0], m.test.labels[0],
+            m.test.labels[1], m.test.labels[2]);
+    float lo = 1e9f, hi = -1e9f;
+    for (size_t i = 0; i < (size_t)m.train.n * 784; i++) {
+        lo = m.train.images[i] < lo ? m.train.images[i] : lo;
+        hi = m.train.images[i] > hi ? m.train.images[i] : hi;
+    }
+    T_CHECK(ts, lo == 0.0f && hi == 1.0f, "pixel range [%g, %g] == [0, 1]", lo, hi);
+    mnist_free(&m);
+    test_swapped(ts, dir, DATA_FASHION_MNIST, DATA_MNIST);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,6 +523,14 @@ static void test_resolve_dir(TestState *ts) {
     T_CHECK(ts, !strcmp(data_resolve_dir(""), fallback), "empty environment -> %s", fallback);
     unsetenv("HYPERTRAIN_DATA");
     T_CHECK(ts, !strcmp(data_resolve_dir(NULL), fallback), "no environment -> %s", fallback);
+    // Fashion-MNIST: the job's directory, else Debian's; $HYPERTRAIN_DATA is MNIST's
+    setenv("HYPERTRAIN_DATA", "/env/dir", 1);
+    T_CHECK(ts, !strcmp(data_resolve_dir_for(DATA_FASHION_MNIST, "/job/dir"), "/job/dir") &&
+            !strcmp(data_resolve_dir_for(DATA_FASHION_MNIST, ""), DATA_FASHION_MNIST_DIR) &&
+            !strcmp(data_resolve_dir_for(DATA_FASHION_MNIST, NULL), DATA_FASHION_MNIST_DIR) &&
+            !strcmp(data_resolve_dir_for(DATA_MNIST, ""), "/env/dir"),
+            "fashion-mnist: job dir, else %s (not $HYPERTRAIN_DATA, which MNIST uses)", DATA_FASHION_MNIST_DIR);
+    unsetenv("HYPERTRAIN_DATA");
     if (saved) setenv("HYPERTRAIN_DATA", saved, 1);
     free(saved);
 }
@@ -531,7 +637,9 @@ int main(void) {
     test_sha256(&ts);
     test_synthetic(&ts);
     test_bad_input(&ts);
+    test_bad_input_fashion(&ts);
     test_real(&ts);
+    test_real_fashion(&ts);
     test_resolve_dir(&ts);
     test_sampler(&ts);
     remove_tree(tmp_root);
