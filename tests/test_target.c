@@ -106,6 +106,11 @@ static const char *const FC_ONLY[] = {"f6", "r", "f3"};
 // Both blocks routed (C a multiple of 8): the first without relu and with a clipped 3x3 pool, the
 // second with a 5x5 kernel larger than its 3x2 input (window rows of 40 floats: 5 vectors).
 static const char *const FAST_E[] = {"c3:8", "p3", "c5:16", "r", "p2", "f3"};
+// For the AVX-512 kernels: 40 filters (a 32- and a masked 8-column block) fused with a pool of
+// odd output width (a single-window tile); 48 filters (32 + 16) and a routed block whose window
+// rows (5 x 48 = 240 floats) take two gather calls (160 + 80).
+static const char *const FAST_F[] = {"c3:40", "r", "p2", "f3"};
+static const char *const FAST_G[] = {"c3:48", "r", "p2", "c5:16", "r", "p2", "f3"};
 
 // Implementation of the batched calls under test in the whole-network checks.
 static TargetImpl g_impl = TARGET_IMPL_REFERENCE;
@@ -1096,6 +1101,10 @@ int main(void) {
     check_impls_match(&ts, "5x5 conv1->8 pool2 (no relu) fc3", &fa, 2, 3, 1.0, 0);
     make_arch(&fa, 7, 5, 8, 3, FAST_E, 6);
     check_impls_match(&ts, "7x5x8 conv3->8 pool3 (clipped) conv5->16 relu pool2 fc3", &fa, 3, 4, 1.0, 0);
+    make_arch(&fa, 6, 6, 1, 3, FAST_F, 4);
+    check_impls_match(&ts, "6x6 conv3->40 relu pool2 (fused, 3 windows a row) fc3", &fa, 2, 3, 1.0, 0);
+    make_arch(&fa, 8, 8, 1, 3, FAST_G, 7);
+    check_impls_match(&ts, "8x8 conv3->48 relu pool2 conv5->16 relu pool2 fc3", &fa, 2, 3, 1.0, 0);
     make_arch(&fa, 4, 4, 1, 3, FC_ONLY, 3);
     check_impls_match(&ts, "4x4 fc6 relu fc3 (no conv)", &fa, 2, 3, 1.0, 0);
 
