@@ -48,7 +48,16 @@ typedef struct {
     const float *bias;            // forward: bias of the tile's columns, or NULL
     int relu, add;                // epilogue: max(0, .); accumulate into c
     __mmask16 mlast;              // lanes of the last vector (0xffff, or 0x00ff for 8 columns)
+    int k, kC;                    // window tiles (wtile_*): kernel rows, and steps k*C per row,
+    ptrdiff_t rs;                 // at a row stride of rs floats (instead of aoff and boff)
 } Tile;
+
+// k of a window table: K = k*k*C.
+static int kernel_size(int K, int C) {
+    int k = 1;
+    while (k * k * C < K) k++;
+    return k;
+}
 
 static AVX512 INLINE void epi(int add, __m512 bias, int relu, float *dst, __m512 y, __mmask16 m) {
     if (add) y = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), y);
@@ -94,7 +103,52 @@ static AVX512 INLINE void tile_body(const Tile *t, const int MR, const int NV) {
     ROW_OUT(6) ROW_OUT(7) ROW_OUT(8) ROW_OUT(9) ROW_OUT(10) ROW_OUT(11)
 }
 
-#define TILE_FN(MR, NV) static AVX512 void tile_##MR##_##NV(const Tile *t) { tile_body(t, MR, NV); }
+// The same product for a convolution's window steps (forward, input gradient): step t = (ky, s)
+// with s < kC = k*C reads A[r][t] = a[r][ky*rs + s] and B[t] = B + 16 t, so within a kernel row the
+// broadcasts walk each row's window row contiguously and B linearly: no offset tables, and the
+// loop keeps only the row pointers, B and the counter in registers (the table version needs two
+// table loads per step and more registers than x86-64 has with 12 rows).
+#define WROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(); \
+                     const float *p##r = t->a[MR > r ? r : 0]
+#define WROW_FMA(r) if (MR > r) { const __m512 x = _mm512_set1_ps(p##r[s]);                 \
+                     c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);                              \
+                     if (NV > 1) c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1); }
+#define WROW_NEXT(r) if (MR > r) p##r += rs
+#define WIN_ACCUMULATE(t, k, kC, rs)                                                             \
+    WROW_DECL(0); WROW_DECL(1); WROW_DECL(2); WROW_DECL(3); WROW_DECL(4); WROW_DECL(5);         \
+    WROW_DECL(6); WROW_DECL(7); WROW_DECL(8); WROW_DECL(9); WROW_DECL(10); WROW_DECL(11);       \
+    {                                                                                            \
+        const __mmask16 mb0 = NV > 1 ? (__mmask16)0xffff : (t)->mlast, mb1 = (t)->mlast;         \
+        const ptrdiff_t bs = (t)->bstep;                                                         \
+        const float *b = (t)->B;                                                                 \
+        for (int ky = 0; ky < (k); ky++) {                                                       \
+            for (int s = 0; s < (kC); s++, b += 16) {                                            \
+                const __m512 b0 = _mm512_maskz_loadu_ps(mb0, b);                                 \
+                const __m512 b1 = NV > 1 ? _mm512_maskz_loadu_ps(mb1, b + bs) : b0;              \
+                WROW_FMA(0) WROW_FMA(1) WROW_FMA(2) WROW_FMA(3) WROW_FMA(4) WROW_FMA(5)          \
+                WROW_FMA(6) WROW_FMA(7) WROW_FMA(8) WROW_FMA(9) WROW_FMA(10) WROW_FMA(11)        \
+            }                                                                                    \
+            WROW_NEXT(0); WROW_NEXT(1); WROW_NEXT(2); WROW_NEXT(3); WROW_NEXT(4); WROW_NEXT(5);  \
+            WROW_NEXT(6); WROW_NEXT(7); WROW_NEXT(8); WROW_NEXT(9); WROW_NEXT(10); WROW_NEXT(11);\
+        }                                                                                        \
+    }
+
+static AVX512 INLINE void wtile_body(const Tile *t, const int MR, const int NV) {
+    const int k = t->k, kC = t->kC;
+    const ptrdiff_t rs = t->rs;
+    WIN_ACCUMULATE(t, k, kC, rs)
+    float *c[MR_MAX];
+    for (int r = 0; r < MR; r++) c[r] = t->c[r];
+    const int add = t->add, relu = t->relu;
+    const __mmask16 m0 = NV > 1 ? (__mmask16)0xffff : t->mlast, m1 = t->mlast;
+    const __m512 bias0 = t->bias ? _mm512_maskz_loadu_ps(m0, t->bias) : _mm512_setzero_ps();
+    const __m512 bias1 = t->bias && NV > 1 ? _mm512_maskz_loadu_ps(m1, t->bias + 16) : _mm512_setzero_ps();
+    ROW_OUT(0) ROW_OUT(1) ROW_OUT(2) ROW_OUT(3) ROW_OUT(4) ROW_OUT(5)
+    ROW_OUT(6) ROW_OUT(7) ROW_OUT(8) ROW_OUT(9) ROW_OUT(10) ROW_OUT(11)
+}
+
+#define TILE_FN(MR, NV) static AVX512 void tile_##MR##_##NV(const Tile *t) { tile_body(t, MR, NV); } \
+                        static AVX512 void wtile_##MR##_##NV(const Tile *t) { wtile_body(t, MR, NV); }
 #define TILE_FNS(MR) TILE_FN(MR, 1) TILE_FN(MR, 2)
 TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6)
 TILE_FNS(7) TILE_FNS(8) TILE_FNS(9) TILE_FNS(10) TILE_FNS(11) TILE_FNS(12)
@@ -105,6 +159,13 @@ static const TileFn TILES[MR_MAX + 1][3] = {
     {NULL, tile_4_1, tile_4_2},   {NULL, tile_5_1, tile_5_2},   {NULL, tile_6_1, tile_6_2},
     {NULL, tile_7_1, tile_7_2},   {NULL, tile_8_1, tile_8_2},   {NULL, tile_9_1, tile_9_2},
     {NULL, tile_10_1, tile_10_2}, {NULL, tile_11_1, tile_11_2}, {NULL, tile_12_1, tile_12_2},
+};
+static const TileFn WTILES[MR_MAX + 1][3] = {
+    {NULL, NULL, NULL},
+    {NULL, wtile_1_1, wtile_1_2},   {NULL, wtile_2_1, wtile_2_2},   {NULL, wtile_3_1, wtile_3_2},
+    {NULL, wtile_4_1, wtile_4_2},   {NULL, wtile_5_1, wtile_5_2},   {NULL, wtile_6_1, wtile_6_2},
+    {NULL, wtile_7_1, wtile_7_2},   {NULL, wtile_8_1, wtile_8_2},   {NULL, wtile_9_1, wtile_9_2},
+    {NULL, wtile_10_1, wtile_10_2}, {NULL, wtile_11_1, wtile_11_2}, {NULL, wtile_12_1, wtile_12_2},
 };
 
 // Rows are cut into ceil(m / 12) tiles of near-equal size.
@@ -130,6 +191,7 @@ static AVX512 void conv_img(int H, int W, int C, int F, int K, int Wp, const flo
     const int npix = H * W;
     Tile t;
     t.aoff = win; t.boff = iota16; t.T = K; t.relu = relu; t.add = 0; t.bstep = (ptrdiff_t)16 * K;
+    t.k = kernel_size(K, C); t.kC = t.k * C; t.rs = (ptrdiff_t)Wp * C; // win[t] = ky*rs + s
     float *cpix[MR_MAX];
     int y = 0, x = 0; // pixel of the next tile row (no divisions in the tile loop)
     FOR_TILES(npix, q0, mr) {
@@ -143,7 +205,7 @@ static AVX512 void conv_img(int H, int W, int C, int F, int K, int Wp, const flo
             t.B = wp + (size_t)col0 * K;
             t.bias = bias ? bias + col0 : NULL;
             for (int r = 0; r < mr; r++) t.c[r] = cpix[r] + col0;
-            TILES[mr][nv](&t);
+            WTILES[mr][nv](&t);
         }
     }
 }
