@@ -1,8 +1,8 @@
 // target.h: the target network (the network whose weights the hypernetwork generates), run for
 // many generated networks at once, each on its own images, OpenMP over networks (one network per
-// thread). Two implementations of the batched calls: the reference (per-network im2col + OpenBLAS
-// sgemm, the per-op functions below) and a fast AVX2/FMA path chosen at run time. Layouts are
-// described in arch.h.
+// thread). Implementations of the batched calls: the reference (per-network im2col + OpenBLAS
+// sgemm, the per-op functions below) and a fast path (src/target_avx2.c) with AVX2/FMA or AVX-512
+// kernels (src/target_avx512.c), chosen at run time. Layouts are described in arch.h.
 #ifndef HT_TARGET_H
 #define HT_TARGET_H
 
@@ -11,8 +11,9 @@
 
 #include "arch.h"
 
-// Implementations of the batched calls. Both compute the same function in float32 and differ
-// only in summation order and FMA rounding (tests/test_target.c states the tolerance).
+// Implementations of the batched calls. All compute the same function in float32 and differ
+// only in summation order and FMA rounding (tests/test_target.c states the tolerance); avx512
+// and avx2 (and their dense variants) give the same bits.
 typedef enum {
     TARGET_IMPL_REFERENCE = 0, // per-network im2col + OpenBLAS sgemm (the oracle)
     TARGET_IMPL_AVX2 = 1,      // implicit-GEMM AVX2/FMA micro-kernels (src/target_avx2.c), backward
