@@ -128,11 +128,11 @@ static void kernel_section(const TargetArch *a, int reps, int max_threads) {
     else printf("not available on this CPU\n");
     printf("conv kernels, one image of the paper network in cache, 1 thread, best of %d (ratios to the "
            "1-thread peaks above)\n", reps);
-    printf("  %-7s %-38s %9s %8s %8s %9s\n", "kernels", "kernel", "us/call", "GFLOP/s", "%avx512", "%avx2");
+    printf("  %-7s %-40s %9s %8s %8s %9s\n", "kernels", "kernel", "us/call", "GFLOP/s", "%avx512", "%avx2");
     for (int k = 0; k < nk; k++)
         for (int i = 0; i < n[k]; i++) {
             const double gf = best[k][i].flop / best[k][i].sec * 1e-9;
-            printf("  %-7s %-38s %9.2f %8.1f ", ks[k]->name, best[k][i].name, best[k][i].sec * 1e6, gf);
+            printf("  %-7s %-40s %9.2f %8.1f ", ks[k]->name, best[k][i].name, best[k][i].sec * 1e6, gf);
             if (have512) printf("%7.0f%% ", 100.0 * gf / peak[1][0]);
             else printf("%8s ", "-");
             printf("%8.0f%%\n", 100.0 * gf / peak[0][0]);

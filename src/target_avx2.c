@@ -21,6 +21,10 @@
 // the backward pass (training only): each conv block's zero-padded input and the pool argmax.
 // In a forward-only call every image reuses slot 0 of those buffers.
 //
+// The FMA kernels (conv_img, conv_pool_img, conv_dw_img, gather_avx2) are reached through a
+// TargetSimdKernels table (target_avx2.h), so that src/target_avx512.c can run this same driver
+// with 512-bit kernels; the pools, the routed lists and dout_img stay AVX2 in both.
+//
 // Blocking depends only on the architecture and never on the number of networks, threads or
 // images in the call, so results are deterministic and identical for 1 or 2 threads, and one
 // network's result does not depend on the other networks (or on the batch size, per image).
