@@ -31,6 +31,7 @@
 
 #include "common.h"
 #include "target_avx2.h"
+#include "target_avx512.h"
 
 // Target size (floats) of one im2col block: 512 KiB, about one core's L2. Measured on the paper
 // network (2-core Zen 3): 128K-1M floats all run the conv layers about 2x faster than one block for
@@ -370,14 +371,15 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
     t->arch = arch;
     t->max_images = max_images;
     t->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
-    t->impl = target_impl_available(arch, TARGET_IMPL_AVX2) ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE;
+    t->impl = target_impl_available(arch, TARGET_IMPL_AVX512) ? TARGET_IMPL_AVX512
+              : target_impl_available(arch, TARGET_IMPL_AVX2)   ? TARGET_IMPL_AVX2
+                                                                : TARGET_IMPL_REFERENCE;
     const char *env = getenv("HT_TARGET_IMPL");
     if (env && *env) {
-        HT_CHECK(!strcmp(env, "reference") || !strcmp(env, "avx2") || !strcmp(env, "avx2-dense"),
-                 "HT_TARGET_IMPL must be 'reference', 'avx2' or 'avx2-dense' (got '%s')", env);
-        const TargetImpl want = !strcmp(env, "avx2") ? TARGET_IMPL_AVX2
-                                : !strcmp(env, "avx2-dense") ? TARGET_IMPL_AVX2_DENSE : TARGET_IMPL_REFERENCE;
-        HT_CHECK(want == TARGET_IMPL_REFERENCE || t->impl == TARGET_IMPL_AVX2,
+        TargetImpl want;
+        HT_CHECK(target_impl_parse(env, &want), "HT_TARGET_IMPL must be 'reference', 'avx2', 'avx2-dense', "
+                 "'avx512' or 'avx512-dense' (got '%s')", env);
+        HT_CHECK(target_impl_available(arch, want),
                  "HT_TARGET_IMPL=%s but this CPU or target architecture does not support it", env);
         t->impl = want;
     }
@@ -389,10 +391,24 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
     t->ws = XALLOC_FLOATS(ws);
 }
 
+// The kernels of a fast implementation (NULL for the reference).
+static const TargetSimdKernels *impl_kernels(TargetImpl impl) {
+    switch (impl) {
+    case TARGET_IMPL_AVX2: case TARGET_IMPL_AVX2_DENSE: return target_avx2_kernels();
+    case TARGET_IMPL_AVX512: case TARGET_IMPL_AVX512_DENSE: return target_avx512_kernels();
+    default: return NULL;
+    }
+}
+
 int target_impl_available(const TargetArch *arch, TargetImpl impl) {
-    if (impl == TARGET_IMPL_REFERENCE) return 1;
-    return (impl == TARGET_IMPL_AVX2 || impl == TARGET_IMPL_AVX2_DENSE) && target_avx2_cpu_ok() &&
-           target_avx2_arch_ok(arch, NULL);
+    switch (impl) {
+    case TARGET_IMPL_REFERENCE: return 1;
+    case TARGET_IMPL_AVX2: case TARGET_IMPL_AVX2_DENSE:
+        return target_avx2_cpu_ok() && target_avx2_arch_ok(arch, NULL);
+    case TARGET_IMPL_AVX512: case TARGET_IMPL_AVX512_DENSE:
+        return target_avx2_cpu_ok() && target_avx512_cpu_ok() && target_avx2_arch_ok(arch, NULL);
+    default: return 0;
+    }
 }
 
 int target_set_impl(TargetNet *t, TargetImpl impl) {
@@ -407,8 +423,17 @@ int target_set_impl(TargetNet *t, TargetImpl impl) {
     return 1;
 }
 
+static const char *const IMPL_NAMES[TARGET_IMPL_COUNT] = {"reference", "avx2", "avx2-dense", "avx512",
+                                                          "avx512-dense"};
+
 const char *target_impl_name(TargetImpl impl) {
-    return impl == TARGET_IMPL_AVX2 ? "avx2" : impl == TARGET_IMPL_AVX2_DENSE ? "avx2-dense" : "reference";
+    return (unsigned)impl < TARGET_IMPL_COUNT ? IMPL_NAMES[impl] : "unknown";
+}
+
+int target_impl_parse(const char *name, TargetImpl *impl) {
+    for (int i = 0; i < TARGET_IMPL_COUNT; i++)
+        if (!strcmp(name, IMPL_NAMES[i])) { *impl = (TargetImpl)i; return 1; }
+    return 0;
 }
 
 void target_free(TargetNet *t) {
@@ -503,7 +528,8 @@ static void run_all(TargetNet *t, int n_nets, const float *theta, int n_img, con
 #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_nets; k++)
             if (t->impl != TARGET_IMPL_REFERENCE)
-                target_avx2_net(a, t->max_images, t->impl == TARGET_IMPL_AVX2, ws, theta + (size_t)k * nw, n_img,
+                target_avx2_net(impl_kernels(t->impl), a, t->max_images,
+                                t->impl == TARGET_IMPL_AVX2 || t->impl == TARGET_IMPL_AVX512, ws, theta + (size_t)k * nw, n_img,
                                 images + (size_t)k * img_stride,
                                 labels ? labels + (size_t)k * label_stride : NULL, scale,
                                 probs ? probs + (size_t)k * np : NULL, loss ? &loss[k] : NULL,

@@ -1,8 +1,8 @@
 // target.h: the target network (the network whose weights the hypernetwork generates), run for
 // many generated networks at once, each on its own images, OpenMP over networks (one network per
-// thread). Two implementations of the batched calls: the reference (per-network im2col + OpenBLAS
-// sgemm, the per-op functions below) and a fast AVX2/FMA path chosen at run time. Layouts are
-// described in arch.h.
+// thread). Implementations of the batched calls: the reference (per-network im2col + OpenBLAS
+// sgemm, the per-op functions below) and a fast path (src/target_avx2.c) with AVX2/FMA or AVX-512
+// kernels (src/target_avx512.c), chosen at run time. Layouts are described in arch.h.
 #ifndef HT_TARGET_H
 #define HT_TARGET_H
 
@@ -11,14 +11,19 @@
 
 #include "arch.h"
 
-// Implementations of the batched calls. Both compute the same function in float32 and differ
-// only in summation order and FMA rounding (tests/test_target.c states the tolerance).
+// Implementations of the batched calls. All compute the same function in float32 and differ
+// only in summation order and FMA rounding (tests/test_target.c states the tolerance); avx512
+// and avx2 (and their dense variants) give the same bits.
 typedef enum {
     TARGET_IMPL_REFERENCE = 0, // per-network im2col + OpenBLAS sgemm (the oracle)
     TARGET_IMPL_AVX2 = 1,      // implicit-GEMM AVX2/FMA micro-kernels (src/target_avx2.c), backward
                                // through max pools from the routed gradients only
     TARGET_IMPL_AVX2_DENSE = 2,// the same kernels, dense backward through max pools
+    TARGET_IMPL_AVX512 = 3,    // the avx2 implementation with AVX-512 kernels (src/target_avx512.c):
+                               // bitwise the same results as avx2
+    TARGET_IMPL_AVX512_DENSE = 4, // the same kernels, dense backward through max pools
 } TargetImpl;
+#define TARGET_IMPL_COUNT 5
 
 typedef struct {
     const TargetArch *arch;
@@ -29,10 +34,11 @@ typedef struct {
     TargetImpl impl;  // set by target_init; change with target_set_impl
 } TargetNet;
 
-// target_init picks TARGET_IMPL_AVX2 when the CPU has AVX2 and FMA and the architecture fits it
-// (conv filters a multiple of 8, conv [relu] [maxpool] blocks then fc layers), else the
-// reference. The environment variable HT_TARGET_IMPL=reference (or avx2, avx2-dense) overrides the
-// choice.
+// target_init picks TARGET_IMPL_AVX512 when the CPU has AVX-512 (F, BW, VL) and the architecture
+// fits the fast path (conv filters a multiple of 8, conv [relu] [maxpool] blocks then fc layers),
+// else TARGET_IMPL_AVX2 when it has AVX2 and FMA, else the reference. The environment variable
+// HT_TARGET_IMPL=reference|avx2|avx2-dense|avx512|avx512-dense overrides the choice (an unknown
+// name, or one this CPU or architecture cannot run, is a fatal error).
 void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_threads);
 void target_free(TargetNet *t);
 // Selects the implementation for the following calls (reallocating the workspace if impl needs a
@@ -42,6 +48,8 @@ int target_set_impl(TargetNet *t, TargetImpl impl);
 // 1 if impl can run this architecture on this CPU.
 int target_impl_available(const TargetArch *arch, TargetImpl impl);
 const char *target_impl_name(TargetImpl impl);
+// The implementation named name (as target_impl_name writes it): 1, or 0 for an unknown name.
+int target_impl_parse(const char *name, TargetImpl *impl);
 
 // Forward pass of n_nets networks. Network k uses theta + k*n_weights and the n_img images at
 // images + k*img_stride (each in_size floats, NHWC, in [0, 1]); img_stride = 0 shares one set.

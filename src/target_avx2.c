@@ -21,6 +21,10 @@
 // the backward pass (training only): each conv block's zero-padded input and the pool argmax.
 // In a forward-only call every image reuses slot 0 of those buffers.
 //
+// The FMA kernels (conv_img, conv_pool_img, conv_dw_img, gather_avx2) are reached through a
+// TargetSimdKernels table (target_avx2.h), so that src/target_avx512.c can run this same driver
+// with 512-bit kernels; the pools, the routed lists and dout_img stay AVX2 in both.
+//
 // Blocking depends only on the architecture and never on the number of networks, threads or
 // images in the call, so results are deterministic and identical for 1 or 2 threads, and one
 // network's result does not depend on the other networks (or on the batch size, per image).
@@ -641,9 +645,9 @@ static AVX2 INLINE void gather_seg(const float *a, const int32_t *pix, const flo
     ACC_OUT(0); ACC_OUT(1); ACC_OUT(2); ACC_OUT(3); ACC_OUT(4); ACC_OUT(5); ACC_OUT(6); ACC_OUT(7);
 }
 
-// gather_seg with the number of vectors (1..8) as a constant
-static AVX2 void gather_seg_n(const float *a, const int32_t *pix, const float *g, int n, float *dst, int nv) {
-    switch (nv) {
+// gather_seg with the number of vectors (1..8) as a constant: the gather kernel (len <= 64)
+static AVX2 void gather_avx2(const float *a, const int32_t *pix, const float *g, int n, float *dst, int len) {
+    switch (len / 8) {
     case 8: gather_seg(a, pix, g, n, dst, 8); break;
     case 7: gather_seg(a, pix, g, n, dst, 7); break;
     case 6: gather_seg(a, pix, g, n, dst, 6); break;
@@ -660,16 +664,16 @@ static AVX2 void gather_seg_n(const float *a, const int32_t *pix, const float *g
 // image's padded input. Each filter's segments of up to 64 floats of a window row are summed over
 // its entries in 8 accumulators. (Measured: bands of pooled rows, to keep the input rows in L1,
 // cost more in per-segment overhead than they save.)
-static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, float *dwf) {
-    const int kC = B->k * B->C, rowC = B->Wp * B->C;
+static void sparse_dw(const TargetSimdKernels *kern, const Block *B, const float *in, const Route *r, float *dwf) {
+    const int kC = B->k * B->C, rowC = B->Wp * B->C, seg = kern->seg;
     const int OHW = B->OH * B->OW;
     for (int f = 0; f < B->F; f++) {
         const int e0 = f * OHW, n = r->fcnt[f];
         if (!n) continue;
         for (int ky = 0; ky < B->k; ky++)
-            for (int s0 = 0; s0 < kC; s0 += 64)
-                gather_seg_n(in + (size_t)ky * rowC + s0, r->pix + e0, r->g + e0, n,
-                             dwf + (size_t)f * B->K + (size_t)ky * kC + s0, (kC - s0 >= 64 ? 64 : kC - s0) / 8);
+            for (int s0 = 0; s0 < kC; s0 += seg)
+                kern->gather(in + (size_t)ky * rowC + s0, r->pix + e0, r->g + e0, n,
+                             dwf + (size_t)f * B->K + (size_t)ky * kC + s0, kC - s0 >= seg ? seg : kC - s0);
     }
 }
 
@@ -677,17 +681,17 @@ static AVX2 void sparse_dw(const Block *B, const float *in, const Route *r, floa
 // each pixel group and ky, the k*C-float window row gets the sum over its filters of g * W_f's row
 // ky, summed in registers 64 floats at a time (w = the layer's theta; the filter offsets play the
 // part of gather_seg's pixel offsets), so each window row is read and written once per pixel.
-static AVX2 void sparse_dx(const Block *B, const float *w, const Route *r, float *dxpad) {
-    const int kC = B->k * B->C, rowC = B->Wp * B->C;
+static void sparse_dx(const TargetSimdKernels *kern, const Block *B, const float *w, const Route *r, float *dxpad) {
+    const int kC = B->k * B->C, rowC = B->Wp * B->C, seg = kern->seg;
     for (int y = 0, q = 0; y < B->H; y++)
         for (int x = 0; x < B->W; x++, q++) {
             const int n = r->qcnt[q];
             if (!n) continue;
             float *d = dxpad + (size_t)(y * B->Wp + x) * B->C;
             for (int ky = 0; ky < B->k; ky++)
-                for (int s0 = 0; s0 < kC; s0 += 64)
-                    gather_seg_n(w + (size_t)ky * kC + s0, r->qw + (size_t)q * B->F, r->qg + (size_t)q * B->F, n,
-                                 d + (size_t)ky * rowC + s0, (kC - s0 >= 64 ? 64 : kC - s0) / 8);
+                for (int s0 = 0; s0 < kC; s0 += seg)
+                    kern->gather(w + (size_t)ky * kC + s0, r->qw + (size_t)q * B->F, r->qg + (size_t)q * B->F, n,
+                                 d + (size_t)ky * rowC + s0, kC - s0 >= seg ? seg : kC - s0);
         }
 }
 
@@ -746,9 +750,9 @@ static float *block_out(const Plan *P, int b, float *ws, int s, int i, ptrdiff_t
 
 // ---- one network ----
 
-void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const float *theta, int n,
-                     const float *images, const uint8_t *labels, float scale, float *probs,
-                     double *loss, int *correct, float *dtheta) {
+void target_avx2_net(const TargetSimdKernels *kern, const TargetArch *a, int M, int routed, float *ws,
+                     const float *theta, int n, const float *images, const uint8_t *labels, float scale,
+                     float *probs, double *loss, int *correct, float *dtheta) {
     Plan P;
     make_plan(a, M, routed, &P);
     const int train = dtheta != NULL;
@@ -785,12 +789,12 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
             float *out = block_out(&P, b, ws, s, i, &ors);
             int32_t *am = B->pk && train ? (int32_t *)(ws + B->am) + (size_t)s * B->OH * B->OW * B->F : NULL;
             if (B->fused)
-                conv_pool_img(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
+                kern->conv_pool(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
                               ws + B->wt, ws + B->bias, B->relu, out, ors, am);
             else {
                 float *co = B->pk ? ws + P.conv_out : out;
-                conv_img(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
-                         ws + B->wt, ws + B->bias, B->relu, co, B->pk ? (ptrdiff_t)B->W * B->F : ors);
+                kern->conv(B->H, B->W, B->C, B->F, B->K, B->Wp, in, (const int32_t *)(ws + B->fa), iota,
+                           ws + B->wt, ws + B->bias, B->relu, co, B->pk ? (ptrdiff_t)B->W * B->F : ors);
                 if (B->pk) pool_img(B, co, out, ors, am);
             }
             if (b + 1 < P.nb) {
@@ -840,11 +844,11 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
             if (B->sparse) {
                 Route r = route_map(B, ws + P.route);
                 route_img(B, dy, val, ors, am, ws + B->db, &r);
-                sparse_dw(B, in, &r, ws + B->dwt);
+                sparse_dw(kern, B, in, &r, ws + B->dwt);
                 if (b > 0) {
                     float *dxp = ws + P.dxpad, *dst = ws + P.b[b - 1].dy;
                     memset(dxp, 0, B->in_img * sizeof(float));
-                    sparse_dx(B, theta + a->layers[B->layer].offset, &r, dxp);
+                    sparse_dx(kern, B, theta + a->layers[B->layer].offset, &r, dxp);
                     const size_t wc = (size_t)B->W * B->C;
                     for (int y = 0; y < B->H; y++) // interior of the padded gradient
                         memcpy(dst + y * wc, dxp + ((size_t)(y + B->p) * B->Wp + B->p) * B->C, wc * sizeof(float));
@@ -854,10 +858,10 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
             float *dout = ws + P.dout;
             dout_img(B, dy, val, ors, am, dout, ws + B->db);
             const int32_t *pin = (const int32_t *)(ws + B->pin), *pdo = (const int32_t *)(ws + B->pdo);
-            conv_dw_img(B->H, B->W, B->C, B->F, B->k, B->Wp, in, pin, dout, pdo, ws + B->dwt, i > 0);
+            kern->conv_dw(B->H, B->W, B->C, B->F, B->k, B->Wp, in, pin, dout, pdo, ws + B->dwt, i > 0);
             if (b > 0)
-                conv_img(B->H, B->W, B->F, B->C, B->Kb, B->Wd, dout, (const int32_t *)(ws + B->ia), iota,
-                         ws + B->wf, NULL, 0, ws + P.b[b - 1].dy, (ptrdiff_t)B->W * B->C);
+                kern->conv(B->H, B->W, B->F, B->C, B->Kb, B->Wd, dout, (const int32_t *)(ws + B->ia), iota,
+                           ws + B->wf, NULL, 0, ws + P.b[b - 1].dy, (ptrdiff_t)B->W * B->C);
         }
     for (int b = 0; b < P.nb; b++) {
         const Block *B = &P.b[b];
@@ -871,14 +875,101 @@ void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const fl
     }
 }
 
+// ---- per-kernel timing (bench_target) ----
+
+// Best seconds per call of fn over reps rounds of 8 calls.
+#define TIME_BEST(reps, sec, call)                                                             \
+    do {                                                                                       \
+        call;                                                                                  \
+        (sec) = 1e30;                                                                          \
+        for (int r_ = 0; r_ < (reps); r_++) {                                                  \
+            const double t0_ = ht_now();                                                       \
+            for (int i_ = 0; i_ < 8; i_++) { call; }                                           \
+            const double dt_ = (ht_now() - t0_) / 8;                                           \
+            if (dt_ < (sec)) (sec) = dt_;                                                      \
+        }                                                                                      \
+    } while (0)
+
+static int kt_add(TargetKernelTime *out, int n, int max, int b, const char *what, double flop, double sec) {
+    if (n >= max) return n;
+    XSNPRINTF(out[n].name, sizeof(out[n].name), "conv%d %s", b + 1, what);
+    out[n].flop = flop;
+    out[n].sec = sec;
+    return n + 1;
+}
+
+int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a, float *ws, int reps,
+                             TargetKernelTime *out, int max) {
+    Plan P;
+    make_plan(a, 1, 0, &P); // one image slot, dense backward (the routed plan is larger)
+    for (size_t i = 0; i < P.total; i++) ws[i] = (float)((i * 2654435761u >> 8) & 1023) / 1024.0f - 0.5f;
+    int32_t *iota = (int32_t *)(ws + P.iota);
+    int n = 0;
+    for (int b = 0; b < P.nb; b++) {
+        const Block *B = &P.b[b];
+        if (!B->pk) continue; // the conv output buffer is sized for pooled blocks only
+        const int32_t *fa = (const int32_t *)(ws + B->fa), *ia = (const int32_t *)(ws + B->ia);
+        int32_t *pin = (int32_t *)(ws + B->pin), *pdo = (int32_t *)(ws + B->pdo);
+        table_window(B->k, B->Wp, B->C, (int32_t *)(ws + B->fa));
+        table_pixels(B->H, B->W, B->Wp, B->C, 0, pin);
+        table_pixels(B->H, B->W, B->Wd, B->F, B->dpad, pdo);
+        if (B->dpad) table_window(B->k, B->Wd, B->F, (int32_t *)(ws + B->ia));
+        for (int t = 0; t < (B->K > B->Kb ? B->K : B->Kb); t++) iota[t] = 16 * t;
+        const float *in = ws + B->in;
+        const double hw = (double)B->H * B->W;
+        double sec;
+        if (B->fused) {
+            int32_t *am = (int32_t *)(ws + B->am);
+            TIME_BEST(reps, sec, kern->conv_pool(B->H, B->W, B->C, B->F, B->K, B->Wp, in, fa, iota, ws + B->wt,
+                                                 ws + B->bias, B->relu, ws + P.conv_out, (ptrdiff_t)B->OW * B->F, am));
+            n = kt_add(out, n, max, b, "forward+pool (fused)", 2.0 * hw * B->F * B->K, sec);
+        } else {
+            TIME_BEST(reps, sec, kern->conv(B->H, B->W, B->C, B->F, B->K, B->Wp, in, fa, iota, ws + B->wt,
+                                            ws + B->bias, B->relu, ws + P.conv_out, (ptrdiff_t)B->W * B->F));
+            n = kt_add(out, n, max, b, "forward", 2.0 * hw * B->F * B->K, sec);
+        }
+        TIME_BEST(reps, sec, kern->conv_dw(B->H, B->W, B->C, B->F, B->k, B->Wp, in, pin, ws + P.dout, pdo,
+                                           ws + B->dwt, 1));
+        n = kt_add(out, n, max, b, "weight gradient (dense)", 2.0 * hw * B->F * B->K, sec);
+        if (B->dpad) {
+            TIME_BEST(reps, sec, kern->conv(B->H, B->W, B->F, B->C, B->Kb, B->Wd, ws + P.dout, ia, iota, ws + B->wf,
+                                            NULL, 0, ws + P.b[b - 1].dy, (ptrdiff_t)B->W * B->C));
+            n = kt_add(out, n, max, b, "input gradient (dense)", 2.0 * hw * B->C * B->Kb, sec);
+        }
+        if (B->pk && B->C % 8 == 0) { // the routed weight gradient with every pooled output routed
+            const int kC = B->k * B->C, rowC = B->Wp * B->C, OHW = B->OH * B->OW, seg = kern->seg;
+            int32_t *pix = (int32_t *)(ws + P.conv_out); // OHW window offsets, then OHW gradients
+            float *g = ws + P.conv_out + r16((size_t)OHW);
+            for (int o = 0; o < OHW; o++) pix[o] = pin[(o * 7) % (B->H * B->W)];
+            TIME_BEST(reps, sec, for (int f = 0; f < B->F; f++) for (int ky = 0; ky < B->k; ky++)
+                                     for (int s0 = 0; s0 < kC; s0 += seg)
+                                         kern->gather(in + (size_t)ky * rowC + s0, pix, g, OHW,
+                                                      ws + B->dwt + (size_t)f * B->K + (size_t)ky * kC + s0,
+                                                      kC - s0 >= seg ? seg : kC - s0));
+            n = kt_add(out, n, max, b, "weight gradient (routed, all kept)", 2.0 * OHW * B->F * B->K, sec);
+        }
+    }
+    return n;
+}
+
+static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64};
+
+const TargetSimdKernels *target_avx2_kernels(void) { return &AVX2_KERNELS; }
+
 #else // no AVX2 kernels in this build
 
 int target_avx2_cpu_ok(void) { return 0; }
+const TargetSimdKernels *target_avx2_kernels(void) { return NULL; }
 
-void target_avx2_net(const TargetArch *a, int M, int routed, float *ws, const float *theta, int n,
-                     const float *images, const uint8_t *labels, float scale, float *probs,
-                     double *loss, int *correct, float *dtheta) {
+void target_avx2_net(const TargetSimdKernels *kern, const TargetArch *a, int M, int routed, float *ws,
+                     const float *theta, int n, const float *images, const uint8_t *labels, float scale,
+                     float *probs, double *loss, int *correct, float *dtheta) {
     HT_FATAL("target: the AVX2 path is not compiled in this build");
+}
+
+int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a, float *ws, int reps,
+                             TargetKernelTime *out, int max) {
+    return 0;
 }
 
 #endif

@@ -37,6 +37,8 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "arch.h"
 #include "common.h"
@@ -104,6 +106,11 @@ static const char *const FC_ONLY[] = {"f6", "r", "f3"};
 // Both blocks routed (C a multiple of 8): the first without relu and with a clipped 3x3 pool, the
 // second with a 5x5 kernel larger than its 3x2 input (window rows of 40 floats: 5 vectors).
 static const char *const FAST_E[] = {"c3:8", "p3", "c5:16", "r", "p2", "f3"};
+// For the AVX-512 kernels: 40 filters (a 32- and a masked 8-column block) fused with a pool of
+// odd output width (a single-window tile); 48 filters (32 + 16) and a routed block whose window
+// rows (5 x 48 = 240 floats) take two gather calls (160 + 80).
+static const char *const FAST_F[] = {"c3:40", "r", "p2", "f3"};
+static const char *const FAST_G[] = {"c3:48", "r", "p2", "c5:16", "r", "p2", "f3"};
 
 // Implementation of the batched calls under test in the whole-network checks.
 static TargetImpl g_impl = TARGET_IMPL_REFERENCE;
@@ -770,14 +777,18 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
         printf("  SKIPPED avx2 vs reference, %s: the avx2 path is not available here\n", name);
         return;
     }
+    const int have512 = target_impl_available(a, TARGET_IMPL_AVX512);
+    if (!have512) printf("  SKIPPED avx512 vs reference and avx2, %s: no AVX-512 on this CPU\n", name);
+    const int n_impl = have512 ? 5 : 3;
     const size_t nw = a->n_weights, per = (size_t)n_img * a->in_size, n_sets = shared ? 1 : (size_t)nets;
     const size_t np = (size_t)nets * n_img * a->classes;
     float *theta = XALLOC_FLOATS(nets * nw), *img = XALLOC_FLOATS(n_sets * per);
-    const TargetImpl impl[3] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE};
-    float *d[3], *p[3];
-    double *loss[3];
-    int *cor[3];
-    for (int m = 0; m < 3; m++) {
+    const TargetImpl impl[5] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE,
+                                TARGET_IMPL_AVX512, TARGET_IMPL_AVX512_DENSE};
+    float *d[5], *p[5];
+    double *loss[5];
+    int *cor[5];
+    for (int m = 0; m < n_impl; m++) {
         d[m] = XALLOC_FLOATS(nets * nw); p[m] = XALLOC_FLOATS(np);
         loss[m] = XMALLOC(nets * sizeof(double)); cor[m] = XMALLOC(nets * sizeof(int));
     }
@@ -787,12 +798,12 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
     for (int i = 0; i < nets * n_img; i++) labels[i] = (uint8_t)(urand() * a->classes);
     TargetNet t;
     target_init(&t, a, n_img, 0);
-    for (int m = 0; m < 3; m++) {
-        target_set_impl(&t, impl[m]);
+    for (int m = 0; m < n_impl; m++) {
+        T_CHECK(ts, target_set_impl(&t, impl[m]), "%s: target_set_impl(%s)", name, target_impl_name(impl[m]));
         target_loss_grad(&t, nets, theta, n_img, img, shared ? 0 : per, labels, n_img, 0.5f, loss[m], cor[m], d[m]);
         target_forward(&t, nets, theta, n_img, img, shared ? 0 : per, p[m]);
     }
-    for (int m = 1; m < 3; m++) {
+    for (int m = 1; m < n_impl; m++) {
     double worst = 0.0, worst_rel = 0.0, pdiff = 0.0, ldiff = 0.0;
     int worst_layer = 0, same_correct = 1;
     for (int l = 0; l < a->n_layers; l++) {
@@ -831,9 +842,65 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
             name, nets, n_img, shared ? " (shared)" : "", worst_layer, worst_rel, 100.0 * worst, pdiff, spread,
             ldiff, same_correct ? "equal" : "DIFFER");
     }
+    // The AVX-512 kernels sum every element in the AVX2 kernels' order (src/target_avx512.c):
+    // the same bits, which bit-exact resume across the two relies on.
+    for (int m = 3; m < n_impl; m++) {
+        const int m2 = m - 2; // avx512 -> avx2, avx512-dense -> avx2-dense
+        const int same = !memcmp(d[m], d[m2], nets * nw * sizeof(float)) && !memcmp(p[m], p[m2], np * sizeof(float)) &&
+                         !memcmp(loss[m], loss[m2], nets * sizeof(double)) && !memcmp(cor[m], cor[m2], nets * sizeof(int));
+        T_CHECK(ts, same, "%s vs %s, %s: dtheta, probabilities, loss and correct bitwise equal", target_impl_name(impl[m]),
+                target_impl_name(impl[m2]), name);
+    }
     target_free(&t);
     free(theta); free(img); free(labels);
-    for (int m = 0; m < 3; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
+    for (int m = 0; m < n_impl; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
+}
+
+// Child of check_bad_impl_env: target_init with HT_TARGET_IMPL=value must exit with one line.
+static void bad_impl_child(const TargetArch *a, const char *value, int fd) {
+    t_child_no_leak_check();
+    dup2(fd, 2);
+    setenv("HT_TARGET_IMPL", value, 1);
+    TargetNet t;
+    target_init(&t, a, 4, 1);
+    _exit(0);
+}
+
+// HT_TARGET_IMPL=value is refused: non-zero exit, one line on stderr naming the variable and the value.
+static void check_bad_impl_env(TestState *ts, const TargetArch *a, const char *value, const char *why) {
+    int fds[2];
+    HT_CHECK(pipe(fds) == 0, "pipe failed");
+    fflush(stdout);
+    fflush(stderr);
+    const pid_t pid = fork();
+    HT_CHECK(pid >= 0, "fork failed");
+    if (pid == 0) { close(fds[0]); bad_impl_child(a, value, fds[1]); }
+    close(fds[1]);
+    char err[512];
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < sizeof(err) && (got = read(fds[0], err + n, sizeof(err) - 1 - n)) > 0) n += (size_t)got;
+    err[n] = '\0';
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += err[i] == '\n';
+    if (n && err[n - 1] == '\n') err[n - 1] = '\0'; // printed on the check's own line
+    T_CHECK(ts, WIFEXITED(st) && WEXITSTATUS(st) != 0 && lines == 1 && strstr(err, "HT_TARGET_IMPL") && strstr(err, value),
+            "HT_TARGET_IMPL=%s (%s) is an error: exit %d, %d line(s) on stderr: %s", value, why,
+            WIFEXITED(st) ? WEXITSTATUS(st) : -1, lines, n ? err : "(empty)\n");
+}
+
+// Bad HT_TARGET_IMPL values. Run first in main, before any OpenMP thread exists: a forked child
+// of a multithreaded process cannot run LeakSanitizer's exit check cleanly (make SANITIZE=1).
+static void check_bad_impl_envs(TestState *ts) {
+    TargetArch paper, small;
+    make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
+    make_arch(&small, 8, 8, 1, 3, SMALL, 9);
+    check_bad_impl_env(ts, &paper, "avx1024", "an unknown name");
+    check_bad_impl_env(ts, &paper, "AVX512", "names are lower case");
+    check_bad_impl_env(ts, &small, "avx2", "2-filter convs do not fit the fast path");
 }
 
 // Which implementation target_init picks, target_set_impl, and the HT_TARGET_IMPL override.
@@ -845,11 +912,15 @@ static void check_impl_selection(TestState *ts) {
     char *saved = env ? XSTRDUP(env) : NULL;
     unsetenv("HT_TARGET_IMPL");
     const int have = target_impl_available(&paper, TARGET_IMPL_AVX2);
+    const int have512 = target_impl_available(&paper, TARGET_IMPL_AVX512);
     TargetNet t;
     target_init(&t, &paper, 4, 1);
-    T_CHECK(ts, t.impl == (have ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE),
-            "paper network: target_init picks %s (avx2 available here: %s)", target_impl_name(t.impl),
-            have ? "yes" : "no");
+    T_CHECK(ts, t.impl == (have512 ? TARGET_IMPL_AVX512 : have ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE),
+            "paper network: target_init picks %s (avx2 available here: %s, avx512: %s)", target_impl_name(t.impl),
+            have ? "yes" : "no", have512 ? "yes" : "no");
+    target_free(&t);
+    target_init(&t, &paper, 4, 1);
+    target_set_impl(&t, have ? TARGET_IMPL_AVX2 : TARGET_IMPL_REFERENCE);
     const size_t ws0 = t.ws_floats;
     T_CHECK(ts, target_set_impl(&t, TARGET_IMPL_REFERENCE) && t.impl == TARGET_IMPL_REFERENCE &&
                 t.ws_floats >= ws0 && target_set_impl(&t, TARGET_IMPL_AVX2) == have,
@@ -858,8 +929,8 @@ static void check_impl_selection(TestState *ts) {
     target_free(&t);
     target_init(&t, &small, 4, 1);
     T_CHECK(ts, t.impl == TARGET_IMPL_REFERENCE && !target_set_impl(&t, TARGET_IMPL_AVX2) &&
-                t.impl == TARGET_IMPL_REFERENCE,
-            "2-filter convs: the reference runs, target_set_impl(avx2) is refused");
+                !target_set_impl(&t, TARGET_IMPL_AVX512) && t.impl == TARGET_IMPL_REFERENCE,
+            "2-filter convs: the reference runs, target_set_impl(avx2) and (avx512) are refused");
     target_free(&t);
     setenv("HT_TARGET_IMPL", "reference", 1);
     target_init(&t, &paper, 4, 1);
@@ -872,6 +943,22 @@ static void check_impl_selection(TestState *ts) {
                 "HT_TARGET_IMPL=avx2-dense selects the dense AVX2 variant");
         target_free(&t);
     }
+    if (have512) {
+        setenv("HT_TARGET_IMPL", "avx2", 1);
+        target_init(&t, &paper, 4, 1);
+        T_CHECK(ts, t.impl == TARGET_IMPL_AVX2, "HT_TARGET_IMPL=avx2 selects avx2 on an AVX-512 CPU");
+        target_free(&t);
+        const char *const names[2] = {"avx512", "avx512-dense"};
+        for (int i = 0; i < 2; i++) {
+            setenv("HT_TARGET_IMPL", names[i], 1);
+            target_init(&t, &paper, 4, 1);
+            TargetImpl parsed;
+            T_CHECK(ts, !strcmp(target_impl_name(t.impl), names[i]) && target_impl_parse(names[i], &parsed) &&
+                        parsed == t.impl, "HT_TARGET_IMPL=%s selects %s", names[i], target_impl_name(t.impl));
+            target_free(&t);
+        }
+    } else
+        printf("  SKIPPED HT_TARGET_IMPL=avx512 selection: no AVX-512 on this CPU\n");
     if (saved) { setenv("HT_TARGET_IMPL", saved, 1); free(saved); }
     else unsetenv("HT_TARGET_IMPL");
 }
@@ -947,6 +1034,8 @@ int main(void) {
     TestState ts = {0, 0};
     double t0 = ht_now();
 
+    printf("HT_TARGET_IMPL: bad values are one-line errors\n");
+    check_bad_impl_envs(&ts);
     printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
     TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
     check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
@@ -971,11 +1060,13 @@ int main(void) {
     make_arch(&paper, 28, 28, 1, 10, PAPER, 9);
     T_CHECK(&ts, paper.n_weights == 20018, "paper network has %zu weights (20,018)", paper.n_weights);
     // The whole-network checks, once per implementation of the batched calls.
-    for (int ii = 0; ii < 3; ii++) {
-        const TargetImpl impls[3] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE};
+    for (int ii = 0; ii < 5; ii++) {
+        const TargetImpl impls[5] = {TARGET_IMPL_REFERENCE, TARGET_IMPL_AVX2, TARGET_IMPL_AVX2_DENSE,
+                                     TARGET_IMPL_AVX512, TARGET_IMPL_AVX512_DENSE};
         g_impl = impls[ii];
         if (!target_impl_available(&paper, g_impl)) {
-            printf("SKIPPED whole-network checks of the %s path: not available on this CPU\n", target_impl_name(g_impl));
+            printf("SKIPPED whole-network checks of the %s path: not available on this CPU%s\n", target_impl_name(g_impl),
+                   ii >= 3 ? " (no AVX-512)" : "");
             continue;
         }
         printf("=== whole network, implementation: %s ===\n", target_impl_name(g_impl));
@@ -1005,7 +1096,7 @@ int main(void) {
         check_batching(&ts);
     }
 
-    printf("AVX2 path against the reference (tolerance in the comment above check_impls_match)\n");
+    printf("AVX2 and AVX-512 paths against the reference (tolerance in the comment above check_impls_match)\n");
     check_impl_selection(&ts);
     check_impls_match(&ts, "paper network (training shape)", &paper, 4, 32, 1.0, 0);
     check_impls_match(&ts, "paper network (validation shape)", &paper, 3, 50, 1.0, 1);
@@ -1021,6 +1112,10 @@ int main(void) {
     check_impls_match(&ts, "5x5 conv1->8 pool2 (no relu) fc3", &fa, 2, 3, 1.0, 0);
     make_arch(&fa, 7, 5, 8, 3, FAST_E, 6);
     check_impls_match(&ts, "7x5x8 conv3->8 pool3 (clipped) conv5->16 relu pool2 fc3", &fa, 3, 4, 1.0, 0);
+    make_arch(&fa, 6, 6, 1, 3, FAST_F, 4);
+    check_impls_match(&ts, "6x6 conv3->40 relu pool2 (fused, 3 windows a row) fc3", &fa, 2, 3, 1.0, 0);
+    make_arch(&fa, 8, 8, 1, 3, FAST_G, 7);
+    check_impls_match(&ts, "8x8 conv3->48 relu pool2 conv5->16 relu pool2 fc3", &fa, 2, 3, 1.0, 0);
     make_arch(&fa, 4, 4, 1, 3, FC_ONLY, 3);
     check_impls_match(&ts, "4x4 fc6 relu fc3 (no conv)", &fa, 2, 3, 1.0, 0);
 
