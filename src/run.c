@@ -612,7 +612,7 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     trainer_init(&r.tr, m, comm, r.have_data ? &r.data : NULL);
     r.have_trainer = 1;
     if (comm->rank == 0 && job->task == TASK_MNIST && !use_gpu)
-        printf("target network on the CPU: %s implementation (HT_TARGET_IMPL=reference|avx2|avx2-dense; "
+        printf("target network on the CPU: %s implementation (HT_TARGET_IMPL=reference|avx2|avx2-dense|avx512|avx512-dense; "
                "a resumed run repeats its steps bit for bit with the same one)\n", target_impl_name(r.tr.tn.impl));
 #ifdef HT_CUDA
     if (use_gpu) r.gpu = cuda_trainer_create(&r.tr);

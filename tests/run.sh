@@ -12,8 +12,8 @@
 # scripts). The exit status is non-zero if any test failed or none ran.
 #
 # Strict mode (CI): HT_STRICT=1, or CI=true when HT_STRICT is unset (.ci/run sets HT_STRICT=1).
-# Every skip fails its test, except one whose SKIPPED line says "no GPU" or "no nvcc" (hardware
-# and a toolkit that scripts/setup.sh does not install): CI has MNIST (../shared/data/mnist),
+# Every skip fails its test, except one whose SKIPPED line says "no GPU", "no nvcc" or "on this
+# CPU" (hardware, e.g. "no AVX-512 on this CPU", and a toolkit that scripts/setup.sh does not install): CI has MNIST (../shared/data/mnist),
 # every package of scripts/setup.sh and an MPI build, so anything else skipped there is a lost
 # test. HT_STRICT=0 turns it off even when CI=true.
 #
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 strict=${HT_STRICT:-}
 if [ -z "$strict" ]; then [ "${CI:-}" = true ] && strict=1 || strict=0; fi
 case $strict in 0|1) ;; *) echo "tests/run.sh: HT_STRICT must be 0 or 1, got '$strict'"; exit 2;; esac
-[ "$strict" = 1 ] && echo "strict mode: any SKIPPED other than \"no GPU\" or \"no nvcc\" fails its test"
+[ "$strict" = 1 ] && echo "strict mode: any SKIPPED other than \"no GPU\", \"no nvcc\" or \"... on this CPU\" fails its test"
 only=" $* "
 pass=0; fail=0; skip=0; failed=(); skipped=()
 run() {
@@ -36,13 +36,13 @@ run() {
   local dt=$(( $(date +%s) - t0 ))
   local skips bad=""
   skips=$(grep -h "SKIPPED" "$log" 2>/dev/null)
-  [ "$strict" = 1 ] && bad=$(printf '%s\n' "$skips" | grep -v -e "no GPU" -e "no nvcc" | grep .)
+  [ "$strict" = 1 ] && bad=$(printf '%s\n' "$skips" | grep -v -e "no GPU" -e "no nvcc" -e "on this CPU" | grep .)
   if [ $rc -ne 0 ]; then
     fail=$((fail+1)); failed+=("$name"); echo "FAIL $name (${dt}s, exit $rc) -- last lines of $log:"
     tail -n 25 "$log" | sed 's/^/    /'
   elif [ -n "$bad" ]; then
     fail=$((fail+1)); failed+=("$name")
-    echo "FAIL $name (${dt}s): skipped in strict mode (only \"no GPU\" and \"no nvcc\" may be skipped):"
+    echo "FAIL $name (${dt}s): skipped in strict mode (only \"no GPU\", \"no nvcc\" and \"... on this CPU\" may be skipped):"
   elif [ -n "$skips" ]; then
     skip=$((skip+1)); skipped+=("$name")
     echo "SKIP $name (${dt}s): exit 0, but $(printf '%s\n' "$skips" | wc -l) part(s) did not run:"
