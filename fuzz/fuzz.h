@@ -66,7 +66,7 @@ static inline FuzzH5Mark fuzz_h5_mark(void) {
 // - HDF5's free lists keep what they are given back (H5set_free_list_limits, no limits). With the
 //   default limits (64 KiB a list) the ~512 KiB metadata cache of every file opened went back to
 //   malloc at each close and came back as fresh pages (mmap, page faults, memset, TLB flushes
-//   under ASan's allocator): about 3/4 of the time of an HDF5 harness.
+//   under ASan's allocator): more than half of the time of an HDF5 harness.
 // - path: the per-process scratch file (fuzz_tmp_path) for tag.
 // Returns the file-access property list for the readers (ht_fuzz_fapl, src/h5util.h): the core
 // driver without backing store, which reads the whole file in one read() into memory instead of

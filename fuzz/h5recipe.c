@@ -153,7 +153,8 @@ static void make_attribute(hid_t f, Cursor *c) {
     H5Tclose(t);
 }
 
-// Builds the file in memory (core driver, no backing store) and copies out its image.
+// Builds the file in memory (core driver, no backing store) and copies out its image: one
+// write of the whole file afterwards instead of HDF5 writing it piecewise.
 static void *build_image(const uint8_t *data, size_t size, size_t *image_size) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -183,19 +184,6 @@ static void *build_image(const uint8_t *data, size_t size, size_t *image_size) {
     }
     *image_size = (size_t)n;
     return image;
-}
-
-hid_t h5recipe_fapl(const uint8_t *data, size_t size) {
-    size_t n = 0;
-    void *image = build_image(data, size, &n);
-    if (!image) return -1;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && (H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_file_image(fapl, image, n) < 0)) {
-        H5Pclose(fapl);
-        fapl = -1;
-    }
-    free(image);
-    return fapl;
 }
 
 int h5recipe_build(const uint8_t *data, size_t size, const char *path) {

@@ -25,15 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hdf5.h>
-
-// Builds the file the recipe describes, in memory. Records HDF5 refuses (a bad name, a
-// duplicate) are skipped. Returns a new file-access property list (core driver, no backing
-// store) that holds the file as an image: H5Fopen(any name, H5F_ACC_RDONLY, fapl) opens it
-// without touching the disk (the harnesses hand it to the readers through ht_fuzz_fapl,
-// src/h5util.h). The caller closes it (H5Pclose). -1 if the file could not be built.
-hid_t h5recipe_fapl(const uint8_t *data, size_t size);
-// The same file, written to path (replacing it): 0, or -1 on failure.
+// Writes the file the recipe describes to path (replacing it); built in memory, written with one
+// write. Records HDF5 refuses (a bad name, a duplicate) are skipped. Returns 0, or -1 if the
+// file could not be built or written.
 int h5recipe_build(const uint8_t *data, size_t size, const char *path);
 
 #endif
