@@ -31,6 +31,22 @@ static inline int fuzz_try(void (*fn)(void *), void *arg) {
     return failed;
 }
 
+// A per-process scratch file name, in $TMPDIR, else /dev/shm (memory), else /tmp.
+static inline void fuzz_tmp_path(char *out, size_t n, const char *tag) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !dir[0]) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    XSNPRINTF(out, n, "%s/ht_fuzz_%s_%ld", dir, tag, (long)getpid());
+}
+
+// Writes size bytes to path (abort on failure: the harness itself is broken then).
+static inline void fuzz_write_file(const char *path, const uint8_t *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+}
+
 #ifdef H5_VERS_MAJOR
 // HDF5 ids a fatal error left open. H5close() would free them too, but it also empties HDF5's free
 // lists, so that every file opened afterwards maps and faults in its metadata cache afresh (about
@@ -44,6 +60,26 @@ static inline hid_t fuzz_probe_type(void) { hid_t t = H5Tcopy(H5T_NATIVE_INT); H
 static inline FuzzH5Mark fuzz_h5_mark(void) {
     FuzzH5Mark m = { fuzz_probe_space(), fuzz_probe_type() };
     return m;
+}
+
+// Once per process, before the first input (docs/fuzzing.md, "Speed"):
+// - HDF5's free lists keep what they are given back (H5set_free_list_limits, no limits). With the
+//   default limits (64 KiB a list) the ~512 KiB metadata cache of every file opened went back to
+//   malloc at each close and came back as fresh pages (mmap, page faults, memset, TLB flushes
+//   under ASan's allocator): more than half of the time of an HDF5 harness.
+// - path: the per-process scratch file (fuzz_tmp_path) for tag.
+// Returns the file-access property list for the readers (ht_fuzz_fapl, src/h5util.h): the core
+// driver without backing store, which reads the whole file in one read() into memory instead of
+// HDF5's many small reads of its default driver.
+static inline hid_t fuzz_h5_init(char *path, size_t n, const char *tag) {
+    hid_t fapl = -1;
+    if (H5open() < 0 || H5set_free_list_limits(-1, -1, -1, -1, -1, -1) < 0 ||
+        (fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0) {
+        fputs("fuzz_h5_init: HDF5 did not start\n", stderr);
+        abort();
+    }
+    fuzz_tmp_path(path, n, tag);
+    return fapl;
 }
 
 static inline void fuzz_h5_cleanup(FuzzH5Mark m) {
@@ -68,21 +104,5 @@ static inline void fuzz_h5_cleanup(FuzzH5Mark m) {
         if (H5Iis_valid(id) > 0) H5Tclose(id);
 }
 #endif
-
-// A per-process scratch file name, in $TMPDIR, else /dev/shm (memory), else /tmp.
-static inline void fuzz_tmp_path(char *out, size_t n, const char *tag) {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !dir[0]) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    XSNPRINTF(out, n, "%s/ht_fuzz_%s_%ld", dir, tag, (long)getpid());
-}
-
-// Writes size bytes to path (abort on failure: the harness itself is broken then).
-static inline void fuzz_write_file(const char *path, const uint8_t *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
-        perror(path);
-        abort();
-    }
-}
 
 #endif

@@ -1,6 +1,7 @@
 // h5recipe.c: see h5recipe.h.
 #include "h5recipe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,13 +153,15 @@ static void make_attribute(hid_t f, Cursor *c) {
     H5Tclose(t);
 }
 
-int h5recipe_build(const uint8_t *data, size_t size, const char *path) {
+// Builds the file in memory (core driver, no backing store) and copies out its image: one
+// write of the whole file afterwards instead of HDF5 writing it piecewise.
+static void *build_image(const uint8_t *data, size_t size, size_t *image_size) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_core(fapl, 1 << 16, 1);   // built in memory, written to path when closed
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
+    hid_t f = H5Fcreate("h5recipe", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    if (f < 0) return -1;
+    if (f < 0) return NULL;
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     Cursor c = { data, data + size };
@@ -169,5 +172,27 @@ int h5recipe_build(const uint8_t *data, size_t size, const char *path) {
         else make_attribute(f, &c);
     }
     H5Pclose(lcpl);
-    return H5Fclose(f) < 0 ? -1 : 0;
+    void *image = NULL;
+    ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
+    if (n > 0 && (image = malloc((size_t)n)) != NULL && H5Fget_file_image(f, image, (size_t)n) != n) {
+        free(image);
+        image = NULL;
+    }
+    if (H5Fclose(f) < 0) {
+        free(image);
+        return NULL;
+    }
+    *image_size = (size_t)n;
+    return image;
+}
+
+int h5recipe_build(const uint8_t *data, size_t size, const char *path) {
+    size_t n = 0;
+    void *image = build_image(data, size, &n);
+    if (!image) return -1;
+    FILE *out = fopen(path, "wb");
+    int ok = out && fwrite(image, 1, n, out) == n;
+    if (out && fclose(out) != 0) ok = 0;
+    free(image);
+    return ok ? 0 : -1;
 }

@@ -25,8 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Writes the file the recipe describes to path (replacing it). Records HDF5 refuses (a bad
-// name, a duplicate) are skipped. Returns 0, or -1 if the file could not be created.
+// Writes the file the recipe describes to path (replacing it); built in memory, written with one
+// write. Records HDF5 refuses (a bad name, a duplicate) are skipped. Returns 0, or -1 if the
+// file could not be built or written.
 int h5recipe_build(const uint8_t *data, size_t size, const char *path);
 
 #endif

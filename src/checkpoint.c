@@ -231,7 +231,7 @@ static hid_t open_checkpoint(const char *path, const H5Ctx *ctx) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) HT_FATAL("cannot open checkpoint '%s': %s", path, strerror(errno));
     close(fd);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5U_READ_FAPL);   // H5P_DEFAULT (h5util.h)
     if (f < 0) {
         char detail[200];
         h5u_detail(detail, sizeof(detail));

@@ -6,6 +6,10 @@
 
 #include "common.h"
 
+#ifdef HT_FUZZ
+hid_t ht_fuzz_fapl = -1;   // fuzz builds only: see h5util.h
+#endif
+
 typedef struct { char desc[200]; } H5Detail;
 
 static herr_t detail_cb(unsigned n, const H5E_error2_t *e, void *data) {

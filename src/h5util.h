@@ -8,6 +8,18 @@
 #include <hdf5.h>
 #include <stddef.h>
 
+// The file-access property list with which the readers (checkpoint.c, sample.c) open a file:
+// H5P_DEFAULT. Fuzz builds only (make fuzz, -DHT_FUZZ): a harness may point ht_fuzz_fapl at a
+// list that holds the input's HDF5 file as an in-memory image (core driver, fuzz/fuzz.h), so that
+// no file is written and read back per input; the readers' checks are the same. Never set
+// otherwise; the normal build has no such variable and always opens with H5P_DEFAULT.
+#ifdef HT_FUZZ
+extern hid_t ht_fuzz_fapl;   // <= 0: H5P_DEFAULT
+#define H5U_READ_FAPL (ht_fuzz_fapl > 0 ? ht_fuzz_fapl : H5P_DEFAULT)
+#else
+#define H5U_READ_FAPL H5P_DEFAULT
+#endif
+
 // What a failing HDF5 call was doing.
 typedef struct {
     const char *path;        // the file
