@@ -118,18 +118,9 @@ int cmd_diversity(int argc, char **argv) {
     char out_buf[HT_PATH_MAX + 32];
     if ((rc = an_finish_options(CMD, o.split, o.threads, o.in, out_buf, sizeof(out_buf), &o.out))) return rc;
 
-    TargetArch expect;
     SampleSet s, b;
-    char what[64], sha_s[65], sha_b[65];
-    XSNPRINTF(what, sizeof(what), "--members %ld", o.M);
-    sampleset_open(&s, o.in, an_expected_arch(o.job, &expect));
-    sampleset_require(&s, o.M, what);
-    if (o.baseline) {
-        sampleset_open(&b, o.baseline, &s.arch);
-        sampleset_require(&b, o.M, what);
-        resultio_file_sha256(o.baseline, sha_b);
-    }
-    resultio_file_sha256(o.in, sha_s);
+    char sha_s[65], sha_b[65];
+    uq_open_sets(o.in, o.baseline, o.job, o.M, &s, &b, sha_s, sha_b);
     Mnist mn;
     Dataset d;
     sample_load_split(&s.job, o.data, o.split, (int)o.images, &mn, &d);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "cmds_samples.h"
 #include "common.h"
+#include "resultio.h"
 
 #define READ_BLOCK 16
 
@@ -52,4 +54,19 @@ int uq_sizes(long M, int64_t *sizes) {
     for (long sz = 1; sz < M; sz *= 2) sizes[S++] = sz;
     sizes[S++] = M;
     return S;
+}
+
+void uq_open_sets(const char *in, const char *baseline, const char *job, long M, SampleSet *s, SampleSet *b,
+                  char sha_s[65], char sha_b[65]) {
+    TargetArch expect;
+    char what[64];
+    XSNPRINTF(what, sizeof(what), "--members %ld", M);
+    sampleset_open(s, in, an_expected_arch(job, &expect));
+    sampleset_require(s, M, what);
+    if (baseline) {
+        sampleset_open(b, baseline, &s->arch);
+        sampleset_require(b, M, what);
+        resultio_file_sha256(baseline, sha_b);
+    }
+    resultio_file_sha256(in, sha_s);
 }

@@ -15,6 +15,12 @@
 void uq_logits(const SampleSet *s, long long first, int M, const float *images, int n, float *logits,
                const char *what);
 
+// Opens the sample set `in` (of the architecture of `job`, when given) and, when `baseline` is not
+// NULL, the deep ensemble of the same architecture; each must hold M networks (a one-line error
+// naming the counts otherwise). Their SHA-256s go to sha_s and sha_b for the result's provenance.
+void uq_open_sets(const char *in, const char *baseline, const char *job, long M, SampleSet *s, SampleSet *b,
+                  char sha_s[65], char sha_b[65]);
+
 // Ensemble sizes 1, 2, 4, ... < M, then M; returns their number (at most 64).
 int uq_sizes(long M, int64_t *sizes);
 
