@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Everything behind docs/results.md (issue #14), in order, then the page itself:
+#
+#   scripts/results.sh [ROOT]            # default ROOT runs/paper; ~6 h of 2 cores in all
+#   scripts/results.sh --page [ROOT]     # only regenerate docs/results.md from what exists
+#   scripts/results.sh --list [ROOT]     # which results exist, nothing run
+#
+# Resumable and idempotent: every step writes its result file last (complete files only) and is
+# skipped when that file exists, so after an interruption the same command continues where it
+# stopped (the training runs resume from their last checkpoint, bit for bit). Each step's exact
+# command line is stored beside its result as ROOT/analysis/NAME.cmd, and the page prints it
+# beside the numbers it made. Order: the most important results first, so that a partial
+# execution still gives the paper's table.
+#   1. the five paper runs (scripts/paper-runs.sh) and their test-set ensembles at step 13,000
+#      (scripts/paper-evals.sh)
+#   2. a deep ensemble of 102 directly trained networks (the baseline of every comparison)
+#   3. Fig. 8 adversarial, function-space diversity, rotated MNIST, calibration, OOD on λ = 1e3
+#      seed 1's 4,000 networks of step 13,000
+#   4. the ensembles at step 11,000
+#   5. the toy problem (Fig. 1)
+# Environment: THREADS (default: all cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=all
+case "${1:-}" in --page) mode=page; shift ;; --list) mode=list; shift ;; esac
+ROOT=${1:-runs/paper}
+THREADS=${THREADS:-$(nproc)}
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+A=$ROOT/analysis
+SAMPLES=$ROOT/l1e3-s1/eval/step13000/samples.h5   # kept by paper-evals.sh
+BASE=$A/baseline.h5
+
+if [ $mode = page ]; then exec "$PY" analysis/results_page.py --root "$ROOT"; fi
+if [ $mode = list ]; then
+  bash scripts/paper-runs.sh --list "$ROOT"
+  bash scripts/paper-evals.sh --list "$ROOT"
+  for f in baseline adversarial diversity shift calibrate ood toy; do
+    if [ -e "$A/$f.h5" ] || [ -e "$A/$f/metrics.jsonl" ]; then echo "analysis $f: done"; else echo "analysis $f: pending"; fi
+  done
+  exit 0
+fi
+
+[ -x ./hypertrain ] && [ -x ./hyperanalyze ] || { echo "results: build first (make)" >&2; exit 1; }
+mkdir -p "$A"
+
+# step NAME RESULT CMD...: runs CMD unless RESULT exists; stores the command as $A/NAME.cmd
+step() {
+  local name=$1 result=$2; shift 2
+  if [ -e "$result" ]; then echo "results: $name done ($result)"; return 0; fi
+  echo "results: $name ($(date -u +%H:%M:%S) UTC): $*"
+  local t0; t0=$(date +%s)
+  printf '%q ' "$@" | sed 's/ $//' > "$A/$name.cmd.tmp"
+  echo >> "$A/$name.cmd.tmp"
+  "$@"
+  [ -e "$result" ] || { echo "results: $name finished without writing $result" >&2; exit 1; }
+  mv "$A/$name.cmd.tmp" "$A/$name.cmd"
+  echo "results: $name took $(( $(date +%s) - t0 )) s"
+}
+
+# 1. training and the paper's table
+bash scripts/paper-runs.sh "$ROOT"
+STEPS=13000 bash scripts/paper-evals.sh "$ROOT"
+
+# 2. the deep ensemble: 102 networks (an ensemble of 100 plus the adversarial source and other
+# network), each trained directly with Adam for 5,000 steps of 32 images (~3 epochs), gauge-fixed
+step baseline "$BASE" ./hyperanalyze baseline --job jobs/mnist.json --members 102 --steps 5000 \
+     --out "$BASE" --threads "$THREADS" --log-every 1000
+
+# 3. the analyses of one run's networks (λ = 1e3, seed 1, step 13,000)
+step adversarial "$A/adversarial.h5" ./hyperanalyze adversarial "$SAMPLES" --n-images 1000 --members 100 \
+     --baseline "$BASE" --out "$A/adversarial.h5" --threads "$THREADS"
+step diversity "$A/diversity.h5" ./hyperanalyze diversity "$SAMPLES" --baseline "$BASE" --members 100 \
+     --split test --images 10000 --out "$A/diversity.h5" --threads "$THREADS"
+step shift "$A/shift.h5" ./hyperanalyze shift "$SAMPLES" --baseline "$BASE" --members 50 --images 10000 \
+     --angles 0:180:15 --out "$A/shift.h5" --threads "$THREADS"
+step calibrate "$A/calibrate.h5" ./hyperanalyze calibrate "$SAMPLES" --baseline "$BASE" --members 100 \
+     --out "$A/calibrate.h5" --threads "$THREADS"
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  step ood "$A/ood.h5" ./hyperanalyze ood "$SAMPLES" --members 100 --images 10000 --out "$A/ood.h5" \
+       --threads "$THREADS"
+else
+  echo "results: ood skipped: /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)"
+fi
+
+# 4. the original code's evaluation point
+STEPS=11000 bash scripts/paper-evals.sh "$ROOT"
+
+# 5. the toy problem (Fig. 1; under a second)
+step toy "$A/toy/toy_curve.csv" ./hypertrain jobs/toy.json --out "$A/toy" --quiet > /dev/null
+
+"$PY" analysis/results_page.py --root "$ROOT"
