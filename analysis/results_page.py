@@ -516,6 +516,84 @@ def sec_toy(root, figdir, missing):
             f"![toy]({os.path.relpath(png, 'docs')})", ""]
 
 
+def sec_noise(root, missing):
+    import h5py
+    rows = []
+    for n in (32, 64, 128):
+        d = os.path.join(root, "analysis", f"noise-n{n}")
+        mp = os.path.join(d, "metrics.jsonl")
+        hp = os.path.join(root, "analysis", f"noise-n{n}.h5")
+        if not (os.path.isfile(mp) and os.path.isfile(hp)):
+            continue
+        rs = read_jsonl(mp)
+        val = {int(r["step"]): r for r in rs if r.get("type") == "val"}
+        train = [r for r in rs if r.get("type") == "train"]
+        if 3000 not in val:
+            continue
+        with h5py.File(hp, "r") as f:
+            a = dict(f["generated"].attrs)
+        rows.append((n, val, train_seconds(train), a))
+    if len(rows) < 3:
+        missing.append(("the noise-batch study (N = 32, 64, 128)", f"scripts/results.sh {root}"))
+    if not rows:
+        return []
+    out = ["## The noise batch: N = 32, 64, 128 networks per step (beyond the paper)", "",
+           "In the MPI design the batch of generated networks can grow with the ranks. The paper's job",
+           "with `batch` N, 3,000 steps each (same seed, same learning-rate schedule, same λ), measured on",
+           "validation only (the test set is not used for this choice):", "",
+           "    ./hypertrain jobs/mnist.json --set batch=N --set steps=3000 --set val_every=1000 --set checkpoint_every=1000 --out ROOT/analysis/noise-nN",
+           "    ./hypertrain sample --checkpoint ROOT/analysis/noise-nN/ckpt_00003000.h5 --count 100 --out samples.h5",
+           "    ./hyperanalyze diversity samples.h5 --members 100 --split val --images 5000", "",
+           "Validation at step 3,000 (200 fresh networks: the entropy estimate Ĥ over 200 networks is",
+           "comparable across N), and the pairwise diversity of 100 networks:", "",
+           "| N | training time | single network | majority vote (200) | mean probability (200) | NLL | Ĥ (200 networks) | pairwise disagreement | symmetric KL | disagreement / error |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for n, val, secs, a in rows:
+        v = val[3000]
+        out.append(f"| {n} | {secs / 60:.1f} min | {pm(v['mean_acc'], v['std_acc'])} | {pct(v['majority_acc'])} | "
+                   f"{pct(v['mean_prob_acc'])} | {v['mean_nll']:.4f} | {v['entropy']:.1f} | {pct(a['disagreement_mean'])} | "
+                   f"{a['kl_sym_mean']:.4f} | {a['norm_disagreement_mean']:.3f} |")
+    out.append("")
+    return out
+
+
+def sec_fashion(root, figdir, missing):
+    fe, cmd_e, pe = analysis_input(root, "fashion-ensemble", missing, "Fashion-MNIST: the run's ensembles")
+    if fe is None:
+        return []
+    import numpy as np
+    maj, mp_ = need(fe, pe, "ensembles/majority_acc"), need(fe, pe, "ensembles/mean_prob_acc")
+    nets = need(fe, pe, "networks/accuracy")
+    nll, ece = need(fe, pe, "ensembles/nll"), need(fe, pe, "ensembles/ece")
+    m_, n_img = int(fe.attrs["m"]), int(fe.attrs["images"])
+    fe.close()
+    d = os.path.join(root, "fashion")
+    val = {int(r["step"]): r for r in read_jsonl(os.path.join(d, "metrics.jsonl")) if r.get("type") == "val"}
+    out = ["## Fashion-MNIST (beyond the paper)", "",
+           "The paper's job on Fashion-MNIST, nothing tuned (`jobs/fashion-mnist.json`, 13,000 steps):", "",
+           f"    ./hypertrain jobs/fashion-mnist.json --set val_every=1000 --set checkpoint_every=1000 --out {d}",
+           f"    {cmd_e}", ""]
+    if 13000 in val:
+        v = val[13000]
+        out += [f"Validation at 13,000: single networks {pm(v['mean_acc'], v['std_acc'])}%, majority vote of 200 "
+                f"{pct(v['majority_acc'])}, mean probability {pct(v['mean_prob_acc'])}.", ""]
+    out += [f"| test set ({n_img} images) | single network | majority vote of {m_} | mean probability of {m_} | NLL | ECE |",
+            "|---|---|---|---|---|---|",
+            f"| {len(maj)} ensembles of {m_} | {pm(nets.mean(), nets.std(ddof=1))} | {pm(maj.mean(), maj.std(ddof=1), 3)} | "
+            f"{pm(mp_.mean(), mp_.std(ddof=1), 3)} | {nll.mean():.4f} | {ece.mean():.4f} |", ""]
+    fc, cmd_c, pc = analysis_input(root, "fashion-calibrate", missing, "Fashion-MNIST: calibration")
+    if fc is not None:
+        sizes, T = need(fc, pc, "generated/sizes"), need(fc, pc, "generated/temperature")
+        acc, nl, ec = (need(fc, pc, f"generated/test/{k}") for k in ("accuracy", "nll", "ece"))
+        fc.close()
+        out += [f"    {cmd_c}", "", "| size | T | test accuracy | NLL before → after | ECE before → after |",
+                "|---|---|---|---|---|"]
+        for i, sz in enumerate(sizes):
+            out.append(f"| {int(sz)} | {T[i]:.3f} | {pct(acc[0][i])} | {nl[0][i]:.4f} → {nl[1][i]:.4f} | {ec[0][i]:.4f} → {ec[1][i]:.4f} |")
+        out.append("")
+    return out
+
+
 def git_head():
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -559,6 +637,8 @@ def main():
     lines += sec_shift(a.root, a.figures, missing)
     lines += sec_calibrate(a.root, a.figures, missing)
     lines += sec_ood(a.root, a.figures, missing)
+    lines += sec_noise(a.root, missing)
+    lines += sec_fashion(a.root, a.figures, missing)
     lines += sec_toy(a.root, a.figures, missing)
     if missing:
         lines += ["## Not measured yet", ""]

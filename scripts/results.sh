@@ -18,6 +18,8 @@
 #      seed 1's 4,000 networks of step 13,000
 #   4. the ensembles at step 11,000
 #   5. the toy problem (Fig. 1)
+#   6. the noise-batch study: N = 32, 64, 128 networks per step, 3,000 steps each, validation only
+#   7. Fashion-MNIST: one full run (13,000 steps), 2 ensembles of 200 and calibration on its test set
 # Environment: THREADS (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,7 @@ if [ $mode = page ]; then exec "$PY" analysis/results_page.py --root "$ROOT"; fi
 if [ $mode = list ]; then
   bash scripts/paper-runs.sh --list "$ROOT"
   bash scripts/paper-evals.sh --list "$ROOT"
-  for f in baseline adversarial diversity shift calibrate ood toy; do
+  for f in baseline adversarial diversity shift calibrate ood toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate; do
     if [ -e "$A/$f.h5" ] || [ -e "$A/$f/metrics.jsonl" ]; then echo "analysis $f: done"; else echo "analysis $f: pending"; fi
   done
   exit 0
@@ -87,5 +89,43 @@ STEPS=11000 bash scripts/paper-evals.sh "$ROOT"
 
 # 5. the toy problem (Fig. 1; under a second)
 step toy "$A/toy/toy_curve.csv" ./hypertrain jobs/toy.json --out "$A/toy" --quiet > /dev/null
+
+# 6. the noise batch: N networks per step (the batch grows with ranks in the MPI design). Same job,
+# same seed, 3,000 steps each; measured on validation only (200 fresh networks every 1,000 steps:
+# the entropy estimate over 200 networks is comparable across N) and the diversity of 100 networks.
+for n in 32 64 128; do
+  d=$A/noise-n$n
+  if [ ! -f "$d/ckpt_00003000.h5" ]; then
+    echo "results: noise batch N = $n ($(date -u +%H:%M:%S) UTC)"
+    mkdir -p "$d"
+    printf '%s\n' "./hypertrain jobs/mnist.json --set batch=$n --set steps=3000 --set val_every=1000 --set checkpoint_every=1000 --set keep_checkpoints=1 --out $d --resume" > "$d/command.txt"
+    ./hypertrain jobs/mnist.json --set batch=$n --set steps=3000 --set val_every=1000 --set checkpoint_every=1000 \
+        --set keep_checkpoints=1 --threads "$THREADS" --out "$d" --resume --quiet > /dev/null
+  fi
+  step "noise-n$n-samples" "$d/samples.h5" ./hypertrain sample --checkpoint "$d/ckpt_00003000.h5" --count 100 \
+       --out "$d/samples.h5" --threads "$THREADS" --quiet
+  step "noise-n$n" "$A/noise-n$n.h5" ./hyperanalyze diversity "$d/samples.h5" --members 100 --split val \
+       --images 5000 --out "$A/noise-n$n.h5" --threads "$THREADS"
+done
+
+# 7. Fashion-MNIST (jobs/fashion-mnist.json: the paper's job on the other data set, nothing tuned)
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  F=$ROOT/fashion
+  if [ ! -f "$F/ckpt_00013000.h5" ]; then
+    echo "results: Fashion-MNIST run ($(date -u +%H:%M:%S) UTC)"
+    mkdir -p "$F"
+    ./hypertrain jobs/fashion-mnist.json --set val_every=1000 --set checkpoint_every=1000 --set keep_checkpoints=3 \
+        --threads "$THREADS" --out "$F" --resume 2>&1 | tee -a "$F/train.log" | grep -v '^step ' || true
+    [ -f "$F/ckpt_00013000.h5" ] || { echo "results: the Fashion-MNIST run did not finish ($F/train.log)" >&2; exit 1; }
+  fi
+  step fashion-samples "$F/samples.h5" ./hypertrain sample --checkpoint "$F/ckpt_00013000.h5" --count 400 \
+       --out "$F/samples.h5" --threads "$THREADS" --quiet
+  step fashion-ensemble "$A/fashion-ensemble.h5" ./hyperanalyze ensemble "$F/samples.h5" --k 2 --m 200 \
+       --split test --out "$A/fashion-ensemble.h5" --threads "$THREADS"
+  step fashion-calibrate "$A/fashion-calibrate.h5" ./hyperanalyze calibrate "$F/samples.h5" --members 100 \
+       --out "$A/fashion-calibrate.h5" --threads "$THREADS"
+else
+  echo "results: Fashion-MNIST skipped: /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)"
+fi
 
 "$PY" analysis/results_page.py --root "$ROOT"
