@@ -184,20 +184,24 @@ def sec_runs(runs, root, missing):
 
 
 def sec_curves(runs, root, figdir, missing):
-    done = [r for r in runs if r.get("val")]
-    if not done:
+    out = []
+    for lam in (1e3, 1e5):  # one figure per λ: the loss scales differ by 100
+        done = [r for r in runs if r.get("val") and r["lambda"] == lam]
+        if not done:
+            continue
+        png = os.path.join(figdir, f"curves_paper_l{lam_str(lam)}.png")
+        args = [f"{r['dir']}:λ={lam_str(r['lambda'])} seed {r['seed']}" for r in done]
+        subprocess.run([sys.executable, "analysis/plot_curves.py", *args, "-o", png, "--smooth", "10"], check=True,
+                       stdout=subprocess.DEVNULL)
+        shown = " ".join(f"'{a}'" for a in args)
+        out += [f"    python3 analysis/plot_curves.py {shown} -o {png} --smooth 10", "",
+                f"![training curves, λ = {lam_str(lam)}]({os.path.relpath(png, 'docs')})", ""]
+    if not out:
         return []
-    png = os.path.join(figdir, "curves_paper.png")
-    args = [f"{r['dir']}:λ={lam_str(r['lambda'])} seed {r['seed']}" for r in done]
-    cmd = [sys.executable, "analysis/plot_curves.py", *args, "-o", png, "--smooth", "10"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    shown = " ".join(f"'{a}'" for a in args)
     return ["## Training curves", "",
-            f"    python3 analysis/plot_curves.py {shown} -o {png} --smooth 10", "",
-            f"![training curves of the paper runs]({os.path.relpath(png, 'docs')})", "",
-            "Top: the loss parts and training accuracy of every logged step (smoothed over 10 log lines);",
-            "bottom: validation every 1,000 steps (mean single network with its ±1 std band, majority vote",
-            "and mean probability of 200 networks).", ""]
+            "Top: the loss parts and training accuracy of every logged step (moving average over 10 log",
+            "lines); bottom: validation every 1,000 steps (mean single network with its ±1 std band,",
+            "majority vote and mean probability of 200 networks, NLL, entropy estimate of the 200).", ""] + out
 
 
 def ensemble_rows(runs, lam, step):
