@@ -58,6 +58,29 @@ static void usage(FILE *f) {
         "  --threads N        OpenMP threads\n");
 }
 
+// Runs networks [0, K*M) of the set on d, BLOCK at a time, in order, into e; per-network accuracy
+// and NLL into net_acc, net_nll (K*M). Progress on stderr every 10 s.
+static void eval_networks(const SampleSet *s, const Dataset *d, EnsCompute *e, double *net_acc, double *net_nll) {
+    const long long total = (long long)e->K * e->M;
+    const size_t W = s->arch.n_weights, nc = (size_t)d->n * e->C;
+    TargetNet tn;
+    target_init(&tn, &s->arch, 50, 0);
+    float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * nc);
+    double t_last = ht_now();
+    for (long long b0 = 0; b0 < total; b0 += BLOCK) {
+        const int nb = total - b0 < BLOCK ? (int)(total - b0) : BLOCK;
+        sampleset_read(s, b0, nb, theta);
+        sample_eval(&tn, nb, theta, d, probs, net_acc + b0, net_nll + b0);
+        for (int k = 0; k < nb; k++) ens_add(e, b0 + k, probs + (size_t)k * nc);
+        if (ht_now() - t_last > 10.0) {
+            fprintf(stderr, "ensemble: %lld/%lld networks\n", b0 + nb, total);
+            t_last = ht_now();
+        }
+    }
+    target_free(&tn);
+    free(theta); free(probs);
+}
+
 static void write_result(const char *out, int argc, char **argv, const char *in, const char *sha,
                          const SampleSet *s, const char *split, int n_img, const EnsCompute *e,
                          const double *net_acc, const double *net_nll, double single_mean, double single_std,
@@ -150,27 +173,13 @@ int cmd_ensemble(int argc, char **argv) {
     Dataset d;
     sample_load_split(&s.job, data, split, (int)images, &mn, &d);
     const int C = s.arch.classes, n_img = d.n;
-    const size_t W = s.arch.n_weights, nc = (size_t)n_img * C;
     EnsCompute e;
     ens_init(&e, (int)K, (int)M, n_img, C, (int)bins, d.labels);
     const int S = e.S;
     const long long total = (long long)K * M;
     double *net_acc = XMALLOC((size_t)total * sizeof(double)), *net_nll = XMALLOC((size_t)total * sizeof(double));
-    TargetNet tn;
-    target_init(&tn, &s.arch, 50, 0);
-    float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * nc);
     const double t0 = ht_now();
-    double t_last = t0;
-    for (long long b0 = 0; b0 < total; b0 += BLOCK) {
-        const int nb = total - b0 < BLOCK ? (int)(total - b0) : BLOCK;
-        sampleset_read(&s, b0, nb, theta);
-        sample_eval(&tn, nb, theta, &d, probs, net_acc + b0, net_nll + b0);
-        for (int k = 0; k < nb; k++) ens_add(&e, b0 + k, probs + (size_t)k * nc);
-        if (ht_now() - t_last > 10.0) {
-            fprintf(stderr, "ensemble: %lld/%lld networks\n", b0 + nb, total);
-            t_last = ht_now();
-        }
-    }
+    eval_networks(&s, &d, &e, net_acc, net_nll);
     const double secs = ht_now() - t0;
 
     double single_mean, single_std, mv_mean, mv_std, mp_mean, mp_std;
@@ -201,9 +210,8 @@ int cmd_ensemble(int argc, char **argv) {
         printf("\n");
     }
     sampleset_close(&s);
-    target_free(&tn);
     mnist_free(&mn);
     ens_free(&e);
-    free(net_acc); free(net_nll); free(theta); free(probs);
+    free(net_acc); free(net_nll);
     return 0;
 }
