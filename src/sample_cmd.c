@@ -42,7 +42,6 @@ void sample_draw_z(uint64_t seed, long long i, int z_dim, float *z) {
                 (uint32_t)((unsigned long long)i >> 32), -1.0f, 1.0f, z, z_dim);
 }
 
-
 static void sample_usage(FILE *f) {
     fprintf(f,
         "usage: hypertrain sample --checkpoint CKPT --count N --out FILE.h5 [options]\n"
