@@ -1,14 +1,15 @@
 // hyperanalyze accuracy: the accuracy of every network of a sample set on the validation or test
 // split, and its histogram (the paper's Fig. 2). Reuses the set's stored /metrics when they are for
 // the same split and number of images, else runs every network (blocks of 32, OpenMP inside).
-#include <math.h>
-#include <omp.h>
+// This file is the command (options, reading, the result file, stdout); the statistics and the
+// histogram are acc_summarize (analysis/accuracy_core.c, tested in tests/test_analysis.c).
 #include <stdlib.h>
 #include <string.h>
 
+#include "accuracy_core.h"
 #include "cmds_samples.h"
 #include "common.h"
-#include "metrics.h"
+#include "resultio.h"
 #include "sample.h"
 #include "target.h"
 
@@ -38,9 +39,57 @@ static void usage(FILE *f) {
         "  --threads N        OpenMP threads\n");
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+// acc, loss (n) of networks [0, n) of the set on d: BLOCK networks at a time, progress on stderr.
+static void eval_networks(const SampleSet *s, const Dataset *d, long long n, double *acc, double *loss) {
+    TargetNet tn;
+    target_init(&tn, &s->arch, 50, 0);
+    float *theta = XALLOC_FLOATS((size_t)BLOCK * s->arch.n_weights);
+    double t_last = ht_now();
+    for (long long b0 = 0; b0 < n; b0 += BLOCK) {
+        const int nb = n - b0 < BLOCK ? (int)(n - b0) : BLOCK;
+        sampleset_read(s, b0, nb, theta);
+        sample_eval(&tn, nb, theta, d, NULL, acc + b0, loss + b0);
+        if (ht_now() - t_last > 10.0) {
+            fprintf(stderr, "accuracy: %lld/%lld networks\n", b0 + nb, n);
+            t_last = ht_now();
+        }
+    }
+    free(theta);
+    target_free(&tn);
+}
+
+static void write_result(const char *out, int argc, char **argv, const char *in, const char *sha,
+                         const SampleSet *s, const char *split, int n_img, long long n, int stored,
+                         const double *acc, const double *loss, long bins, const int64_t *counts,
+                         const double *edges, const AccSummary *st) {
+    ResultFile r;
+    result_create(&r, out);
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
+    size_t dims[1] = { (size_t)n };
+    resultio_f64(&r, "/accuracy", 1, dims, acc, "(network)",
+                 "fraction of the split's images classified right by network i of the set (argmax, ties to the lowest class)");
+    resultio_f64(&r, "/loss", 1, dims, loss, "(network)",
+                 "mean cross-entropy -log(p_label + 1e-30) of network i over the same images (nats)");
+    dims[0] = (size_t)bins;
+    resultio_i64(&r, "/histogram/counts", 1, dims, counts, "(bin)",
+                 "networks whose accuracy falls in [edges[b], edges[b+1]) (the last bin includes its upper edge)");
+    dims[0] = (size_t)bins + 1;
+    resultio_f64(&r, "/histogram/edges", 1, dims, edges, "(bin edge)",
+                 "accuracy at the bin edges (fraction): equal bins over [min, max] rounded out to 0.005, or [0, 1] with --full");
+    result_attr_str(&r, "/", "checkpoint", s->checkpoint);
+    result_attr_i64(&r, "/", "step", s->step);
+    result_attr_str(&r, "/", "split", split);
+    result_attr_i64(&r, "/", "images", n_img);
+    result_attr_i64(&r, "/", "networks", n);
+    result_attr_i64(&r, "/", "from_stored_metrics", stored);
+    result_attr_f64(&r, "/", "mean", st->mean);
+    result_attr_f64(&r, "/", "std", st->std);
+    result_attr_f64(&r, "/", "min", st->min);
+    result_attr_f64(&r, "/", "max", st->max);
+    result_attr_f64(&r, "/", "median", st->median);
+    result_attr_f64(&r, "/", "loss_mean", st->loss_mean);
+    result_close(&r);
 }
 
 int cmd_accuracy(int argc, char **argv) {
@@ -89,79 +138,28 @@ int cmd_accuracy(int argc, char **argv) {
         Dataset d;
         sample_load_split(&s.job, data, split, (int)images, &m, &d);
         n_img = d.n;
-        TargetNet tn;
-        target_init(&tn, &s.arch, 50, 0);
-        float *theta = XALLOC_FLOATS((size_t)BLOCK * s.arch.n_weights);
-        double t_last = ht_now();
-        for (long long b0 = 0; b0 < n; b0 += BLOCK) {
-            const int nb = n - b0 < BLOCK ? (int)(n - b0) : BLOCK;
-            sampleset_read(&s, b0, nb, theta);
-            sample_eval(&tn, nb, theta, &d, NULL, acc + b0, loss + b0);
-            if (ht_now() - t_last > 10.0) {
-                fprintf(stderr, "accuracy: %lld/%lld networks\n", b0 + nb, n);
-                t_last = ht_now();
-            }
-        }
-        free(theta);
-        target_free(&tn);
+        eval_networks(&s, &d, n, acc, loss);
         mnist_free(&m);
     }
     const double secs = ht_now() - t0;
 
-    double mean, std;
-    metric_mean_std(acc, (int)n, &mean, &std);
-    double *sorted = XMALLOC((size_t)n * sizeof(double));
-    memcpy(sorted, acc, (size_t)n * sizeof(double));
-    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
-    const double mn = sorted[0], mx = sorted[n - 1];
-    const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-    const double p05 = sorted[(long long)floor(0.05 * (n - 1))], p95 = sorted[(long long)ceil(0.95 * (n - 1))];
-    double loss_mean, loss_std;
-    metric_mean_std(loss, (int)n, &loss_mean, &loss_std);
-    double lo = 0.0, hi = 1.0;
-    if (!full) {
-        lo = floor(mn * 200.0) / 200.0;
-        hi = ceil(mx * 200.0) / 200.0;
-        if (hi <= lo) hi = lo + 0.005;
-    }
+    AccSummary st;
     int64_t *counts = XMALLOC((size_t)bins * sizeof(int64_t));
     double *edges = XMALLOC((size_t)(bins + 1) * sizeof(double));
-    metric_histogram(acc, (int)n, lo, hi, (int)bins, counts, edges);
-
-    ResultFile r;
-    result_create(&r, out);
-    size_t dims[1] = { (size_t)n };
-    result_f64(&r, "/accuracy", 1, dims, acc);
-    result_f64(&r, "/loss", 1, dims, loss);
-    dims[0] = (size_t)bins;
-    result_i64(&r, "/histogram/counts", 1, dims, counts);
-    dims[0] = (size_t)bins + 1;
-    result_f64(&r, "/histogram/edges", 1, dims, edges);
-    result_attr_str(&r, "/", "command", "hyperanalyze accuracy");
-    result_attr_str(&r, "/", "samples", in);
-    result_attr_str(&r, "/", "checkpoint", s.checkpoint);
-    result_attr_i64(&r, "/", "step", s.step);
-    result_attr_str(&r, "/", "split", split);
-    result_attr_i64(&r, "/", "images", n_img);
-    result_attr_i64(&r, "/", "networks", n);
-    result_attr_i64(&r, "/", "from_stored_metrics", stored);
-    result_attr_f64(&r, "/", "mean", mean);
-    result_attr_f64(&r, "/", "std", std);
-    result_attr_f64(&r, "/", "min", mn);
-    result_attr_f64(&r, "/", "max", mx);
-    result_attr_f64(&r, "/", "median", median);
-    result_attr_f64(&r, "/", "loss_mean", loss_mean);
-    result_close(&r);
+    acc_summarize(acc, loss, n, (int)bins, full, &st, counts, edges);
+    char sha[65];
+    resultio_file_sha256(in, sha);
+    write_result(out, argc, argv, in, sha, &s, split, n_img, n, stored, acc, loss, bins, counts, edges, &st);
 
     printf("# hyperanalyze accuracy: %s (step %lld), %lld networks on %d %s images%s, %.1fs\n", in,
            (long long)s.step, n, n_img, split, stored ? " (stored metrics)" : "", secs);
-    printf("# accuracy mean %.6f std %.6f min %.6f p05 %.6f median %.6f p95 %.6f max %.6f\n", mean, std, mn,
-           p05, median, p95, mx);
-    printf("# cross-entropy mean %.6f std %.6f\n", loss_mean, loss_std);
+    printf("# accuracy mean %.6f std %.6f min %.6f p05 %.6f median %.6f p95 %.6f max %.6f\n", st.mean, st.std,
+           st.min, st.p05, st.median, st.p95, st.max);
+    printf("# cross-entropy mean %.6f std %.6f\n", st.loss_mean, st.loss_std);
     printf("# results: %s\n", out);
     printf("bin_lo,bin_hi,count\n");
     for (long b = 0; b < bins; b++) printf("%.6f,%.6f,%lld\n", edges[b], edges[b + 1], (long long)counts[b]);
     sampleset_close(&s);
-    free(acc); free(loss); free(sorted); free(counts); free(edges);
+    free(acc); free(loss); free(counts); free(edges);
     return 0;
 }

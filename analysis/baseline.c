@@ -8,6 +8,8 @@
 // cross-entropy and its gradient for all K members at once (one network per OpenMP thread), and
 // one Adam update (TensorFlow form, elementwise) updates all of them. The members never interact,
 // so the result of member k depends only on (job, seed, k, steps, batch, lr, init).
+// This file is the command (options, data, gauge fixing, metrics, the sample set, stdout); the
+// training is analysis/baseline_core.c (tested in tests/test_analysis.c).
 //
 // The written set follows docs/samples.md (format_version 1); where a sample set from a
 // hypernetwork has provenance from a checkpoint, a baseline set has: checkpoint "" (none),
@@ -22,12 +24,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "adam.h"
+#include "baseline_core.h"
 #include "classifier.h"
 #include "cmds_samples.h"
 #include "common.h"
 #include "data.h"
 #include "gauge.h"
+#include "resultio.h"
 #include "sample.h"
 #include "target.h"
 
@@ -127,11 +130,23 @@ typedef struct {
     int gauge;
 } BaselineCli;
 
-static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *a, const float *theta,
-                      const double *acc, const double *nll, int metrics_images) {
+// The "axes" and "meaning" attributes of dataset name.
+static void describe(ResultFile *r, const char *name, const char *axes, const char *meaning) {
+    result_attr_str(r, name, "axes", axes);
+    result_attr_str(r, name, "meaning", meaning);
+}
+
+static void write_set(const BaselineCli *cli, const Job *job, const char *job_file, int argc, char **argv,
+                      const TargetArch *a, const float *theta, const double *acc, const double *nll,
+                      int metrics_images) {
     const size_t K = (size_t)cli->K;
+    char job_sha[65] = "";
+    if (job_file) resultio_file_sha256(job_file, job_sha);
     ResultFile r;
     result_create(&r, cli->out);
+    // provenance: command, tool_version, command_line; the job file (if any) and its SHA-256
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "job_file", job_file ? job_file : "", job_sha);
     const hid_t f = (hid_t)r.file;
     char desc[SAMPLE_ARCH_DESC_MAX];
     sample_arch_desc(a, desc, sizeof(desc));
@@ -162,6 +177,7 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
     size_t dims[5] = { K, (size_t)job->z_dim };
     float *z = XCALLOC(K * (size_t)job->z_dim, sizeof(float));
     write_rows(f, cli->out, "/z", 2, dims, z);
+    describe(&r, "/z", "(network, z)", "all zeros: trained networks have no hypernetwork input (the layout of hypertrain sample)");
     free(z);
     for (int l = 0; l < a->n_layers; l++) {
         const TargetLayer *L = &a->layers[l];
@@ -172,9 +188,13 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
         const int nd = kernel_dims(a, l, K, dims);
         XSNPRINTF(name, sizeof(name), "%s/kernel", g);
         write_rows(f, cli->out, name, nd, dims, kern);
+        describe(&r, name, nd == 5 ? "(network, kh, kw, in_channels, filter)" : "(network, fan_in, unit)",
+                 cli->gauge ? "weights of member k (TensorFlow HWIO order for conv), gauge-fixed as generated ones"
+                            : "weights of member k (TensorFlow HWIO order for conv), as trained");
         dims[1] = (size_t)L->filters;
         XSNPRINTF(name, sizeof(name), "%s/bias", g);
         write_rows(f, cli->out, name, 2, dims, bias);
+        describe(&r, name, "(network, filter)", cli->gauge ? "biases of member k, gauge-fixed" : "biases of member k, as trained");
         const TargetOp *op = &a->ops[L->op];
         result_attr_str(&r, g, "type", op->type == OP_CONV ? "conv" : "fc");
         hid_t gid = H5Gopen2(f, g, H5P_DEFAULT);
@@ -190,8 +210,10 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
     }
     if (acc) {
         size_t dn[1] = { K };
-        result_f64(&r, "/metrics/accuracy", 1, dn, acc);
-        result_f64(&r, "/metrics/loss", 1, dn, nll);
+        resultio_f64(&r, "/metrics/accuracy", 1, dn, acc, "(network)",
+                     "fraction of the split's first metrics_images images member k classifies right (argmax, ties to the lowest class)");
+        resultio_f64(&r, "/metrics/loss", 1, dn, nll, "(network)",
+                     "mean cross-entropy -log(p_label + 1e-30) of member k over the same images (nats)");
         result_attr_str(&r, "/metrics", "split", cli->split);
         hid_t gid = H5Gopen2(f, "/metrics", H5P_DEFAULT);
         BL_H5_CHECK(gid, cli->out, "/metrics");
@@ -199,6 +221,31 @@ static void write_set(const BaselineCli *cli, const Job *job, const TargetArch *
         BL_H5_CHECK(H5Gclose(gid), cli->out, "/metrics");
     }
     result_close(&r);
+}
+
+// The K networks theta (K, n_weights) gauge-fixed like generated ones (a new array).
+static float *gauge_fixed(const TargetArch *a, int K, const float *theta) {
+    float *out = XALLOC_FLOATS((size_t)K * a->n_weights);
+    float *scales = XALLOC_FLOATS((size_t)K * (size_t)(gauge_n_scales(a) + 1));
+    gauge_forward(a, K, theta, out, scales);
+    free(scales);
+    return out;
+}
+
+// Accuracy and mean cross-entropy (*acc, *nll: new arrays of K) of every member on the first
+// `images` images of split d (all when 0). Returns the number of images.
+static int member_metrics(const TargetArch *a, int K, const float *theta, const Dataset *split, const char *name,
+                          long images, double **acc, double **nll) {
+    Dataset d = *split;
+    if (images > 0 && images < d.n) d.n = (int)images;
+    HT_CHECK(d.n >= 1, "baseline: the %s split is empty", name);
+    *acc = XMALLOC((size_t)K * sizeof(double));
+    *nll = XMALLOC((size_t)K * sizeof(double));
+    TargetNet te;
+    target_init(&te, a, 100, 0);
+    sample_eval(&te, K, theta, &d, NULL, *acc, *nll);
+    target_free(&te);
+    return d.n;
 }
 
 int cmd_baseline(int argc, char **argv) {
@@ -255,105 +302,41 @@ int cmd_baseline(int argc, char **argv) {
     TargetArch arch;
     arch_build_target(&arch, &job);
     const TargetArch *a = &arch;
-    const size_t W = a->n_weights, K = (size_t)cli.K, B = (size_t)cli.batch, isz = (size_t)a->in_size;
+    const size_t W = a->n_weights, K = (size_t)cli.K;
 
     Mnist mn;
     data_load(&mn, job.dataset, data ? data : data_resolve_dir_for(job.dataset, job.data_dir), job.n_train, job.n_val, job.verify_checksums);
-    HT_CHECK(mn.train.n >= 1, "baseline: the job's training split is empty");
-    // Weights, gradients and Adam moments of K networks, and a batch of images per member.
-    const size_t KW = XMUL(K, W, "baseline: --members %zu x %zu weights", K, W);
-    const size_t KBI = XMUL(XMUL(K, B, "baseline: --members x --batch"), isz, "baseline: images");
-    HT_CHECK_MEMORY(XADD(XMUL(KW, 4 * sizeof(float), "baseline: training state"),
-                         XMUL(KBI, sizeof(float), "baseline: images"), "baseline: memory"),
-                    "baseline: --members %zu networks of %zu weights with --batch %zu", K, W, B);
-    float *theta = XALLOC_FLOATS(KW), *grad = XALLOC_FLOATS(KW);
-    float *m1 = XCALLOC(KW, sizeof(float)), *m2 = XCALLOC(KW, sizeof(float));
-    classifier_init(a, init, cli.seed, 0, (int)K, theta);
-    Sampler *smp = XMALLOC(K * sizeof(Sampler));
-    for (size_t k = 0; k < K; k++)   // a distinct image order per member (splitmix64 of (seed, k))
-        sampler_init(&smp[k], cli.seed * 0x9E3779B97F4A7C15ull + (k + 1) * 0xBF58476D1CE4E5B9ull, mn.train.n);
-    float *imgs = XALLOC_FLOATS(KBI);
-    uint8_t *labels = XMALLOC(K * B);
-    double *loss = XMALLOC(K * sizeof(double)), *first = XCALLOC(K, sizeof(double)), *last = XCALLOC(K, sizeof(double));
-    double *run = XCALLOC(K, sizeof(double)), *run_acc = XCALLOC(K, sizeof(double)), *last_acc = XCALLOC(K, sizeof(double));
-    int *correct = XMALLOC(K * sizeof(int));
-    long first_n = 0, last_n = 0, run_n = 0;
-    TargetNet tn;
-    target_init(&tn, a, (int)B, 0);
+    const BaselineTrainCfg cfg = { cli.K, cli.steps, cli.batch, cli.log_every, cli.lr, cli.seed, init };
+    baseline_check_memory(&cfg, a);
+    float *theta = XALLOC_FLOATS(K * W);
+    BaselineLog lg;
     const double t0 = ht_now();
-    for (long t = 1; t <= cli.steps; t++) {
-        for (size_t k = 0; k < K; k++)
-            for (size_t j = 0; j < B; j++) {
-                const int idx = sampler_index(&smp[k], (int64_t)(t - 1) * (int64_t)B + (int64_t)j);
-                memcpy(imgs + (k * B + j) * isz, mn.train.images + (size_t)idx * isz, isz * sizeof(float));
-                labels[k * B + j] = mn.train.labels[idx];
-            }
-        target_loss_grad(&tn, (int)K, theta, (int)B, imgs, B * isz, labels, B, 1.0f / (float)B, loss, correct, grad);
-        for (size_t k = 0; k < K; k++) {
-            HT_CHECK(isfinite(loss[k]), "baseline: member %zu: non-finite loss at step %ld (lower --lr)", k, t);
-            run[k] += loss[k] / B;
-            run_acc[k] += (double)correct[k] / B;
-        }
-        run_n++;
-        adam_update(theta, grad, m1, m2, K * W, cli.lr, 0.9, 0.999, 1e-8, t);
-        if (t % cli.log_every == 0 || t == cli.steps) {
-            double mean = 0;
-            for (size_t k = 0; k < K; k++) {
-                if (!first_n) first[k] = run[k] / run_n;
-                last[k] = run[k] / run_n;
-                last_acc[k] = run_acc[k] / run_n;
-                mean += last[k] / K;
-                run[k] = run_acc[k] = 0;
-            }
-            if (!first_n) first_n = run_n;
-            last_n = run_n;
-            run_n = 0;
-            fprintf(stderr, "baseline: step %ld/%ld | mean loss %.4f over the last %ld steps | %.1fs\n", t,
-                    cli.steps, mean, last_n, ht_now() - t0);
-        }
-    }
+    baseline_train(&cfg, a, &mn.train, theta, &lg);
     const double secs = ht_now() - t0;
 
-    float *out = theta;
-    if (cli.gauge) {
-        out = XALLOC_FLOATS(K * W);
-        float *scales = XALLOC_FLOATS(K * (size_t)(gauge_n_scales(a) + 1));
-        gauge_forward(a, (int)K, theta, out, scales);
-        free(scales);
-    }
+    float *out = cli.gauge ? gauge_fixed(a, (int)K, theta) : theta;
     double *acc = NULL, *nll = NULL;
     int metrics_images = 0;
-    if (strcmp(cli.split, "none")) {
-        Dataset d = !strcmp(cli.split, "val") ? mn.val : mn.test;
-        if (cli.images > 0 && cli.images < d.n) d.n = (int)cli.images;
-        HT_CHECK(d.n >= 1, "baseline: the %s split is empty", cli.split);
-        metrics_images = d.n;
-        acc = XMALLOC(K * sizeof(double));
-        nll = XMALLOC(K * sizeof(double));
-        TargetNet te;
-        target_init(&te, a, 100, 0);
-        sample_eval(&te, (int)K, out, &d, NULL, acc, nll);
-        target_free(&te);
-    }
-    write_set(&cli, &job, a, out, acc, nll, metrics_images);
+    if (strcmp(cli.split, "none"))
+        metrics_images = member_metrics(a, (int)K, out, !strcmp(cli.split, "val") ? &mn.val : &mn.test, cli.split,
+                                        cli.images, &acc, &nll);
+    write_set(&cli, &job, job_file, argc, argv, a, out, acc, nll, metrics_images);
 
     printf("# hyperanalyze baseline: %zu members x %ld steps (batch %zu, lr %g, init %s, seed %llu) of [%s], "
-           "%.1fs\n", K, cli.steps, B, cli.lr, cli.init, (unsigned long long)cli.seed,
+           "%.1fs\n", K, cli.steps, (size_t)cli.batch, cli.lr, cli.init, (unsigned long long)cli.seed,
            job_file ? job_file : "the paper's job", secs);
     printf("# loss_first: mean training cross-entropy over the first %ld steps; loss_last, train_acc_last: over "
-           "the last %ld steps\n", first_n, last_n);
+           "the last %ld steps\n", lg.first_n, lg.last_n);
     printf("# sample set: %s%s\n", cli.out, cli.gauge ? " (gauge-fixed)" : "");
     printf("member,loss_first,loss_last,train_acc_last%s\n", acc ? ",accuracy,nll" : "");
     for (size_t k = 0; k < K; k++) {
-        printf("%zu,%.6f,%.6f,%.6f", k, first[k], last[k], last_acc[k]);
+        printf("%zu,%.6f,%.6f,%.6f", k, lg.first[k], lg.last[k], lg.last_acc[k]);
         if (acc) printf(",%.6f,%.6f", acc[k], nll[k]);
         printf("\n");
     }
     if (out != theta) free(out);
-    for (size_t k = 0; k < K; k++) sampler_free(&smp[k]);
-    target_free(&tn);
     mnist_free(&mn);
-    free(theta); free(grad); free(m1); free(m2); free(smp); free(imgs); free(labels); free(loss); free(first);
-    free(last); free(run); free(run_acc); free(last_acc); free(correct); free(acc); free(nll);
+    baseline_log_free(&lg);
+    free(theta); free(acc); free(nll);
     return 0;
 }

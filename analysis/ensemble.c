@@ -6,23 +6,31 @@
 // Ensemble j is networks [j*M, (j+1)*M) of the set (the networks are i.i.d. draws, so contiguous
 // ranges are as good as random ones); the ensemble of size s is its first s members. Networks are
 // read in index order, so one ensemble's votes and probability sums are the only state.
+// This file is the command (options, reading and running the networks, the result file, stdout);
+// the ensembles and their metrics are analysis/ensemble_core.c (tested in tests/test_analysis.c).
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmds_samples.h"
 #include "common.h"
+#include "ensemble_core.h"
 #include "metrics.h"
+#include "resultio.h"
 #include "sample.h"
 #include "target.h"
 
 #define CMD "ensemble"
 #define BLOCK 16
-#define N_METRICS 6
 
-static const char *const METRIC_NAMES[N_METRICS] = {"majority_acc", "mean_prob_acc", "nll", "brier", "ece",
-                                                    "auroc"};
+// What each metric of the curve is, for the "meaning" attribute of its datasets.
+static const char *const METRIC_MEANING[ENS_N_METRICS] = {
+    "accuracy of the majority vote of the members' argmax predictions (ties: lowest class)",
+    "accuracy of the argmax of the members' mean probability",
+    "mean negative log-likelihood -log(pbar_label + 1e-30) of the mean probability (nats)",
+    "Brier score sum_c (pbar_c - [c = y])^2 of the mean probability, mean over images, in [0, 2]",
+    "expected calibration error of the mean probability: equal-width confidence bins, sum_b n_b/n |acc_b - conf_b|",
+    "AUROC of the confidence max_c pbar_c as a detector of the ensemble's own correct predictions (NaN if all right or all wrong)"};
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -50,37 +58,84 @@ static void usage(FILE *f) {
         "  --threads N        OpenMP threads\n");
 }
 
-typedef struct {
-    int n_img, C, bins;
-    const uint8_t *labels;
-    int *votes;           // (n_img, C) of the current ensemble
-    double *psum;         // (n_img, C) probability sums
-    int *pred;            // (n_img) scratch
-    double *mean;         // (n_img, C) scratch
-    double *conf;         // (n_img) scratch
-    int *ok;              // (n_img) scratch
-} EnsState;
-
-// The metrics of the current ensemble with `size` members; pools its reliability data into
-// count/conf_sum/correct_sum (bins each).
-static void ensemble_metrics(EnsState *e, int size, double *out, double *count, double *conf_sum,
-                             double *correct_sum) {
-    const int n = e->n_img, C = e->C;
-    metric_majority_vote(e->votes, n, C, e->pred);
-    out[0] = metric_accuracy(e->pred, e->labels, n);
-    for (size_t j = 0; j < (size_t)n * C; j++) e->mean[j] = e->psum[j] / size;
-    for (int i = 0; i < n; i++) {
-        const double *p = e->mean + (size_t)i * C;
-        const int a = metric_argmax(p, C);
-        e->pred[i] = a;
-        e->conf[i] = p[a];
-        e->ok[i] = a == e->labels[i];
+// Runs networks [0, K*M) of the set on d, BLOCK at a time, in order, into e; per-network accuracy
+// and NLL into net_acc, net_nll (K*M). Progress on stderr every 10 s.
+static void eval_networks(const SampleSet *s, const Dataset *d, EnsCompute *e, double *net_acc, double *net_nll) {
+    const long long total = (long long)e->K * e->M;
+    const size_t W = s->arch.n_weights, nc = (size_t)d->n * e->C;
+    TargetNet tn;
+    target_init(&tn, &s->arch, 50, 0);
+    float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * nc);
+    double t_last = ht_now();
+    for (long long b0 = 0; b0 < total; b0 += BLOCK) {
+        const int nb = total - b0 < BLOCK ? (int)(total - b0) : BLOCK;
+        sampleset_read(s, b0, nb, theta);
+        sample_eval(&tn, nb, theta, d, probs, net_acc + b0, net_nll + b0);
+        for (int k = 0; k < nb; k++) ens_add(e, b0 + k, probs + (size_t)k * nc);
+        if (ht_now() - t_last > 10.0) {
+            fprintf(stderr, "ensemble: %lld/%lld networks\n", b0 + nb, total);
+            t_last = ht_now();
+        }
     }
-    out[1] = metric_accuracy(e->pred, e->labels, n);
-    out[2] = metric_nll(e->mean, e->labels, n, C);
-    out[3] = metric_brier(e->mean, e->labels, n, C);
-    out[4] = metric_ece(e->mean, e->labels, n, C, e->bins, count, conf_sum, correct_sum);
-    out[5] = metric_auroc(e->conf, e->ok, n);
+    target_free(&tn);
+    free(theta); free(probs);
+}
+
+static void write_result(const char *out, int argc, char **argv, const char *in, const char *sha,
+                         const SampleSet *s, const char *split, int n_img, const EnsCompute *e,
+                         const double *net_acc, const double *net_nll, double single_mean, double single_std,
+                         double mv_mean, double mp_mean) {
+    const int S = e->S, K = e->K, bins = e->bins;
+    const long long total = (long long)K * e->M;
+    ResultFile r;
+    result_create(&r, out);
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
+    size_t dims[2] = { (size_t)S, 0 };
+    resultio_i64(&r, "/sizes", 1, dims, e->sizes, "(size)",
+                 "ensemble sizes s of the curve: 1, 2, 4, ... < M, then M (an ensemble of size s is the first s members)");
+    char name[64], meaning[320];
+    dims[1] = (size_t)K;
+    for (int q = 0; q < ENS_N_METRICS; q++) {
+        XSNPRINTF(name, sizeof(name), "/curve/%s", ENS_METRIC_NAMES[q]);
+        resultio_f64(&r, name, 2, dims, e->curve + (size_t)q * S * K, "(size, ensemble)", METRIC_MEANING[q]);
+        XSNPRINTF(name, sizeof(name), "/ensembles/%s", ENS_METRIC_NAMES[q]);
+        XSNPRINTF(meaning, sizeof(meaning), "%s, of the full ensemble of M members", METRIC_MEANING[q]);
+        size_t dk[1] = { (size_t)K };
+        resultio_f64(&r, name, 1, dk, e->curve + ((size_t)q * S + S - 1) * K, "(ensemble)", meaning);
+    }
+    double *rc_conf = XMALLOC((size_t)S * bins * sizeof(double)), *rc_acc = XMALLOC((size_t)S * bins * sizeof(double));
+    ens_reliability(e, rc_conf, rc_acc);
+    dims[1] = (size_t)bins;
+    resultio_f64(&r, "/reliability/count", 2, dims, e->rel, "(size, bin)",
+                 "images whose mean-probability confidence falls in the bin, summed over the K ensembles");
+    resultio_f64(&r, "/reliability/confidence", 2, dims, rc_conf, "(size, bin)",
+                 "mean confidence max_c pbar_c of the bin's images (NaN: empty bin)");
+    resultio_f64(&r, "/reliability/accuracy", 2, dims, rc_acc, "(size, bin)",
+                 "fraction of the bin's images the mean probability classifies right (NaN: empty bin)");
+    double *edges = XMALLOC((size_t)(bins + 1) * sizeof(double));
+    for (int b = 0; b <= bins; b++) edges[b] = (double)b / bins;
+    size_t de[1] = { (size_t)bins + 1 };
+    resultio_f64(&r, "/reliability/edges", 1, de, edges, "(bin edge)",
+                 "confidence at the bin edges b/bins; bin b holds (b/bins, (b+1)/bins] (bin 0 also 0)");
+    size_t dn[1] = { (size_t)total };
+    resultio_f64(&r, "/networks/accuracy", 1, dn, net_acc, "(network)",
+                 "accuracy of network g of the set on the images (argmax, ties to the lowest class); ensemble j = networks [jM, (j+1)M)");
+    resultio_f64(&r, "/networks/nll", 1, dn, net_nll, "(network)",
+                 "mean cross-entropy -log(p_label + 1e-30) of network g (nats)");
+    result_attr_str(&r, "/", "checkpoint", s->checkpoint);
+    result_attr_i64(&r, "/", "step", s->step);
+    result_attr_str(&r, "/", "split", split);
+    result_attr_i64(&r, "/", "images", n_img);
+    result_attr_i64(&r, "/", "k", K);
+    result_attr_i64(&r, "/", "m", e->M);
+    result_attr_i64(&r, "/", "bins", bins);
+    result_attr_f64(&r, "/", "single_accuracy_mean", single_mean);
+    result_attr_f64(&r, "/", "single_accuracy_std", single_std);
+    result_attr_f64(&r, "/", "majority_acc_mean", mv_mean);
+    result_attr_f64(&r, "/", "mean_prob_acc_mean", mp_mean);
+    result_close(&r);
+    free(rc_conf); free(rc_acc); free(edges);
 }
 
 int cmd_ensemble(int argc, char **argv) {
@@ -114,107 +169,27 @@ int cmd_ensemble(int argc, char **argv) {
     char what[96];
     XSNPRINTF(what, sizeof(what), "--k %ld x --m %ld", K, M);
     sampleset_require(&s, (long long)K * M, what);
-    // sizes 1, 2, 4, ... < M, then M
-    int S = 0;
-    int64_t sizes[64];
-    for (long sz = 1; sz < M; sz *= 2) sizes[S++] = sz;
-    sizes[S++] = M;
-
     Mnist mn;
     Dataset d;
     sample_load_split(&s.job, data, split, (int)images, &mn, &d);
     const int C = s.arch.classes, n_img = d.n;
-    const size_t W = s.arch.n_weights, nc = (size_t)n_img * C;
-    EnsState e = { n_img, C, (int)bins, d.labels, XCALLOC(nc, sizeof(int)), XCALLOC(nc, sizeof(double)),
-                   XCALLOC((size_t)n_img, sizeof(int)), XCALLOC(nc, sizeof(double)),
-                   XCALLOC((size_t)n_img, sizeof(double)), XCALLOC((size_t)n_img, sizeof(int)) };
-    double *curve = XCALLOC((size_t)N_METRICS * S * K, sizeof(double));   // (metric, size, ensemble)
-    double *rel = XCALLOC((size_t)3 * S * bins, sizeof(double));          // (count|conf|correct, size, bin)
+    EnsCompute e;
+    ens_init(&e, (int)K, (int)M, n_img, C, (int)bins, d.labels);
+    const int S = e.S;
     const long long total = (long long)K * M;
     double *net_acc = XMALLOC((size_t)total * sizeof(double)), *net_nll = XMALLOC((size_t)total * sizeof(double));
-    TargetNet tn;
-    target_init(&tn, &s.arch, 50, 0);
-    float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * nc);
     const double t0 = ht_now();
-    double t_last = t0;
-    for (long long b0 = 0; b0 < total; b0 += BLOCK) {
-        const int nb = total - b0 < BLOCK ? (int)(total - b0) : BLOCK;
-        sampleset_read(&s, b0, nb, theta);
-        sample_eval(&tn, nb, theta, &d, probs, net_acc + b0, net_nll + b0);
-        for (int k = 0; k < nb; k++) {
-            const long long g = b0 + k;
-            const int j = (int)(g / M), pos = (int)(g % M) + 1;   // ensemble j, member number pos
-            if (pos == 1) { memset(e.votes, 0, nc * sizeof(int)); memset(e.psum, 0, nc * sizeof(double)); }
-            const float *p = probs + (size_t)k * nc;
-            for (int i = 0; i < n_img; i++) {
-                e.votes[(size_t)i * C + metric_argmax_f(p + (size_t)i * C, C)]++;
-                for (int c = 0; c < C; c++) e.psum[(size_t)i * C + c] += p[(size_t)i * C + c];
-            }
-            for (int si = 0; si < S; si++)
-                if (sizes[si] == pos) {
-                    double m[N_METRICS];
-                    ensemble_metrics(&e, pos, m, rel + (size_t)si * bins, rel + ((size_t)S + si) * bins,
-                                     rel + ((size_t)2 * S + si) * bins);
-                    for (int q = 0; q < N_METRICS; q++) curve[((size_t)q * S + si) * K + j] = m[q];
-                }
-        }
-        if (ht_now() - t_last > 10.0) {
-            fprintf(stderr, "ensemble: %lld/%lld networks\n", b0 + nb, total);
-            t_last = ht_now();
-        }
-    }
+    eval_networks(&s, &d, &e, net_acc, net_nll);
     const double secs = ht_now() - t0;
 
-    ResultFile r;
-    result_create(&r, out);
-    size_t dims[2] = { (size_t)S, 0 };
-    result_i64(&r, "/sizes", 1, dims, sizes);
-    char name[64];
-    dims[1] = (size_t)K;
-    for (int q = 0; q < N_METRICS; q++) {
-        XSNPRINTF(name, sizeof(name), "/curve/%s", METRIC_NAMES[q]);
-        result_f64(&r, name, 2, dims, curve + (size_t)q * S * K);
-        XSNPRINTF(name, sizeof(name), "/ensembles/%s", METRIC_NAMES[q]);
-        size_t dk[1] = { (size_t)K };
-        result_f64(&r, name, 1, dk, curve + ((size_t)q * S + S - 1) * K);
-    }
-    // reliability: count, mean confidence and accuracy per (size, bin); NaN in empty bins
-    double *rc_conf = XMALLOC((size_t)S * bins * sizeof(double)), *rc_acc = XMALLOC((size_t)S * bins * sizeof(double));
-    for (size_t x = 0; x < (size_t)S * bins; x++) {
-        const double cnt = rel[x];
-        rc_conf[x] = cnt > 0 ? rel[(size_t)S * bins + x] / cnt : NAN;
-        rc_acc[x] = cnt > 0 ? rel[(size_t)2 * S * bins + x] / cnt : NAN;
-    }
-    dims[1] = (size_t)bins;
-    result_f64(&r, "/reliability/count", 2, dims, rel);
-    result_f64(&r, "/reliability/confidence", 2, dims, rc_conf);
-    result_f64(&r, "/reliability/accuracy", 2, dims, rc_acc);
-    double *edges = XMALLOC((size_t)(bins + 1) * sizeof(double));
-    for (long b = 0; b <= bins; b++) edges[b] = (double)b / bins;
-    size_t de[1] = { (size_t)bins + 1 };
-    result_f64(&r, "/reliability/edges", 1, de, edges);
-    size_t dn[1] = { (size_t)total };
-    result_f64(&r, "/networks/accuracy", 1, dn, net_acc);
-    result_f64(&r, "/networks/nll", 1, dn, net_nll);
-    double single_mean, single_std;
+    double single_mean, single_std, mv_mean, mv_std, mp_mean, mp_std;
     metric_mean_std(net_acc, (int)total, &single_mean, &single_std);
-    result_attr_str(&r, "/", "command", "hyperanalyze ensemble");
-    result_attr_str(&r, "/", "samples", in);
-    result_attr_str(&r, "/", "checkpoint", s.checkpoint);
-    result_attr_i64(&r, "/", "step", s.step);
-    result_attr_str(&r, "/", "split", split);
-    result_attr_i64(&r, "/", "images", n_img);
-    result_attr_i64(&r, "/", "k", K);
-    result_attr_i64(&r, "/", "m", M);
-    result_attr_i64(&r, "/", "bins", bins);
-    result_attr_f64(&r, "/", "single_accuracy_mean", single_mean);
-    result_attr_f64(&r, "/", "single_accuracy_std", single_std);
-    double mv_mean, mv_std, mp_mean, mp_std;
-    metric_mean_std(curve + (size_t)(S - 1) * K, (int)K, &mv_mean, &mv_std);
-    metric_mean_std(curve + ((size_t)S + S - 1) * K, (int)K, &mp_mean, &mp_std);
-    result_attr_f64(&r, "/", "majority_acc_mean", mv_mean);
-    result_attr_f64(&r, "/", "mean_prob_acc_mean", mp_mean);
-    result_close(&r);
+    metric_mean_std(e.curve + (size_t)(S - 1) * K, (int)K, &mv_mean, &mv_std);
+    metric_mean_std(e.curve + ((size_t)S + S - 1) * K, (int)K, &mp_mean, &mp_std);
+    char sha[65];
+    resultio_file_sha256(in, sha);
+    write_result(out, argc, argv, in, sha, &s, split, n_img, &e, net_acc, net_nll, single_mean, single_std,
+                 mv_mean, mp_mean);
 
     printf("# hyperanalyze ensemble: %s (step %lld), %ld ensembles x %ld networks on %d %s images, %.1fs\n",
            in, (long long)s.step, K, M, n_img, split, secs);
@@ -223,22 +198,20 @@ int cmd_ensemble(int argc, char **argv) {
            mv_std, mp_mean, mp_std);
     printf("# results: %s\n", out);
     printf("size");
-    for (int q = 0; q < N_METRICS; q++) printf(",%s_mean,%s_std", METRIC_NAMES[q], METRIC_NAMES[q]);
+    for (int q = 0; q < ENS_N_METRICS; q++) printf(",%s_mean,%s_std", ENS_METRIC_NAMES[q], ENS_METRIC_NAMES[q]);
     printf("\n");
     for (int si = 0; si < S; si++) {
-        printf("%lld", (long long)sizes[si]);
-        for (int q = 0; q < N_METRICS; q++) {
+        printf("%lld", (long long)e.sizes[si]);
+        for (int q = 0; q < ENS_N_METRICS; q++) {
             double mu, sd;
-            metric_mean_std(curve + ((size_t)q * S + si) * K, (int)K, &mu, &sd);
+            metric_mean_std(e.curve + ((size_t)q * S + si) * K, (int)K, &mu, &sd);
             printf(",%.6f,%.6f", mu, sd);
         }
         printf("\n");
     }
     sampleset_close(&s);
-    target_free(&tn);
     mnist_free(&mn);
-    free(e.votes); free(e.psum); free(e.pred); free(e.mean); free(e.conf); free(e.ok);
-    free(curve); free(rel); free(rc_conf); free(rc_acc); free(edges); free(net_acc); free(net_nll);
-    free(theta); free(probs);
+    ens_free(&e);
+    free(net_acc); free(net_nll);
     return 0;
 }

@@ -8,28 +8,31 @@
 //   max_prob            1 - max_c p̄_c
 // and the AUROC of each as a detector of outliers (metric_auroc: ties count one half), plus the
 // in-distribution accuracy of the mean probability.
+// This file is the command (options, the images, running the networks, the result file, stdout);
+// the scores and AUROCs are analysis/ood_core.c (tested in tests/test_analysis.c).
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "classifier.h"
 #include "cmds_samples.h"
 #include "common.h"
 #include "data.h"
-#include "metrics.h"
+#include "ood_core.h"
+#include "resultio.h"
 #include "sample.h"
 #include "target.h"
 
 #define CMD "ood"
 #define BLOCK 16
 #define CHUNK 50
-#define N_SCORES 3
 #define DEFAULT_OUTLIERS "/usr/share/datasets/fashion-mnist"
 
-static const char *const SCORE_NAMES[N_SCORES] = {"entropy", "mutual_information", "max_prob"};
+static const char *const SCORE_MEANING[OOD_N_SCORES] = {
+    "predictive entropy H(pbar) = -sum_c pbar_c log pbar_c of the full ensemble's mean probability (nats); larger = more likely an outlier",
+    "mutual information H(pbar) - (1/M) sum_m H(p_m) of the full ensemble (nats; members' disagreement); larger = more likely an outlier",
+    "1 - max_c pbar_c of the full ensemble's mean probability; larger = more likely an outlier"};
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -69,6 +72,62 @@ static int find_outliers(const char *dir, char *path, size_t n) {
                     "t10k-images-idx3-ubyte (%s)", dir, hint);
 }
 
+// The images scored: the n_in = d->n in-distribution images, then as many of the outlier file's
+// images (fewer if it holds fewer), scaled to [0, 1]: (n_in + *n_out, isz). NULL after an error.
+static float *load_images(const Dataset *d, const char *opath, int isz, int *n_out) {
+    int dims[3], nd;
+    uint8_t *raw = idx_read(opath, 2051, dims, &nd, NULL);
+    if (nd != 3 || dims[1] * dims[2] != isz) {
+        ha_error(CMD, "'%s' holds images of %dx%d pixels, but the target network reads %d inputs", opath,
+                 nd == 3 ? dims[1] : 0, nd == 3 ? dims[2] : 0, isz);
+        free(raw);
+        return NULL;
+    }
+    const int n_in = d->n;
+    *n_out = dims[0] < n_in ? dims[0] : n_in;
+    float *x = XALLOC_FLOATS((size_t)(n_in + *n_out) * isz);
+    memcpy(x, d->images, (size_t)n_in * isz * sizeof(float));
+    for (size_t j = 0; j < (size_t)*n_out * isz; j++) x[(size_t)n_in * isz + j] = raw[j] / 255.0f;
+    free(raw);
+    return x;
+}
+
+static void write_result(const char *out, int argc, char **argv, const char *in, const char *sha,
+                         const SampleSet *s, const char *opath, const OodCompute *o) {
+    const int S = o->S, n = o->n;
+    ResultFile r;
+    result_create(&r, out);
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
+    size_t dS[1] = { (size_t)S }, dn[1] = { (size_t)n };
+    resultio_i64(&r, "/sizes", 1, dS, o->sizes, "(size)",
+                 "ensemble sizes s: the ensemble of size s is the first s networks of the set");
+    char name[64], meaning[400];
+    for (int q = 0; q < OOD_N_SCORES; q++) {
+        XSNPRINTF(name, sizeof(name), "/auroc/%s", OOD_SCORE_NAMES[q]);
+        XSNPRINTF(meaning, sizeof(meaning), "AUROC of the score %s of the ensemble of size s as a detector of "
+                  "outliers (0.5 = chance; ties count one half)", OOD_SCORE_NAMES[q]);
+        resultio_f64(&r, name, 1, dS, o->auroc + (size_t)q * S, "(size)", meaning);
+        XSNPRINTF(name, sizeof(name), "/scores/%s", OOD_SCORE_NAMES[q]);
+        resultio_f64(&r, name, 1, dn, o->scores + (size_t)q * n, "(image)", SCORE_MEANING[q]);
+    }
+    resultio_f64(&r, "/in_accuracy", 1, dS, o->in_acc, "(size)",
+                 "accuracy of argmax pbar of the ensemble of size s on the in-distribution (MNIST test) images");
+    int64_t *is_out64 = XMALLOC((size_t)n * sizeof(int64_t));
+    for (int i = 0; i < n; i++) is_out64[i] = o->is_out[i];
+    resultio_i64(&r, "/is_outlier", 1, dn, is_out64, "(image)",
+                 "1: an outlier image (Fashion-MNIST test image i - in_images), 0: MNIST test image i");
+    free(is_out64);
+    result_attr_str(&r, "/", "checkpoint", s->checkpoint);
+    result_attr_i64(&r, "/", "step", s->step);
+    result_attr_str(&r, "/", "in_distribution", "MNIST test");
+    result_attr_str(&r, "/", "outliers", opath);
+    result_attr_i64(&r, "/", "in_images", o->n_in);
+    result_attr_i64(&r, "/", "outlier_images", n - o->n_in);
+    result_attr_i64(&r, "/", "members", o->M);
+    result_close(&r);
+}
+
 int cmd_ood(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *data = NULL, *job = NULL, *odir = DEFAULT_OUTLIERS;
     long M = 100, images = 1000, threads = 0;
@@ -106,37 +165,20 @@ int cmd_ood(int argc, char **argv) {
     Mnist mn;
     Dataset d;
     sample_load_split(&s.job, data, "test", (int)images, &mn, &d);
-    int dims[3], nd;
-    uint8_t *raw = idx_read(opath, 2051, dims, &nd, NULL);
-    if (nd != 3 || dims[1] * dims[2] != isz)
-        return ha_error(CMD, "'%s' holds images of %dx%d pixels, but the target network reads %d inputs", opath,
-                        nd == 3 ? dims[1] : 0, nd == 3 ? dims[2] : 0, isz);
-    const int n_in = d.n, n_out = dims[0] < n_in ? dims[0] : n_in, n = n_in + n_out;
-    float *x = XALLOC_FLOATS((size_t)n * isz);
-    memcpy(x, d.images, (size_t)n_in * isz * sizeof(float));
-    for (size_t j = 0; j < (size_t)n_out * isz; j++) x[(size_t)n_in * isz + j] = raw[j] / 255.0f;
-    free(raw);
-    int *is_out = XMALLOC((size_t)n * sizeof(int));
-    int64_t *is_out64 = XMALLOC((size_t)n * sizeof(int64_t));
-    for (int i = 0; i < n; i++) is_out64[i] = is_out[i] = i >= n_in;
-
-    int S = 0;
-    int64_t sizes[64];
-    for (long sz = 1; sz < M; sz *= 2) sizes[S++] = sz;
-    sizes[S++] = M;
-
+    int n_out;
+    float *x = load_images(&d, opath, isz, &n_out);
+    if (!x) return 1;
+    const int n_in = d.n, n = n_in + n_out;
+    OodCompute o;
+    ood_init(&o, M, n, n_in, C, d.labels);
+    const int S = o.S;
     const size_t W = a->n_weights, nc = (size_t)n * C;
-    double *psum = XCALLOC(nc, sizeof(double)), *hsum = XCALLOC((size_t)n, sizeof(double));
-    double *scores = XMALLOC((size_t)N_SCORES * n * sizeof(double));
-    double *auroc = XMALLOC((size_t)N_SCORES * S * sizeof(double)), *in_acc = XMALLOC((size_t)S * sizeof(double));
-    double *mean = XMALLOC((size_t)C * sizeof(double));
     float *theta = XALLOC_FLOATS((size_t)BLOCK * W), *probs = XALLOC_FLOATS((size_t)BLOCK * CHUNK * C);
     float *bprobs = XALLOC_FLOATS((size_t)BLOCK * nc);
     TargetNet tn;
     target_init(&tn, a, CHUNK, 0);
     const double t0 = ht_now();
     double t_last = t0;
-    int si = 0;
     for (long b0 = 0; b0 < M; b0 += BLOCK) {
         const int nb = M - b0 < BLOCK ? (int)(M - b0) : BLOCK;
         sampleset_read(&s, b0, nb, theta);
@@ -146,36 +188,7 @@ int cmd_ood(int argc, char **argv) {
             for (int k = 0; k < nb; k++)
                 memcpy(bprobs + ((size_t)k * n + i0) * C, probs + (size_t)k * c * C, (size_t)c * C * sizeof(float));
         }
-        // members in order: the sums of member b0 + k are complete before size b0 + k + 1 is scored
-        for (int k = 0; k < nb; k++) {
-            for (int i = 0; i < n; i++) {
-                const float *p = bprobs + ((size_t)k * n + i) * C;
-                for (int q = 0; q < C; q++) {
-                    mean[q] = p[q];
-                    psum[(size_t)i * C + q] += p[q];
-                }
-                hsum[i] += prob_entropy(mean, C);
-            }
-            const long size = b0 + k + 1;
-            if (si < S && sizes[si] == size) {
-                int right = 0;
-                for (int i = 0; i < n; i++) {
-                    double best = 0.0;
-                    for (int q = 0; q < C; q++) {
-                        mean[q] = psum[(size_t)i * C + q] / size;
-                        if (mean[q] > best) best = mean[q];
-                    }
-                    const double h = prob_entropy(mean, C);
-                    scores[i] = h;
-                    scores[(size_t)n + i] = h - hsum[i] / size;
-                    scores[(size_t)2 * n + i] = 1.0 - best;
-                    if (i < n_in) right += metric_argmax(mean, C) == d.labels[i];
-                }
-                for (int q = 0; q < N_SCORES; q++) auroc[(size_t)q * S + si] = metric_auroc(scores + (size_t)q * n, is_out, n);
-                in_acc[si] = (double)right / n_in;
-                si++;
-            }
-        }
+        for (int k = 0; k < nb; k++) ood_add(&o, bprobs + (size_t)k * nc);   // members in order
         if (ht_now() - t_last > 10.0) {
             fprintf(stderr, "ood: %ld/%ld networks\n", b0 + nb, M);
             t_last = ht_now();
@@ -183,29 +196,9 @@ int cmd_ood(int argc, char **argv) {
     }
     const double secs = ht_now() - t0;
 
-    ResultFile r;
-    result_create(&r, out);
-    size_t dS[1] = { (size_t)S }, dn[1] = { (size_t)n };
-    result_i64(&r, "/sizes", 1, dS, sizes);
-    char name[64];
-    for (int q = 0; q < N_SCORES; q++) {
-        XSNPRINTF(name, sizeof(name), "/auroc/%s", SCORE_NAMES[q]);
-        result_f64(&r, name, 1, dS, auroc + (size_t)q * S);
-        XSNPRINTF(name, sizeof(name), "/scores/%s", SCORE_NAMES[q]);
-        result_f64(&r, name, 1, dn, scores + (size_t)q * n);
-    }
-    result_f64(&r, "/in_accuracy", 1, dS, in_acc);
-    result_i64(&r, "/is_outlier", 1, dn, is_out64);
-    result_attr_str(&r, "/", "command", "hyperanalyze ood");
-    result_attr_str(&r, "/", "samples", in);
-    result_attr_str(&r, "/", "checkpoint", s.checkpoint);
-    result_attr_i64(&r, "/", "step", s.step);
-    result_attr_str(&r, "/", "in_distribution", "MNIST test");
-    result_attr_str(&r, "/", "outliers", opath);
-    result_attr_i64(&r, "/", "in_images", n_in);
-    result_attr_i64(&r, "/", "outlier_images", n_out);
-    result_attr_i64(&r, "/", "members", M);
-    result_close(&r);
+    char sha[65];
+    resultio_file_sha256(in, sha);
+    write_result(out, argc, argv, in, sha, &s, opath, &o);
 
     printf("# hyperanalyze ood: %s (step %lld), ensembles of up to %ld networks; %d MNIST test images vs %d "
            "outliers (%s), %.1fs\n", in, (long long)s.step, M, n_in, n_out, opath, secs);
@@ -214,12 +207,12 @@ int cmd_ood(int argc, char **argv) {
     printf("# results: %s\n", out);
     printf("size,auroc_entropy,auroc_mutual_information,auroc_max_prob,in_accuracy\n");
     for (int k = 0; k < S; k++)
-        printf("%lld,%.6f,%.6f,%.6f,%.6f\n", (long long)sizes[k], auroc[k], auroc[(size_t)S + k],
-               auroc[(size_t)2 * S + k], in_acc[k]);
+        printf("%lld,%.6f,%.6f,%.6f,%.6f\n", (long long)o.sizes[k], o.auroc[k], o.auroc[(size_t)S + k],
+               o.auroc[(size_t)2 * S + k], o.in_acc[k]);
     sampleset_close(&s);
     target_free(&tn);
     mnist_free(&mn);
-    free(x); free(is_out); free(is_out64); free(psum); free(hsum); free(scores); free(auroc); free(in_acc);
-    free(mean); free(theta); free(probs); free(bprobs);
+    ood_free(&o);
+    free(x); free(theta); free(probs); free(bprobs);
     return 0;
 }

@@ -1,6 +1,7 @@
 // resultio.h: self-describing result files (issue #14, "the page and the tools"): on top of
-// src/sample.h's ResultFile, the provenance every result of hyperanalyze diversity, shift and
-// calibrate carries, so that an h5py user needs no docs to read it:
+// src/resultfile.h's ResultFile, the provenance every result of hyperanalyze accuracy, ensemble,
+// ood, baseline, diversity, shift and calibrate carries (tests/check_resultfiles.py checks it), so
+// that an h5py user needs no docs to read it:
 //   root attributes  command ("hyperanalyze NAME"), tool_version (HT_VERSION), command_line (the
 //                    full command, shell-quoted), and per input file a role attribute (e.g.
 //                    "samples", "baseline") holding its path and "<role>_sha256" the SHA-256 of
@@ -12,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "sample.h"
+#include "resultfile.h"
 
 // command "hyperanalyze <name>"; argv as the command got it (argv[0] = its name).
 void resultio_provenance(ResultFile *r, const char *name, int argc, char **argv);

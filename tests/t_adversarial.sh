@@ -19,42 +19,11 @@
 # "fooled on half the images" check, and a SKIPPED line says so.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${HT_BIN:-./hypertrain}
-HA=${HA_BIN:-./hyperanalyze}
-DATA=${HYPERTRAIN_TEST_DATA:-../shared/data/mnist}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-fails=0; passes=0
-pass() { passes=$((passes+1)); echo "  PASS $*"; }
-fail() { fails=$((fails+1)); echo "  FAIL $*"; }
-T=$(mktemp -d /tmp/ht_adversarial_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=1
-
-[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-[ -x "$HA" ] || { echo "FAIL: $HA not built"; exit 1; }
+. tests/lib.sh
+lib_init adversarial 1
 if ! "$PY" -c "import h5py, numpy, matplotlib" 2>/dev/null; then echo "FAIL: python3 with h5py, numpy and matplotlib is required"; exit 1; fi
-VERIFY=()
-KIND=mnist
-if [ ! -d "$DATA" ]; then
-  echo "  SKIPPED (no MNIST in $DATA): real MNIST; every part below runs on synthetic MNIST-format images (tests/synthetic_mnist.sh)"
-  DATA=$T/synthetic-mnist
-  bash tests/synthetic_mnist.sh "$DATA" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
-  VERIFY=(--set data.verify=false)
-  KIND=synthetic
-fi
-DATA=$(cd "$DATA" && pwd)
-TINY=jobs/tiny.json
-if [ ${#VERIFY[@]} -gt 0 ]; then
-  TINY=$T/tiny.json
-  "$PY" -c 'import json, sys; j = json.load(open(sys.argv[1])); j["data"]["verify"] = False; json.dump(j, open(sys.argv[2], "w"))' jobs/tiny.json "$TINY"
-fi
+lib_data
 
-run() {
-  local name=$1; shift
-  if "$@" >"$T/$name.out" 2>"$T/$name.err"; then pass "$name runs"
-  else fail "$name: exit $?"; sed 's/^/      /' "$T/$name.err" | tail -5; fi
-}
 # expect_fail NAME STATUS PATTERN CMD...: exit STATUS, one line on stderr matching PATTERN
 expect_fail() {
   local name=$1 want=$2 pat=$3; shift 3
@@ -70,8 +39,8 @@ py() { local name=$1 code=$2; shift 2
 }
 
 echo "inputs: 24 networks of a 3-step tiny run, a deep ensemble of 6 (hyperanalyze baseline, 100 steps)"
-$BIN "$TINY" --data "$DATA" --out "$T/run" --set steps=3 --quiet >"$T/train.log" 2>&1
-$BIN sample --checkpoint "$T/run/ckpt_00000003.h5" --count 24 --out "$T/s.h5" --quiet >/dev/null 2>&1
+lib_tiny_run 3
+lib_sample 24 "$T/s.h5"
 $HA baseline --job "$TINY" --data "$DATA" --members 6 --steps 100 --out "$T/deep.h5" >/dev/null 2>&1
 [ -f "$T/s.h5" ] && [ -f "$T/deep.h5" ] || { echo "FAIL: no sample set or baseline"; exit 1; }
 
@@ -194,5 +163,4 @@ expect_fail "plot: unwritable output" 1 "plot_adversarial.py: error: cannot writ
 expect_fail "plot: not an adversarial result" 1 "plot_adversarial.py: error: result file '$T/s.h5'" \
   "$PY" analysis/plot_adversarial.py "$T/s.h5" -o "$T/x.png"
 
-echo "t_adversarial: $passes passed, $fails failed"
-[ $fails -eq 0 ] && [ $passes -gt 0 ]
+lib_finish

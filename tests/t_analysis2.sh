@@ -18,37 +18,11 @@
 # SKIPPED line says so.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${HT_BIN:-./hypertrain}
-HA=${HA_BIN:-./hyperanalyze}
-DATA=${HYPERTRAIN_TEST_DATA:-../shared/data/mnist}
 FASHION=${HYPERTRAIN_TEST_FASHION:-/usr/share/datasets/fashion-mnist}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-fails=0; passes=0
-pass() { passes=$((passes+1)); echo "  PASS $*"; }
-fail() { fails=$((fails+1)); echo "  FAIL $*"; }
-T=$(mktemp -d /tmp/ht_analysis2_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=1
-
-[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-[ -x "$HA" ] || { echo "FAIL: $HA not built"; exit 1; }
+. tests/lib.sh
+lib_init analysis2 1
 if ! "$PY" -c "import h5py, numpy" 2>/dev/null; then echo "t_analysis2: SKIPPED (no h5py/numpy)"; exit 0; fi
-# Without MNIST every part runs on synthetic MNIST-format images (tests/synthetic_mnist.sh);
-# the SKIPPED line says that real MNIST was not used.
-VERIFY=()
-if [ ! -d "$DATA" ]; then
-  echo "  SKIPPED (no MNIST in $DATA): real MNIST; every part below runs on synthetic MNIST-format images (tests/synthetic_mnist.sh)"
-  DATA=$T/synthetic-mnist
-  bash tests/synthetic_mnist.sh "$DATA" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
-  VERIFY=(--set data.verify=false)
-fi
-DATA=$(cd "$DATA" && pwd)
-TINY=jobs/tiny.json   # hyperanalyze baseline takes a job file, not --set
-if [ ${#VERIFY[@]} -gt 0 ]; then
-  TINY=$T/tiny.json
-  "$PY" -c 'import json, sys; j = json.load(open(sys.argv[1])); j["data"]["verify"] = False; json.dump(j, open(sys.argv[2], "w"))' jobs/tiny.json "$TINY"
-fi
+lib_data
 
 # expect_fail NAME STATUS PATTERN CMD...: exit status STATUS and stderr matching PATTERN
 expect_fail() {
@@ -64,16 +38,10 @@ py() {
   local out; out=$(PYTHONPATH=tests "$PY" -c "$script" "$@" 2>&1); local rc=$?
   if [ $rc -eq 0 ]; then pass "$name: $out"; else fail "$name: $out"; fi
 }
-# run NAME CMD...: exit 0 expected (stdout kept in $T/NAME.out)
-run() {
-  local name=$1; shift
-  if "$@" >"$T/$name.out" 2>"$T/$name.err"; then pass "$name runs"
-  else fail "$name: exit $?"; sed 's/^/      /' "$T/$name.err" | tail -5; fi
-}
 
 echo "a hypernetwork sample set: 3 steps of jobs/tiny.json, 24 networks"
-$BIN jobs/tiny.json --data "$DATA" "${VERIFY[@]}" --out "$T/run" --set steps=3 --quiet >"$T/train.log" 2>&1
-$BIN sample --checkpoint "$T/run/ckpt_00000003.h5" --count 24 --out "$T/s.h5" --quiet >/dev/null 2>&1
+lib_tiny_run 3
+lib_sample 24 "$T/s.h5"
 [ -f "$T/s.h5" ] || { echo "FAIL: no sample set"; exit 1; }
 
 echo "1. filters"
@@ -177,5 +145,4 @@ else
   echo "  SKIPPED ood on Fashion-MNIST (no $FASHION: apt-get install dataset-fashion-mnist)"
 fi
 
-echo "t_analysis2: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+lib_finish

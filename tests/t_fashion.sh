@@ -14,20 +14,9 @@
 # Prints PASS/FAIL lines; exits non-zero on any failure. Binaries: ./hypertrain, ./hyperanalyze.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${HT_BIN:-./hypertrain}
-HA=${HA_BIN:-./hyperanalyze}
 FASHION=${HYPERTRAIN_TEST_FASHION:-/usr/share/datasets/fashion-mnist}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-fails=0; passes=0
-pass() { passes=$((passes+1)); echo "  PASS $*"; }
-fail() { fails=$((fails+1)); echo "  FAIL $*"; }
-T=$(mktemp -d /tmp/ht_fashion_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=1
-
-[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-[ -x "$HA" ] || { echo "FAIL: $HA not built"; exit 1; }
+. tests/lib.sh
+lib_init fashion 1
 bash tests/synthetic_mnist.sh "$T/synth" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
 
 # expect_fail NAME PATTERN CMD...: exit 1 and one stderr line matching PATTERN
@@ -111,5 +100,4 @@ EOF
   else fail "sample/accuracy: $(tail -n 2 "$T/s.log" "$T/acc.log" 2>&1)"; fi
 fi
 
-echo "t_fashion: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+lib_finish

@@ -21,30 +21,11 @@
 # (override with HT_BIN / HA_BIN).
 set -u
 cd "$(dirname "$0")/.."
-BIN=${HT_BIN:-./hypertrain}
-HA=${HA_BIN:-./hyperanalyze}
-DATA=${HYPERTRAIN_TEST_DATA:-../shared/data/mnist}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-fails=0; passes=0
-pass() { passes=$((passes+1)); echo "  PASS $*"; }
-fail() { fails=$((fails+1)); echo "  FAIL $*"; }
-T=$(mktemp -d /tmp/ht_sample_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=1
-
-[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-[ -x "$HA" ] || { echo "FAIL: $HA not built"; exit 1; }
+. tests/lib.sh
+lib_init sample 1
 # Without MNIST every check still runs, on synthetic MNIST-format images (nothing here needs
 # MNIST itself); the SKIPPED line says that real MNIST was not used.
-VERIFY=()
-if [ ! -d "$DATA" ]; then
-  echo "  SKIPPED (no MNIST in $DATA): real MNIST; every check below runs on synthetic MNIST-format images (tests/synthetic_mnist.sh)"
-  DATA=$T/synthetic-mnist
-  bash tests/synthetic_mnist.sh "$DATA" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
-  VERIFY=(--set data.verify=false)
-fi
-DATA=$(cd "$DATA" && pwd)
+lib_data
 
 # expect_fail NAME PATTERN CMD...: non-zero exit and stderr matching PATTERN
 expect_fail() {
@@ -63,9 +44,7 @@ py() {
 }
 
 echo "a checkpoint: 3 steps of jobs/tiny.json"
-$BIN jobs/tiny.json --data "$DATA" "${VERIFY[@]}" --out "$T/run" --set steps=3 --quiet >"$T/train.log" 2>&1
-CK=$T/run/ckpt_00000003.h5
-[ -f "$CK" ] && pass "tiny run wrote $(basename "$CK")" || { fail "tiny run"; tail -5 "$T/train.log"; exit 1; }
+lib_tiny_run 3 && pass "tiny run wrote $(basename "$CK")" || { fail "tiny run"; tail -5 "$T/train.log"; exit 1; }
 
 echo "export"
 S=$T/s1.h5
@@ -270,5 +249,4 @@ if [ $rc -eq 1 ] && grep -q "cannot write sample set '.*keep.h5': H5Dwrite faile
   pass "write failing half way: exit 1, $(grep -o "H5Dwrite failed on [^ ]*" "$T/err"), old file intact, no temporary file"
 else fail "write failing half way: exit $rc, old file $(cmp -s "$S" "$T/keep.h5" && echo intact || echo CHANGED): $(head -c 300 "$T/err")"; fi
 
-echo "t_sample: $passes passed, $fails failed"
-[ $fails -eq 0 ] && [ $passes -gt 0 ]
+lib_finish

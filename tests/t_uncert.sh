@@ -22,34 +22,10 @@
 # MNIST-format images (tests/synthetic_mnist.sh) and a SKIPPED line says so.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${HT_BIN:-./hypertrain}
-HA=${HA_BIN:-./hyperanalyze}
-DATA=${HYPERTRAIN_TEST_DATA:-../shared/data/mnist}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-fails=0; passes=0
-pass() { passes=$((passes+1)); echo "  PASS $*"; }
-fail() { fails=$((fails+1)); echo "  FAIL $*"; }
-T=$(mktemp -d /tmp/ht_uncert_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=2
-
-[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-[ -x "$HA" ] || { echo "FAIL: $HA not built"; exit 1; }
+. tests/lib.sh
+lib_init uncert 2
 if ! "$PY" -c "import h5py, numpy, matplotlib" 2>/dev/null; then echo "t_uncert: SKIPPED (no h5py/numpy/matplotlib)"; exit 0; fi
-VERIFY=()
-if [ ! -d "$DATA" ]; then
-  echo "  SKIPPED (no MNIST in $DATA): real MNIST; every part below runs on synthetic MNIST-format images (tests/synthetic_mnist.sh)"
-  DATA=$T/synthetic-mnist
-  bash tests/synthetic_mnist.sh "$DATA" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
-  VERIFY=(--set data.verify=false)
-fi
-DATA=$(cd "$DATA" && pwd)
-TINY=jobs/tiny.json
-if [ ${#VERIFY[@]} -gt 0 ]; then
-  TINY=$T/tiny.json
-  "$PY" -c 'import json, sys; j = json.load(open(sys.argv[1])); j["data"]["verify"] = False; json.dump(j, open(sys.argv[2], "w"))' jobs/tiny.json "$TINY"
-fi
+lib_data
 
 # expect_fail NAME STATUS PATTERN CMD...: exit status STATUS, stderr one line matching PATTERN
 expect_fail() {
@@ -60,12 +36,6 @@ expect_fail() {
   if grep -qE -- "$pat" "$T/err"; then pass "$name: $(cut -c1-200 "$T/err")"
   else fail "$name: message does not match /$pat/:"; sed 's/^/      /' "$T/err" | head -3; fi
 }
-# run NAME CMD...: exit 0 expected (stdout kept in $T/NAME.out)
-run() {
-  local name=$1; shift
-  if "$@" >"$T/$name.out" 2>"$T/$name.err"; then pass "$name runs"
-  else fail "$name: exit $?"; sed 's/^/      /' "$T/$name.err" | tail -5; fi
-}
 # check KIND RESULT: tests/check_uncert.py
 check() {
   local out; out=$(PYTHONPATH=tests "$PY" tests/check_uncert.py "$1" "$2" "$T/s.h5" "$T/b.h5" "$DATA" 2>&1)
@@ -73,8 +43,8 @@ check() {
 }
 
 echo "sample sets: a hypernetwork (3 steps of jobs/tiny.json, 12 networks) and a deep ensemble (4 members)"
-$BIN jobs/tiny.json --data "$DATA" "${VERIFY[@]}" --out "$T/run" --set steps=3 --quiet >"$T/train.log" 2>&1
-$BIN sample --checkpoint "$T/run/ckpt_00000003.h5" --count 12 --out "$T/s.h5" --quiet >/dev/null 2>&1
+lib_tiny_run 3
+lib_sample 12 "$T/s.h5"
 [ -f "$T/s.h5" ] || { echo "FAIL: no sample set"; cat "$T/train.log" | tail -5; exit 1; }
 $HA baseline --job "$TINY" --data "$DATA" --members 4 --steps 150 --lr 3e-3 --log-every 50 --out "$T/b.h5" >/dev/null 2>"$T/b.err" \
   || { echo "FAIL: hyperanalyze baseline"; tail -3 "$T/b.err"; exit 1; }
@@ -146,5 +116,4 @@ expect_fail "plot_shift.py on a diversity result" 1 "it is a result of 'hyperana
 expect_fail "plot_calibration.py: unwritable output" 1 "cannot write" \
   "$PY" analysis/plot_calibration.py "$T/cal.h5" -o "$T/no/such/dir/c.png"
 
-echo "t_uncert: $passes passed, $fails failed"
-[ $fails -eq 0 ] && [ $passes -gt 0 ]
+lib_finish

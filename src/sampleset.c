@@ -1,104 +1,30 @@
-// sample.c: sample-set export (`hypertrain sample`), the reading API, evaluation helpers and the
-// analysis tools' result files. Layout and guarantees in docs/samples.md.
+// sampleset.c: the sample-set file format (docs/samples.md): layout helpers, the writer that
+// `hypertrain sample` uses and the reader every analysis uses. See sampleset.h.
 //
 // Every HDF5 call goes through HT_H5CHECK (src/h5util.h, shared with checkpoints), which ends the
 // run with one line naming the file, the HDF5 function, the object and HDF5's innermost message.
-// HDF5's own error printing is off while our functions run.
-//
-// Export on P ranks: networks are generated in groups of HT_SAMPLE_GROUP on a fixed grid of global
-// indices, the groups of a block are shared out over the ranks (evaluation-mode batch norm needs
-// no communication), each rank evaluates its own networks when metrics are asked for, the block
-// is all-gathered and rank 0 writes it. Nothing depends on P: the same group always holds the
-// same networks, and every network's arithmetic is the same.
-#include "sample.h"
+// HDF5's own error printing is off while our functions run. Sets are written under a temporary
+// name and renamed when complete (src/tmpfiles.h).
+#include "sampleset.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
-#include "checkpoint.h"
+#include "checkpoint.h"   // HT_CKPT_FORMAT: a checkpoint given as a set is named as one
 #include "common.h"
 #include "h5util.h"
-#include "gauge.h"
-#include "hyper.h"
-#include "model.h"
-#include "rng.h"
 #include "sha256.h"
+#include "tmpfiles.h"
 
 _Static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t must be 64-bit (HDF5 >= 1.10)");
 
 // ---------------------------------------------------------------------------------------------
-// Error handling
-
-static void remove_tmp_now(void);
-
-// Temporary files being written ("<path>.tmp.<pid>"): removed at exit if a fatal error ends the
-// process before they were renamed (under MPI_Abort they may stay; readers never open them).
-// Only a fatal error can exit while one is registered (every normal path renames and unregisters
-// first), and then the process ends here with status 1 (ht_fatal's) without running HDF5's own exit
-// handler: after a failed write (disk full, file-size limit) HDF5 1.10 crashes with a segmentation
-// fault while closing the broken file, which would turn our one-line error into a crash.
-#define MAX_TMP 4
-static char g_tmp[MAX_TMP][HT_PATH_MAX + 32];
-static int g_h5_failed = 0;   // an HDF5 call failed: skip HDF5's exit handler
-
-static void remove_tmp_now(void) {
-    g_h5_failed = 1;
-    for (int i = 0; i < MAX_TMP; i++)
-        if (g_tmp[i][0]) { unlink(g_tmp[i]); g_tmp[i][0] = '\0'; }
-}
-
-static void remove_tmp_files(void) {
-    int any = g_h5_failed;
-    for (int i = 0; i < MAX_TMP; i++)
-        if (g_tmp[i][0]) { unlink(g_tmp[i]); g_tmp[i][0] = '\0'; any = 1; }
-    if (any) {
-        fflush(NULL);
-        _exit(1);
-    }
-}
-
-static void tmp_register(const char *tmp) {
-    static int registered = 0;
-    if (!registered) { atexit(remove_tmp_files); registered = 1; }
-    for (int i = 0; i < MAX_TMP; i++)
-        if (!g_tmp[i][0]) { snprintf(g_tmp[i], sizeof(g_tmp[i]), "%s", tmp); return; }
-}
-
-static void tmp_unregister(const char *tmp) {
-    for (int i = 0; i < MAX_TMP; i++)
-        if (!strcmp(g_tmp[i], tmp)) g_tmp[i][0] = '\0';
-}
-
-static void make_tmp_name(char *tmp, size_t n, const char *path) {
-    int r = snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    HT_CHECK(r > 0 && (size_t)r < n, "output path '%s' is too long", path);
-}
-
-// Renames tmp over path (atomic); fatal naming both on failure.
-static void commit_tmp(const char *tmp, const char *path, const char *kind) {
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        tmp_unregister(tmp);
-        HT_FATAL("cannot write %s '%s': renaming '%s' to it failed: %s", kind, path, tmp, strerror(e));
-    }
-    tmp_unregister(tmp);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Small HDF5 helpers
-
-
-
-
 
 static void attr_i32(hid_t loc, const H5Ctx *c, const char *name, int v) {
     h5u_write_attr(loc, c, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
@@ -108,9 +34,6 @@ static void attr_i64(hid_t loc, const H5Ctx *c, const char *name, int64_t v) {
 }
 static void attr_u64(hid_t loc, const H5Ctx *c, const char *name, uint64_t v) {
     h5u_write_attr(loc, c, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-static void attr_f64(hid_t loc, const H5Ctx *c, const char *name, double v) {
-    h5u_write_attr(loc, c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 
@@ -140,11 +63,6 @@ static void rows_io(hid_t ds, const H5Ctx *c, const char *name, hid_t mem_type, 
 
 // ---------------------------------------------------------------------------------------------
 // Layout helpers
-
-void sample_draw_z(uint64_t seed, long long i, int z_dim, float *z) {
-    rng_uniform(seed, RNG_STREAM_SAMPLE, (uint32_t)((unsigned long long)i & 0xffffffffu),
-                (uint32_t)((unsigned long long)i >> 32), -1.0f, 1.0f, z, z_dim);
-}
 
 void sample_arch_desc(const TargetArch *a, char *out, size_t n) {
     size_t k = (size_t)XSNPRINTF(out, n, "input %dx%dx%d", a->in_h, a->in_w, a->in_c);
@@ -208,52 +126,9 @@ void sample_layer_from_natural(const TargetLayer *L, int n, const float *kernel,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation helpers
-
-void sample_load_split(const Job *job, const char *data_dir, const char *split, int max_images,
-                       Mnist *m, Dataset *d) {
-    HT_CHECK(!strcmp(split, "val") || !strcmp(split, "test"),
-             "unknown split '%s' (expected val or test)", split);
-    const char *dir = data_resolve_dir_for(job->dataset, data_dir && data_dir[0] ? data_dir : job->data_dir);
-    data_load(m, job->dataset, dir, job->n_train, job->n_val, job->verify_checksums);
-    *d = !strcmp(split, "val") ? m->val : m->test;
-    if (max_images > 0 && max_images < d->n) d->n = max_images;
-    HT_CHECK(d->n > 0, "the %s split of '%s' has no images", split, dir);
-}
-
-void sample_eval(TargetNet *tn, int n_nets, const float *theta, const Dataset *d, float *probs,
-                 double *acc, double *nll) {
-    if (n_nets <= 0) return;
-    const int C = tn->arch->classes, in = tn->arch->in_size, chunk = tn->max_images;
-    HT_CHECK(d->h * d->w == in, "images of %dx%d pixels but the target network takes %d inputs", d->h,
-             d->w, in);
-    float *p = XALLOC_FLOATS((size_t)n_nets * chunk * C);
-    double *corr = XCALLOC((size_t)n_nets, sizeof(double)), *ls = XCALLOC((size_t)n_nets, sizeof(double));
-    for (int i0 = 0; i0 < d->n; i0 += chunk) {
-        const int n = d->n - i0 < chunk ? d->n - i0 : chunk;
-        target_forward(tn, n_nets, theta, n, d->images + (size_t)i0 * in, 0, p);
-        for (int k = 0; k < n_nets; k++)
-            for (int i = 0; i < n; i++) {
-                const float *pk = p + ((size_t)k * n + i) * C;
-                int arg = 0;
-                for (int c = 1; c < C; c++) if (pk[c] > pk[arg]) arg = c;
-                const int y = d->labels[i0 + i];
-                corr[k] += arg == y;
-                ls[k] -= log((double)pk[y] + 1e-30);
-                if (probs) memcpy(probs + ((size_t)k * d->n + i0 + i) * C, pk, (size_t)C * sizeof(float));
-            }
-    }
-    for (int k = 0; k < n_nets; k++) {
-        if (acc) acc[k] = corr[k] / d->n;
-        if (nll) nll[k] = ls[k] / d->n;
-    }
-    free(p); free(corr); free(ls);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Writing a sample set
 
-typedef struct {
+struct SampleWriter {
     H5Ctx ctx;
     char path[HT_PATH_MAX];
     char tmp[HT_PATH_MAX + 32];
@@ -262,22 +137,7 @@ typedef struct {
     const TargetArch *a;
     float *kbuf, *bbuf;     // one layer of one block, natural layout
     H5Quiet quiet;          // HDF5's error printing is off from open to close
-} Writer;
-
-typedef struct {
-    const char *checkpoint;
-    const char *out;
-    long long count;
-    uint64_t seed;
-    int have_seed;
-    const char *metrics;    // "val", "test", "none"
-    int images;             // 0 = the whole split
-    int batch;              // networks per written block
-    const char *data;
-    int threads;
-    int gzip;               // 0 = no compression, else deflate level 1..9 (with shuffle)
-    int force, quiet;
-} SampleCli;
+};
 
 // Rows per chunk: about 1 MiB, dividing the block size so that every write fills whole chunks.
 static hsize_t chunk_rows(size_t row_bytes, int block, long long count) {
@@ -289,7 +149,7 @@ static hsize_t chunk_rows(size_t row_bytes, int block, long long count) {
     return (hsize_t)r;
 }
 
-static hid_t create_ds(Writer *w, const char *name, int ndim, const hsize_t *dims, hid_t ftype, int block,
+static hid_t create_ds(SampleWriter *w, const char *name, int ndim, const hsize_t *dims, hid_t ftype, int block,
                        int gzip) {
     const H5Ctx *c = &w->ctx;
     size_t row = H5Tget_size(ftype);
@@ -323,19 +183,18 @@ static char *file_sha256(const char *path) {
     return hex;
 }
 
-static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const char *job_json,
-                        const CkptMeta *meta) {
-    memset(w, 0, sizeof(*w));
-    const TargetArch *a = &m->tarch;
+SampleWriter *sample_writer_open(const SampleWriterOpts *cli, const TargetArch *a, const Job *job,
+                                 const char *job_json, int64_t step, uint64_t train_seed) {
+    SampleWriter *w = XCALLOC(1, sizeof(*w));
     w->a = a;
     XSNPRINTF(w->path, sizeof(w->path), "%s", cli->out);
-    make_tmp_name(w->tmp, sizeof(w->tmp), cli->out);
-    w->ctx = (H5Ctx){ .path = w->path, .kind = "sample set", .writing = 1, .on_error = remove_tmp_now };
+    tmpf_name(w->tmp, sizeof(w->tmp), cli->out);
+    w->ctx = (H5Ctx){ .path = w->path, .kind = "sample set", .writing = 1, .on_error = tmpf_remove_now };
     const H5Ctx *c = &w->ctx;
     int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) HT_FATAL("cannot write sample set '%s': %s (creating '%s')", w->path, strerror(errno), w->tmp);
     close(fd);
-    tmp_register(w->tmp);
+    tmpf_register(w->tmp);
     h5u_quiet(&w->quiet);
     w->file = HT_H5CHECK(H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), c, w->tmp);
 
@@ -347,22 +206,22 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     h5u_write_attr_str(w->file, c, "created_by", "hypertrain " HT_VERSION);
     attr_i64(w->file, c, "count", cli->count);
     attr_u64(w->file, c, "seed", cli->seed);
-    attr_i32(w->file, c, "z_dim", m->job.z_dim);
+    attr_i32(w->file, c, "z_dim", job->z_dim);
     attr_i64(w->file, c, "n_weights", (int64_t)a->n_weights);
     h5u_write_attr_str(w->file, c, "checkpoint", cli->checkpoint);
     h5u_write_attr_str(w->file, c, "checkpoint_sha256", sha);
-    attr_i64(w->file, c, "step", meta->step);
-    attr_u64(w->file, c, "train_seed", meta->seed);
+    attr_i64(w->file, c, "step", step);
+    attr_u64(w->file, c, "train_seed", train_seed);
     h5u_write_attr_str(w->file, c, "job", job_json);
     h5u_write_attr_str(w->file, c, "target_architecture", desc);
-    attr_i32(w->file, c, "gauge_fixed", m->job.gauge_fixing ? 1 : 0);
+    attr_i32(w->file, c, "gauge_fixed", job->gauge_fixing ? 1 : 0);
     h5u_write_attr_str(w->file, c, "batch_norm", "evaluation");
     h5u_write_attr_str(w->file, c, "metrics_split", cli->metrics);
     attr_i32(w->file, c, "metrics_images", 0);   // rewritten below when metrics are computed
     free(sha);
 
     const long long N = cli->count;
-    hsize_t dims[H5S_MAX_RANK] = { (hsize_t)N, (hsize_t)m->job.z_dim };
+    hsize_t dims[H5S_MAX_RANK] = { (hsize_t)N, (hsize_t)job->z_dim };
     w->z = create_ds(w, "/z", 2, dims, H5T_IEEE_F32LE, cli->batch, cli->gzip);
     h5u_create_group(w->file, c, "/weights");
     size_t max_layer = 1;
@@ -400,10 +259,11 @@ static void writer_open(Writer *w, const SampleCli *cli, const Model *m, const c
     }
     w->kbuf = XALLOC_FLOATS((size_t)cli->batch * max_layer);
     w->bbuf = XALLOC_FLOATS((size_t)cli->batch * max_layer);
+    return w;
 }
 
 // Writes networks [start, start + n): all (n, n_weights) gauge-fixed, z (n, z_dim), metrics or NULL.
-static void writer_block(Writer *w, long long start, int n, const float *all, const float *z,
+void sample_writer_block(SampleWriter *w, long long start, int n, const float *all, const float *z,
                          const double *acc, const double *loss) {
     const H5Ctx *c = &w->ctx;
     rows_io(w->z, c, "/z", H5T_NATIVE_FLOAT, start, n, (void *)z, 1);
@@ -422,7 +282,7 @@ static void writer_block(Writer *w, long long start, int n, const float *all, co
     }
 }
 
-static void writer_close(Writer *w, int metrics_images) {
+void sample_writer_close(SampleWriter *w, int metrics_images) {
     const H5Ctx *c = &w->ctx;
     if (metrics_images > 0) {
         hid_t a = HT_H5CHECK(H5Aopen(w->file, "metrics_images", H5P_DEFAULT), c, "metrics_images");
@@ -445,226 +305,10 @@ static void writer_close(Writer *w, int metrics_images) {
     if (fd < 0 || fsync(fd) != 0)
         HT_FATAL("cannot write sample set '%s': syncing '%s' failed: %s", w->path, w->tmp, strerror(errno));
     close(fd);
-    commit_tmp(w->tmp, w->path, "sample set");
+    tmpf_commit(w->tmp, w->path, "sample set");
     free(w->kbuf);
     free(w->bbuf);
-}
-
-// ---------------------------------------------------------------------------------------------
-// hypertrain sample
-
-static void sample_usage(FILE *f) {
-    fprintf(f,
-        "usage: hypertrain sample --checkpoint CKPT --count N --out FILE.h5 [options]\n"
-        "\n"
-        "Generates N networks with the hypernetwork of CKPT (batch norm in evaluation mode,\n"
-        "gauge-fixed) and writes them, their z and optionally their accuracy and loss to one HDF5\n"
-        "sample set (layout: docs/samples.md). Runs on any number of MPI ranks; the file does not\n"
-        "depend on it. Memory does not grow with N.\n"
-        "\n"
-        "options:\n"
-        "  --seed S            seed of the z draws (default: the checkpoint's training seed; the\n"
-        "                      sample stream never overlaps the training or validation noise)\n"
-        "  --metrics SPLIT     val | test | none (default none): per-network accuracy and mean\n"
-        "                      cross-entropy on that split, stored in /metrics\n"
-        "  --images N          evaluate on the first N images of the split (default: all)\n"
-        "  --batch K           networks per written block, a multiple of %d (default 256)\n"
-        "  --data DIR          MNIST directory (default: the job's data.dir, $HYPERTRAIN_DATA, ...)\n"
-        "  --threads N         OpenMP threads per rank\n"
-        "  --gzip L            compress datasets with shuffle + deflate level L (1-9; default off)\n"
-        "  --force             replace FILE.h5 if it exists\n"
-        "  --quiet             no progress lines\n", HT_SAMPLE_GROUP);
-}
-
-static long long parse_ll(const char *s, const char *opt, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    HT_CHECK(errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi,
-             "%s: expected an integer in [%lld, %lld], got '%s'", opt, lo, hi, s);
-    return v;
-}
-
-static int parse_sample_args(SampleCli *cli, int argc, char **argv, Comm *comm) {
-    memset(cli, 0, sizeof(*cli));
-    cli->metrics = "none";
-    cli->batch = 256;
-    cli->count = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const int has_next = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            if (comm->rank == 0) sample_usage(stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--force")) { cli->force = 1; continue; }
-        if (!strcmp(a, "--quiet")) { cli->quiet = 1; continue; }
-        if (a[0] == '-' && !has_next) { sample_usage(stderr); HT_FATAL("sample: %s needs a value", a); }
-        const char *v = argv[i + 1];
-        if (!strcmp(a, "--checkpoint")) cli->checkpoint = v;
-        else if (!strcmp(a, "--count")) cli->count = parse_ll(v, a, 1, (1LL << 40));
-        else if (!strcmp(a, "--out")) cli->out = v;
-        else if (!strcmp(a, "--seed")) { cli->seed = (uint64_t)parse_ll(v, a, 0, (long long)(~0ULL >> 1)); cli->have_seed = 1; }
-        else if (!strcmp(a, "--metrics")) cli->metrics = v;
-        else if (!strcmp(a, "--images")) cli->images = (int)parse_ll(v, a, 1, 1 << 30);
-        else if (!strcmp(a, "--batch")) cli->batch = (int)parse_ll(v, a, 1, 1 << 20);
-        else if (!strcmp(a, "--data")) cli->data = v;
-        else if (!strcmp(a, "--threads")) cli->threads = (int)parse_ll(v, a, 1, 4096);
-        else if (!strcmp(a, "--gzip")) cli->gzip = (int)parse_ll(v, a, 1, 9);
-        else { sample_usage(stderr); HT_FATAL("sample: unknown option '%s' (see hypertrain sample --help)", a); }
-        i++;
-    }
-    HT_CHECK(cli->checkpoint, "sample: --checkpoint CKPT is required (see hypertrain sample --help)");
-    HT_CHECK(cli->out, "sample: --out FILE.h5 is required");
-    HT_CHECK(cli->count >= 1, "sample: --count N is required (N >= 1)");
-    HT_CHECK(!strcmp(cli->metrics, "val") || !strcmp(cli->metrics, "test") || !strcmp(cli->metrics, "none"),
-             "sample: --metrics: expected val, test or none, got '%s'", cli->metrics);
-    HT_CHECK(cli->batch % HT_SAMPLE_GROUP == 0, "sample: --batch must be a multiple of %d (networks are "
-             "generated in groups of %d on a fixed grid, so that the file does not depend on the number "
-             "of ranks), got %d", HT_SAMPLE_GROUP, HT_SAMPLE_GROUP, cli->batch);
-    return 0;
-}
-
-// Shares the groups of a block of nb networks over the ranks: rank r generates networks
-// [first[r], first[r + 1]) of the block.
-static void block_shards(int nb, int size, int *first) {
-    const int groups = (nb + HT_SAMPLE_GROUP - 1) / HT_SAMPLE_GROUP;
-    for (int r = 0; r <= size; r++) {
-        int g = comm_shard_start(groups, r, size) * HT_SAMPLE_GROUP;
-        first[r] = g < nb ? g : nb;
-    }
-}
-
-int sample_main(Comm *comm, int argc, char **argv) {
-    SampleCli cli;
-    if (parse_sample_args(&cli, argc, argv, comm)) return 0;
-    const int root = comm->rank == 0;
-    if (root && !cli.force && access(cli.out, F_OK) == 0)
-        HT_FATAL("sample: '%s' already exists (use --force to replace it; nothing was changed)", cli.out);
-
-    // The job and the model of the checkpoint.
-    char *job_json = checkpoint_read_job(cli.checkpoint);
-    Job job;
-    job_from_json_string(&job, job_json, cli.checkpoint);
-    job_validate(&job);
-    HT_CHECK(job.task == TASK_MNIST, "sample: '%s' is a checkpoint of the toy task, which generates 2-D "
-             "points, not networks (its curve is in the run directory's toy_curve.csv)", cli.checkpoint);
-    if (cli.threads > 0) omp_set_num_threads(cli.threads);
-    else if (job.threads > 0) omp_set_num_threads(job.threads);
-    Model m;
-    model_init(&m, &job);
-    CkptMeta meta;
-    checkpoint_read(cli.checkpoint, &m.harch.table, m.params, NULL, NULL, m.stats, &meta);
-    if (!cli.have_seed) cli.seed = meta.seed;
-    const TargetArch *a = &m.tarch;
-    const size_t W = a->n_weights;
-    const int zd = job.z_dim, K = cli.batch, metrics = strcmp(cli.metrics, "none") != 0;
-
-    Mnist data;
-    Dataset split;
-    TargetNet tn;
-    memset(&data, 0, sizeof(data));
-    if (metrics) {
-        sample_load_split(&job, cli.data, cli.metrics, cli.images, &data, &split);
-        target_init(&tn, a, 50, 0);
-    }
-
-    Writer w;
-    if (root) writer_open(&w, &cli, &m, job_json, &meta);
-    if (root && !cli.quiet) {
-        char desc[SAMPLE_ARCH_DESC_MAX];
-        sample_arch_desc(a, desc, sizeof(desc));
-        printf("sample: %lld networks of %zu weights from %s (step %lld) -> %s\n  target: %s\n"
-               "  seed %llu, blocks of %d, %d rank(s) x %d thread(s), metrics: %s",
-               cli.count, W, cli.checkpoint, (long long)meta.step, cli.out, desc,
-               (unsigned long long)cli.seed, K, comm->size, omp_get_max_threads(), cli.metrics);
-        if (metrics) printf(" (%d images)", split.n);
-        printf("\n");
-        fflush(stdout);
-    }
-
-    BnConfig bn = { (float)job.leaky_alpha, job.bn_eps, job.bn_decay };
-    HyperNet hn;
-    hyper_init(&hn, &m.harch, a, HT_SAMPLE_GROUP);
-    HT_CHECK((size_t)K * W < (size_t)1 << 31, "sample: --batch %d x %zu weights exceeds one all-gather "
-             "(2^31 floats); use a smaller --batch", K, W);
-    float *zg = XALLOC_FLOATS((size_t)HT_SAMPLE_GROUP * zd);
-    float *raw = XALLOC_FLOATS((size_t)HT_SAMPLE_GROUP * W);
-    float *scales = XALLOC_FLOATS((size_t)HT_SAMPLE_GROUP * (gauge_n_scales(a) + 1));
-    float *all = XALLOC_FLOATS((size_t)K * W);
-    float *zb = XALLOC_FLOATS((size_t)K * zd);
-    double *acc = XCALLOC((size_t)K, sizeof(double)), *loss = XCALLOC((size_t)K, sizeof(double));
-    int *first = XMALLOC(sizeof(int) * (comm->size + 1));
-    int *counts = XMALLOC(sizeof(int) * comm->size), *displs = XMALLOC(sizeof(int) * comm->size);
-
-    double t_gen = 0, t_eval = 0, t_comm = 0, t_write = 0, t_last = ht_now();
-    const double t_start = t_last;
-    for (long long b0 = 0; b0 < cli.count; b0 += K) {
-        const int nb = cli.count - b0 < K ? (int)(cli.count - b0) : K;
-        block_shards(nb, comm->size, first);
-        const int lo = first[comm->rank], hi = first[comm->rank + 1];
-        double t0 = ht_now();
-        for (int g = lo; g < hi; g += HT_SAMPLE_GROUP) {
-            const int gn = hi - g < HT_SAMPLE_GROUP ? hi - g : HT_SAMPLE_GROUP;
-            for (int i = 0; i < gn; i++) sample_draw_z(cli.seed, b0 + g + i, zd, zg + (size_t)i * zd);
-            hyper_forward(&hn, m.params, m.stats, zg, gn, gn, 0, &bn, comm, raw);
-            if (job.gauge_fixing) gauge_forward(a, gn, raw, all + (size_t)g * W, scales);
-            else memcpy(all + (size_t)g * W, raw, (size_t)gn * W * sizeof(float));
-        }
-        double t1 = ht_now();
-        t_gen += t1 - t0;
-        if (metrics) {
-            memset(acc, 0, (size_t)nb * sizeof(double));
-            memset(loss, 0, (size_t)nb * sizeof(double));
-            sample_eval(&tn, hi - lo, all + (size_t)lo * W, &split, NULL, acc + lo, loss + lo);
-            // Every entry has one contributor; adding the zeros of the others is exact.
-            comm_allreduce_sum_f64(comm, acc, (size_t)nb);
-            comm_allreduce_sum_f64(comm, loss, (size_t)nb);
-        }
-        double t2 = ht_now();
-        t_eval += t2 - t1;
-        for (int r = 0; r < comm->size; r++) {
-            counts[r] = (int)((size_t)(first[r + 1] - first[r]) * W);
-            displs[r] = (int)((size_t)first[r] * W);
-        }
-        comm_allgatherv_f32(comm, all + displs[comm->rank], all, counts, displs);
-        const double t3 = ht_now();
-        t_comm += t3 - t2;
-        if (root) {
-            for (int i = 0; i < nb; i++) sample_draw_z(cli.seed, b0 + i, zd, zb + (size_t)i * zd);
-            writer_block(&w, b0, nb, all, zb, metrics ? acc : NULL, metrics ? loss : NULL);
-        }
-        const double t4 = ht_now();
-        t_write += t4 - t3;
-        if (root && !cli.quiet && (t4 - t_last > 5.0 || b0 + nb == cli.count)) {
-            const double el = t4 - t_start, rate = (double)(b0 + nb) / el;
-            printf("sample: %lld/%lld networks (%.1f%%) | %.1f networks/s | %.0fs elapsed, ETA %.0fs\n",
-                   b0 + nb, cli.count, 100.0 * (b0 + nb) / cli.count, rate, el,
-                   (cli.count - b0 - nb) / rate);
-            fflush(stdout);
-            t_last = t4;
-        }
-    }
-    if (root) {
-        double t0 = ht_now();
-        writer_close(&w, metrics ? split.n : 0);
-        t_write += ht_now() - t0;
-        const double el = ht_now() - t_start;
-        struct stat st;
-        const double mb = stat(cli.out, &st) == 0 ? st.st_size / 1e6 : 0.0;
-        printf("sample: wrote %s: %lld networks, %.1f MB in %.2fs (%.1f networks/s, %.1f MB/s; generation "
-               "%.2fs, evaluation %.2fs, gather %.2fs, writing %.2fs); peak memory %.1f MB (rank 0)\n",
-               cli.out, cli.count, mb, el, cli.count / el, mb / el, t_gen, t_eval, t_comm, t_write,
-               ht_peak_rss_bytes() / 1e6);
-        fflush(stdout);
-    }
-    comm_barrier(comm);
-    hyper_free(&hn);
-    if (metrics) { target_free(&tn); mnist_free(&data); }
-    model_free(&m);
-    free(zg); free(raw); free(scales); free(all); free(zb); free(acc); free(loss);
-    free(first); free(counts); free(displs); free(job_json);
-    return 0;
+    free(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -755,7 +399,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
     XSNPRINTF(s->path, sizeof(s->path), "%s", path);
     H5Quiet q;
     h5u_quiet(&q);
-    H5Ctx cx = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    H5Ctx cx = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = tmpf_remove_now };
     const H5Ctx *c = &cx;
     int fd = open(path, O_RDONLY);
     if (fd < 0) HT_FATAL("cannot open sample set '%s': %s", path, strerror(errno));
@@ -842,7 +486,7 @@ void sampleset_open(SampleSet *s, const char *path, const TargetArch *expect) {
 
 void sampleset_close(SampleSet *s) {
     if (s->file <= 0) return;
-    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = tmpf_remove_now };
     HT_H5CHECK(H5Fclose(s->file), &c, s->path);
     s->file = 0;
 }
@@ -864,7 +508,7 @@ void sampleset_read_layer(const SampleSet *s, int l, long long start, int n, flo
     if (n == 0) return;
     H5Quiet q;
     h5u_quiet(&q);
-    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = tmpf_remove_now };
     const TargetLayer *L = &s->arch.layers[l];
     float *k = XALLOC_FLOATS((size_t)n * L->fan_in * L->filters), *b = XALLOC_FLOATS((size_t)n * L->filters);
     char name[64];
@@ -899,7 +543,7 @@ void sampleset_read_z(const SampleSet *s, long long start, int n, float *z) {
     check_range(s, start, n);
     H5Quiet q;
     h5u_quiet(&q);
-    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = tmpf_remove_now };
     hid_t ds = HT_H5CHECK(H5Dopen2(s->file, "/z", H5P_DEFAULT), &c, "/z");
     rows_io(ds, &c, "/z", H5T_NATIVE_FLOAT, start, n, z, 0);
     HT_H5CHECK(H5Dclose(ds), &c, "/z");
@@ -910,7 +554,7 @@ int sampleset_read_metric(const SampleSet *s, const char *name, long long start,
     check_range(s, start, n);
     H5Quiet q;
     h5u_quiet(&q);
-    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = remove_tmp_now };
+    H5Ctx c = { .path = s->path, .kind = "sample set", .writing = 0, .on_error = tmpf_remove_now };
     char full[96];
     XSNPRINTF(full, sizeof(full), "/metrics/%s", name);
     if (!h5u_path_exists(s->file, &c, full)) { h5u_restore(&q); return 0; }
@@ -920,104 +564,4 @@ int sampleset_read_metric(const SampleSet *s, const char *name, long long start,
     HT_H5CHECK(H5Dclose(ds), &c, full);
     h5u_restore(&q);
     return 1;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Result files
-
-void result_create(ResultFile *r, const char *path) {
-    memset(r, 0, sizeof(*r));
-    HT_CHECK(path && strlen(path) < sizeof(r->path), "result file path is missing or too long");
-    XSNPRINTF(r->path, sizeof(r->path), "%s", path);
-    make_tmp_name(r->tmp, sizeof(r->tmp), path);
-    int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) HT_FATAL("cannot write result file '%s': %s (creating '%s')", path, strerror(errno), r->tmp);
-    close(fd);
-    tmp_register(r->tmp);
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    r->file = HT_H5CHECK(H5Fcreate(r->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), &c, r->tmp);
-    h5u_restore(&q);
-}
-
-static void result_ds(ResultFile *r, const char *name, int ndim, const size_t *dims, hid_t ftype,
-                      hid_t mtype, const void *data) {
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    hsize_t d[H5S_MAX_RANK];
-    HT_CHECK(ndim >= 1 && ndim <= 8, "result dataset %s: bad rank %d", name, ndim);
-    for (int i = 0; i < ndim; i++) d[i] = dims[i];
-    hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), &c, name);
-    HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), &c, name);
-    hid_t sp = HT_H5CHECK(H5Screate_simple(ndim, d, NULL), &c, name);
-    hid_t ds = HT_H5CHECK(H5Dcreate2(r->file, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT), &c, name);
-    size_t total = 1;
-    for (int i = 0; i < ndim; i++) total *= dims[i];
-    if (total > 0) HT_H5CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), &c, name);
-    HT_H5CHECK(H5Dclose(ds), &c, name);
-    HT_H5CHECK(H5Sclose(sp), &c, name);
-    HT_H5CHECK(H5Pclose(lcpl), &c, name);
-    h5u_restore(&q);
-}
-
-void result_f64(ResultFile *r, const char *name, int ndim, const size_t *dims, const double *data) {
-    result_ds(r, name, ndim, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data);
-}
-void result_f32(ResultFile *r, const char *name, int ndim, const size_t *dims, const float *data) {
-    result_ds(r, name, ndim, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data);
-}
-void result_i64(ResultFile *r, const char *name, int ndim, const size_t *dims, const int64_t *data) {
-    result_ds(r, name, ndim, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, data);
-}
-
-// Opens obj ("" or "/" = root; a missing group is created).
-static hid_t result_obj(ResultFile *r, const H5Ctx *c, const char *obj) {
-    if (!obj || !obj[0] || !strcmp(obj, "/")) return HT_H5CHECK(H5Oopen(r->file, "/", H5P_DEFAULT), c, "/");
-    if (HT_H5CHECK(H5Lexists(r->file, obj, H5P_DEFAULT), c, obj) <= 0) {
-        hid_t lcpl = HT_H5CHECK(H5Pcreate(H5P_LINK_CREATE), c, obj);
-        HT_H5CHECK(H5Pset_create_intermediate_group(lcpl, 1), c, obj);
-        hid_t g = HT_H5CHECK(H5Gcreate2(r->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT), c, obj);
-        HT_H5CHECK(H5Gclose(g), c, obj);
-        HT_H5CHECK(H5Pclose(lcpl), c, obj);
-    }
-    return HT_H5CHECK(H5Oopen(r->file, obj, H5P_DEFAULT), c, obj);
-}
-
-// One attribute on obj of the result file: a string (s != NULL), else a double (is_f64) or an
-// int64, with the file's error handling (a failure removes the temporary file).
-static void result_attr(ResultFile *r, const char *obj, const char *name, const char *s, int is_f64, double d,
-                        int64_t i) {
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    hid_t o = result_obj(r, &c, obj);
-    if (s) h5u_write_attr_str(o, &c, name, s);
-    else if (is_f64) attr_f64(o, &c, name, d);
-    else attr_i64(o, &c, name, i);
-    HT_H5CHECK(H5Oclose(o), &c, name);
-    h5u_restore(&q);
-}
-
-void result_attr_str(ResultFile *r, const char *obj, const char *name, const char *value) {
-    result_attr(r, obj, name, value ? value : "", 0, 0.0, 0);
-}
-
-void result_attr_f64(ResultFile *r, const char *obj, const char *name, double value) {
-    result_attr(r, obj, name, NULL, 1, value, 0);
-}
-
-void result_attr_i64(ResultFile *r, const char *obj, const char *name, int64_t value) {
-    result_attr(r, obj, name, NULL, 0, 0.0, value);
-}
-
-void result_close(ResultFile *r) {
-    H5Quiet q;
-    h5u_quiet(&q);
-    H5Ctx c = { .path = r->path, .kind = "result file", .writing = 1, .on_error = remove_tmp_now };
-    HT_H5CHECK(H5Fclose(r->file), &c, r->tmp);
-    h5u_restore(&q);
-    commit_tmp(r->tmp, r->path, "result file");
-    r->file = 0;
 }
