@@ -9,11 +9,14 @@
 
 #include "cmds_samples.h"
 #include "common.h"
+#include "filters_core.h"
 #include "metrics.h"
+#include "pca_core.h"
+#include "resultio.h"
 #include "sample.h"
 
 #define CMD "pca"
-#define BLOCK 256
+#define GAUGE_CHECK_NETS 64   // networks of each set whose gauge is checked before a comparison
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -26,9 +29,12 @@ static void usage(FILE *f) {
         "  layer:L      every filter of layer L, filter after filter (filters x (fan_in + 1))\n"
         "  all          the whole network (the flat vector of every layer in order)\n"
         "Writes FILE.h5: /components (k, D), /explained_variance (k), /explained_variance_ratio (k),\n"
-        "/projections (N, k), /mean (D), /accuracy (N, when the set stores metrics); prints the\n"
-        "spectrum as CSV (component, variance, ratio, cumulative).\n"
-        "Plot: python3 analysis/plot_pca.py FILE.h5 -o pca.png   (scatter of component i against j)\n"
+        "/projections (N, k), /mean (D), /accuracy (N, when the set stores metrics), and the null\n"
+        "comparisons on the SAME axes: /gaussian/projections (N, k), a Gaussian with the set's mean and\n"
+        "covariance, and with --baseline /baseline/projections (Nb, k) = (x - mean) . components of a\n"
+        "deep ensemble; per set the skewness and excess kurtosis along each axis. Prints the spectrum\n"
+        "as CSV (component, variance, ratio, cumulative, and the moments of each set).\n"
+        "Plot: python3 analysis/plot_pca.py FILE.h5 -o pca.png   (the sets side by side, same axes)\n"
         "\n"
         "options:\n"
         "  --n N              the first N networks (default: 3000, or the whole set if smaller);\n"
@@ -38,6 +44,10 @@ static void usage(FILE *f) {
         "                     correlation matrix; /scale holds the divisors). After gauge fixing the\n"
         "                     last layer carries the overall scale, so without it `all` is dominated\n"
         "                     by the last layer\n"
+        "  --baseline DEEP.h5 a deep ensemble (hyperanalyze baseline; gauge-fixed like the set, same\n"
+        "                     target architecture): its first min(N, its size) networks projected on\n"
+        "                     the set's components (with the set's mean and --standardize scale)\n"
+        "  --seed S           seed of the Gaussian null's draws (default 1)\n"
         "  --out FILE.h5      result file (default SAMPLES_pca.h5 beside the set)\n"
         "  --job JOB.json     fail unless the set holds networks of this job's target architecture\n"
         "  --threads N        OpenMP threads\n");
@@ -70,9 +80,51 @@ static int parse_what(const char *w, const SampleSet *s, int *layer, int *filter
     return 0;
 }
 
+// Moments of the projections of one set along the k axes (k <= 1000, the range of --components).
+typedef struct {
+    double mean[1000], var[1000], skew[1000], kurt[1000];
+} AxisMoments;
+
+// Fatal unless the two sets agree on gauge fixing (checked on their first networks: gauge fixing
+// makes every filter of layers 1..m-1 RMS 1 and the last layer's biases mean 0).
+static int gauge_fixed(const SampleSet *s, double *rms_dev, double *bias_mean) {
+    const int n = s->n < GAUGE_CHECK_NETS ? (int)s->n : GAUGE_CHECK_NETS;
+    float *theta = XALLOC_FLOATS(XMUL(n, s->arch.n_weights, "pca: gauge check"));
+    sampleset_read(s, 0, n, theta);
+    gauge_deviation(&s->arch, theta, n, rms_dev, bias_mean);
+    free(theta);
+    return *rms_dev < 1e-3 && *bias_mean < 1e-4;
+}
+
+static void check_same_gauge(const SampleSet *s, const SampleSet *b) {
+    double sd, sb, bd, bb;
+    const int gs = gauge_fixed(s, &sd, &sb), gb = gauge_fixed(b, &bd, &bb);
+    if (gs != gb)
+        HT_FATAL("'%s' is %sgauge-fixed (median |filter RMS - 1| %.2g, largest |mean of the last biases| %.2g) but "
+                 "'%s' is %s (%.2g, %.2g): their weights are in different gauges and PCA would compare scales, "
+                 "not networks; write the deep ensemble with hyperanalyze baseline without --no-gauge", b->path,
+                 gb ? "" : "not ", bd, bb, s->path, gs ? "gauge-fixed" : "not", sd, sb);
+}
+
+// Writes /<grp>/{mean,variance,skewness,excess_kurtosis} (k) of the moments m.
+static void write_moments(ResultFile *r, const char *grp, const AxisMoments *m, int k, const char *what) {
+    char name[64], meaning[256];
+    size_t dk[1] = { (size_t)k };
+    const char *nm[4] = { "mean", "variance", "skewness", "excess_kurtosis" };
+    const double *v[4] = { m->mean, m->var, m->skew, m->kurt };
+    const char *def[4] = { "mean of the projections", "variance (1/(n-1)) of the projections",
+                           "skewness m3/m2^1.5 of the projections (0 for a Gaussian)",
+                           "excess kurtosis m4/m2^2 - 3 of the projections (0 for a Gaussian)" };
+    for (int i = 0; i < 4; i++) {
+        XSNPRINTF(name, sizeof(name), "%s/%s", grp, nm[i]);
+        XSNPRINTF(meaning, sizeof(meaning), "%s along each principal axis of the generated set, for %s", def[i], what);
+        resultio_f64(r, name, 1, dk, v[i], "(component)", meaning);
+    }
+}
+
 int cmd_pca(int argc, char **argv) {
-    const char *in = NULL, *what = NULL, *out = NULL, *job = NULL;
-    long n_req = 0, k = 6, threads = 0;
+    const char *in = NULL, *what = NULL, *out = NULL, *job = NULL, *base = NULL;
+    long n_req = 0, k = 6, threads = 0, seed = 1;
     int rc, standardize = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,8 +134,10 @@ int cmd_pca(int argc, char **argv) {
         else if (!strcmp(a, "--what")) { what = v; i++; }
         else if (!strcmp(a, "--out")) { out = v; i++; }
         else if (!strcmp(a, "--job")) { job = v; i++; }
+        else if (!strcmp(a, "--baseline")) { base = v; i++; }
         else if (!strcmp(a, "--n")) { if ((rc = an_long(CMD, a, v, 2, 1L << 20, &n_req))) return rc; i++; }
         else if (!strcmp(a, "--components")) { if ((rc = an_long(CMD, a, v, 1, 1000, &k))) return rc; i++; }
+        else if (!strcmp(a, "--seed")) { if ((rc = an_long(CMD, a, v, 0, 0x7fffffffffffffffL, &seed))) return rc; i++; }
         else if (!strcmp(a, "--threads")) { if ((rc = an_long(CMD, a, v, 1, 4096, &threads))) return rc; i++; }
         else if (a[0] == '-') return ha_usage_error(CMD, "unknown option '%s'", a);
         else if (in) return ha_usage_error(CMD, "one sample set expected, got '%s' and '%s'", in, a);
@@ -95,55 +149,40 @@ int cmd_pca(int argc, char **argv) {
     if ((rc = an_finish_options(CMD, NULL, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
 
     TargetArch expect;
-    SampleSet s;
+    SampleSet s, b;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
     int layer, filter;
     if ((rc = parse_what(what, &s, &layer, &filter))) { sampleset_close(&s); return rc; }
     long long n = n_req ? n_req : (s.n < 3000 ? s.n : 3000);
     sampleset_require(&s, n, "--n");
     if (n < 2) HT_FATAL("sample set '%s' holds %lld network(s); PCA needs at least 2", in, s.n);
-    const TargetLayer *L = layer >= 0 ? &s.arch.layers[layer] : NULL;
-    const size_t D = !L ? s.arch.n_weights : filter >= 0 ? (size_t)L->fan_in + 1 : L->size;
+    char sha[65], base_sha[65];
+    resultio_file_sha256(in, sha);
+    long long nb = 0;
+    if (base) {
+        resultio_file_sha256(base, base_sha);
+        sampleset_open(&b, base, &s.arch);
+        nb = b.n < n ? b.n : n;
+        if (nb < 2) HT_FATAL("baseline set '%s' holds %lld network(s); its spread needs at least 2", base, b.n);
+        check_same_gauge(&s, &b);
+    }
+    const size_t D = pca_dim(&s.arch, layer, filter);
     const long long kmax = n < (long long)D ? n : (long long)D;
     if (k > kmax) return ha_usage_error(CMD, "--components %ld: at most min(N, D) = %lld here", k, kmax);
-    // The data (n, D) floats and the (m, m) covariance or Gram matrix, m = min(n, D), in doubles.
-    const size_t nD = XMUL(n, D, "pca: --n %lld networks x %zu weights", n, D);
+    // The data (n + nb, D) floats and the (m, m) covariance or Gram matrix, m = min(n, D), in doubles.
+    const size_t nD = XMUL(n + nb, D, "pca: --n %lld networks x %zu weights", n + nb, D);
     const size_t m = (size_t)n < D ? (size_t)n : D;
     HT_CHECK_MEMORY(XADD(XMUL(nD, sizeof(float), "pca: data"), XMUL(XMUL(m, m, "pca: matrix"), sizeof(double),
-                    "pca: matrix"), "pca: memory"), "pca of %lld networks x %zu weights (--n, --what)", n, D);
+                    "pca: matrix"), "pca: memory"), "pca of %lld networks x %zu weights (--n, --what)", n + nb, D);
 
-    float *X = XALLOC_FLOATS(nD);
-    float *buf = XALLOC_FLOATS((size_t)BLOCK * (L ? L->size : 1));
+    float *X = XALLOC_FLOATS(nD), *XB = X + (size_t)n * D;   // (n, D) generated, (nb, D) baseline
     const double t0 = ht_now();
-    for (long long b0 = 0; b0 < n; b0 += BLOCK) {
-        const int nb = n - b0 < BLOCK ? (int)(n - b0) : BLOCK;
-        if (!L) { sampleset_read(&s, b0, nb, X + (size_t)b0 * D); continue; }
-        sampleset_read_layer(&s, layer, b0, nb, buf);
-        for (int b = 0; b < nb; b++) {
-            const float *src = buf + (size_t)b * L->size + (filter >= 0 ? (size_t)filter * (L->fan_in + 1) : 0);
-            memcpy(X + (size_t)(b0 + b) * D, src, D * sizeof(float));
-        }
-    }
-    free(buf);
+    pca_read_vectors(&s, layer, filter, n, X);
+    if (base) pca_read_vectors(&b, layer, filter, nb, XB);
     double *scale = NULL;
-    if (standardize) {   // divide each coordinate by its standard deviation (1 where it is constant)
-        scale = XCALLOC(D, sizeof(double));
-        double *mu = XCALLOC(D, sizeof(double));
-        for (long long i = 0; i < n; i++)
-            for (size_t j = 0; j < D; j++) mu[j] += X[(size_t)i * D + j];
-        for (size_t j = 0; j < D; j++) mu[j] /= n;
-        for (long long i = 0; i < n; i++)
-            for (size_t j = 0; j < D; j++) {
-                const double x = X[(size_t)i * D + j] - mu[j];
-                scale[j] += x * x;
-            }
-        for (size_t j = 0; j < D; j++) {
-            const double sd = sqrt(scale[j] / (n - 1));
-            scale[j] = sd > 0 ? sd : 1.0;
-        }
-        for (long long i = 0; i < n; i++)
-            for (size_t j = 0; j < D; j++) X[(size_t)i * D + j] = (float)(X[(size_t)i * D + j] / scale[j]);
-        free(mu);
+    if (standardize) {   // divide each coordinate by the generated set's standard deviation
+        scale = XMALLOC_N(D, sizeof(double));
+        pca_standardize(X, n, D, scale);
     }
     const double t1 = ht_now();
     Pca p;
@@ -153,26 +192,69 @@ int cmd_pca(int argc, char **argv) {
         ha_warn(CMD, "the eigen-solver stopped after %d iterations with relative residual %.2e (the "
                 "leading components are nearly degenerate; their directions are uncertain)", -p.iterations,
                 p.residual);
+    // The comparisons on the generated set's axes.
+    AxisMoments *mg = XCALLOC(3, sizeof(AxisMoments)), *mb = mg + 1, *mn = mg + 2;
+    pca_column_moments(p.proj, n, (int)k, mg->mean, mg->var, mg->skew, mg->kurt);
+    double *gproj = XMALLOC_N((size_t)n * k, sizeof(double)), *bproj = NULL;
+    pca_gaussian_null(p.variance, (int)k, n, (uint64_t)seed, gproj);
+    pca_column_moments(gproj, n, (int)k, mn->mean, mn->var, mn->skew, mn->kurt);
+    double b_total = 0.0, b_captured = 0.0;
+    if (base) {
+        bproj = XMALLOC_N((size_t)nb * k, sizeof(double));
+        pca_project(&p, scale, XB, nb, bproj);   // XB is not standardized: pca_project divides by scale
+        pca_column_moments(bproj, nb, (int)k, mb->mean, mb->var, mb->skew, mb->kurt);
+        b_total = pca_total_variance(XB, nb, D, scale);
+        for (int i = 0; i < k; i++) b_captured += mb->var[i];
+        b_captured /= b_total;
+    }
 
     ResultFile r;
     result_create(&r, out);
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
     size_t dims[2] = { (size_t)k, D };
-    result_f64(&r, "/components", 2, dims, p.components);
+    resultio_f64(&r, "/components", 2, dims, p.components, "(component, dimension)",
+                 "unit principal axes of the generated vectors (sign: largest-magnitude entry positive)");
     size_t dk[1] = { (size_t)k }, dd[1] = { D };
-    result_f64(&r, "/explained_variance", 1, dk, p.variance);
-    result_f64(&r, "/explained_variance_ratio", 1, dk, p.ratio);
-    result_f64(&r, "/mean", 1, dd, p.mean);
-    if (scale) result_f64(&r, "/scale", 1, dd, scale);
+    resultio_f64(&r, "/explained_variance", 1, dk, p.variance, "(component)",
+                 "eigenvalues of the covariance (1/(N-1)) of the generated vectors");
+    resultio_f64(&r, "/explained_variance_ratio", 1, dk, p.ratio, "(component)",
+                 "explained_variance / total variance (trace of the covariance)");
+    resultio_f64(&r, "/mean", 1, dd, p.mean, "(dimension)", "mean of the generated vectors (after --standardize)");
+    if (scale)
+        resultio_f64(&r, "/scale", 1, dd, scale, "(dimension)",
+                     "--standardize: each coordinate was divided by this standard deviation of the generated set");
     size_t dp[2] = { (size_t)n, (size_t)k };
-    result_f64(&r, "/projections", 2, dp, p.proj);
+    resultio_f64(&r, "/projections", 2, dp, p.proj, "(network, component)",
+                 "(x / scale - mean) . components^T of the generated networks");
+    write_moments(&r, "/generated", mg, (int)k, "the generated networks");
+    result_attr_str(&r, "/generated", "label", "generated");
     double *acc = XMALLOC((size_t)n * sizeof(double));
     if (sampleset_read_metric(&s, "accuracy", 0, (int)n, acc)) {
         size_t dn[1] = { (size_t)n };
-        result_f64(&r, "/accuracy", 1, dn, acc);
+        resultio_f64(&r, "/accuracy", 1, dn, acc, "(network)", "the accuracy stored in the sample set's /metrics");
     }
     free(acc);
-    result_attr_str(&r, "/", "command", "hyperanalyze pca");
-    result_attr_str(&r, "/", "samples", in);
+    resultio_f64(&r, "/gaussian/projections", 2, dp, gproj, "(sample, component)",
+                 "draws of N(mean, covariance of the generated set) projected on its components: column c is "
+                 "N(0, explained_variance[c]), independent (exact: the components are eigenvectors of the covariance)");
+    write_moments(&r, "/gaussian", mn, (int)k, "the Gaussian null");
+    result_attr_str(&r, "/gaussian", "label", "Gaussian (same mean and covariance)");
+    result_attr_i64(&r, "/gaussian", "seed", seed);
+    result_attr_i64(&r, "/gaussian", "networks", n);
+    if (base) {
+        size_t dbp[2] = { (size_t)nb, (size_t)k };
+        resultio_input(&r, "baseline", base, base_sha);
+        resultio_f64(&r, "/baseline/projections", 2, dbp, bproj, "(network, component)",
+                     "(x / scale - mean) . components^T of the baseline's networks: the deep ensemble on the "
+                     "generated set's axes, centred on the generated mean");
+        write_moments(&r, "/baseline", mb, (int)k, "the deep ensemble");
+        result_attr_str(&r, "/baseline", "label", "deep ensemble");
+        result_attr_i64(&r, "/baseline", "networks", nb);
+        result_attr_i64(&r, "/baseline", "step", b.step);
+        result_attr_f64(&r, "/baseline", "total_variance", b_total);
+        result_attr_f64(&r, "/baseline", "captured_ratio", b_captured);
+    }
     result_attr_str(&r, "/", "checkpoint", s.checkpoint);
     result_attr_i64(&r, "/", "step", s.step);
     result_attr_str(&r, "/", "what", what);
@@ -192,16 +274,26 @@ int cmd_pca(int argc, char **argv) {
     printf("# read %.2fs, PCA %.2fs through the %s matrix (%d iterations, residual %.1e)\n", t1 - t0, t2 - t1,
            p.gram ? "(N, N) Gram" : "(D, D) covariance", p.iterations < 0 ? -p.iterations : p.iterations,
            p.residual);
+    if (base)
+        printf("# baseline %s: %lld networks, total variance %.6g, %.4f of it on these %ld axes\n", base, nb, b_total,
+               b_captured, k);
+    printf("# a Gaussian's sample skewness / excess kurtosis have standard deviation ~ sqrt(6/N) = %.3f / "
+           "sqrt(24/N) = %.3f (N = %lld)\n", sqrt(6.0 / n), sqrt(24.0 / n), n);
     printf("# results: %s\n", out);
-    printf("component,variance,ratio,cumulative\n");
+    printf("component,variance,ratio,cumulative,skewness,excess_kurtosis,gaussian_variance,gaussian_skewness,"
+           "gaussian_excess_kurtosis%s\n", base ? ",baseline_mean,baseline_variance,baseline_skewness,"
+           "baseline_excess_kurtosis" : "");
     double cum = 0.0;
     for (int i = 0; i < k; i++) {
         cum += p.ratio[i];
-        printf("%d,%.8g,%.6f,%.6f\n", i + 1, p.variance[i], p.ratio[i], cum);
+        printf("%d,%.8g,%.6f,%.6f,%.4f,%.4f,%.8g,%.4f,%.4f", i + 1, p.variance[i], p.ratio[i], cum, mg->skew[i],
+               mg->kurt[i], mn->var[i], mn->skew[i], mn->kurt[i]);
+        if (base) printf(",%.6g,%.8g,%.4f,%.4f", mb->mean[i], mb->var[i], mb->skew[i], mb->kurt[i]);
+        printf("\n");
     }
     pca_free(&p);
-    free(X);
-    free(scale);
+    free(X); free(scale); free(gproj); free(bproj); free(mg);
+    if (base) sampleset_close(&b);
     sampleset_close(&s);
     return 0;
 }
