@@ -267,7 +267,7 @@ $(BUILD)/analysis/%.o: analysis/%.c $(wildcard src/*.h mpi/*.h analysis/*.h) Mak
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ianalysis -c $< -o $@
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h analysis/metrics.c analysis/uncert.c analysis/adv_*.c analysis/*.h)
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h analysis/metrics.c analysis/uncert.c analysis/adv_*.c analysis/*_core.c analysis/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
