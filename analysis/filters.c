@@ -13,6 +13,7 @@
 
 #include "cmds_samples.h"
 #include "common.h"
+#include "filters_core.h"
 #include "sample.h"
 
 #define CMD "filters"
@@ -70,11 +71,8 @@ int cmd_filters(int argc, char **argv) {
     if (I >= ly->filters)
         return ha_usage_error(CMD, "--filter %ld is out of range: layer %ld has %d filters (--filter 0 .. %d)",
                               I, L, ly->filters, ly->filters - 1);
-    // the filter's input shape (h, w, c)
-    int h, w, c;
-    if (op->type == OP_CONV) { h = w = op->kernel; c = op->in_c; }
-    else if (op->in_h * op->in_w > 1) { h = op->in_h; w = op->in_w; c = op->in_c; }
-    else { h = 1; w = ly->fan_in; c = 1; }
+    int h, w, c;   // the filter's input shape
+    filter_input_shape(a, (int)L - 1, &h, &w, &c);
     if (ch >= c)
         return ha_usage_error(CMD, "--channel %ld is out of range: filters of layer %ld read %d input channel%s "
                               "(--channel 0 .. %d)", ch, L, c, c == 1 ? "" : "s", c - 1);
