@@ -44,12 +44,12 @@ def main(argv):
         ax[0].plot(t, ad[p], color=f"C{p}", ls="--", lw=1.6)
     handles = [Line2D([], [], color="k", lw=1.6, label=INTERP), Line2D([], [], color="k", ls="--", lw=1.6, label=DIRECT)]
     handles += [Line2D([], [], color=f"C{p}", lw=4, label=f"pair {p + 1}") for p in range(n)]
-    ax[0].legend(handles=handles, fontsize=7, loc="lower left")
+    ax[0].legend(handles=handles, fontsize=7, loc="best")
     ax[0].set_title(f"(a) {n} pairs of endpoints (z₁, z₂)", fontsize=10)
     for arr, ls, lab, col in ((ai, "-", INTERP, "C0"), (ad, "--", DIRECT, "C3")):
         ax[1].plot(t, arr.mean(0), color=col, ls=ls, lw=1.8, label=f"{lab}: mean")
         ax[1].fill_between(t, arr.min(0), arr.max(0), color=col, alpha=0.15, label="lowest to highest pair")
-    ax[1].legend(fontsize=7, loc="lower left")
+    ax[1].legend(fontsize=7, loc="best")
     ax[1].set_title(f"(b) all {ai.shape[0]} pairs", fontsize=10)
     for x in ax:
         x.set_xlabel("t   (t = 0: G(z₂), t = 1: G(z₁))")
