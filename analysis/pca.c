@@ -2,6 +2,8 @@
 // one layer or the whole network (the paper's Figs. 6, 9-15). The data vectors are in the flat
 // layout of arch.h: a filter is its fan_in weights ((kh, kw, cin) order for conv) then its bias; a
 // layer is its filters one after the other; the whole network is the layers in order.
+// With the null comparisons (docs/analysis.md): a Gaussian with the set's mean and covariance and,
+// with --baseline, a deep ensemble, both on the set's axes; the computations are in pca_core.c.
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -85,8 +87,8 @@ typedef struct {
     double mean[1000], var[1000], skew[1000], kurt[1000];
 } AxisMoments;
 
-// Fatal unless the two sets agree on gauge fixing (checked on their first networks: gauge fixing
-// makes every filter of layers 1..m-1 RMS 1 and the last layer's biases mean 0).
+// 1 when the set's first networks are gauge-fixed: gauge fixing makes every filter of layers
+// 1..m-1 RMS 1 (up to its 1e-8 terms and float rounding) and the last layer's biases mean 0.
 static int gauge_fixed(const SampleSet *s, double *rms_dev, double *bias_mean) {
     const int n = s->n < GAUGE_CHECK_NETS ? (int)s->n : GAUGE_CHECK_NETS;
     float *theta = XALLOC_FLOATS(XMUL(n, s->arch.n_weights, "pca: gauge check"));
@@ -96,6 +98,7 @@ static int gauge_fixed(const SampleSet *s, double *rms_dev, double *bias_mean) {
     return *rms_dev < 1e-3 && *bias_mean < 1e-4;
 }
 
+// Fatal unless the two sets agree on gauge fixing: PCA of weights in different gauges compares scales.
 static void check_same_gauge(const SampleSet *s, const SampleSet *b) {
     double sd, sb, bd, bb;
     const int gs = gauge_fixed(s, &sd, &sb), gb = gauge_fixed(b, &bd, &bb);
