@@ -14,6 +14,7 @@
 #include "cmds_samples.h"
 #include "common.h"
 #include "filters_core.h"
+#include "resultio.h"
 #include "sample.h"
 
 #define CMD "filters"
@@ -59,6 +60,8 @@ int cmd_filters(int argc, char **argv) {
     char out_buf[HT_PATH_MAX + 32];
     if ((rc = an_finish_options(CMD, NULL, 0, in, out_buf, sizeof(out_buf), &out))) return rc;
 
+    char sha[65];
+    resultio_file_sha256(in, sha);
     TargetArch expect;
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
@@ -105,8 +108,17 @@ int cmd_filters(int argc, char **argv) {
     result_f32(&r, "/filter", 4, df, filt);
     result_f32(&r, "/bias", 1, d1, bias);
     result_i64(&r, "/networks", 1, d1, nets);
-    result_attr_str(&r, "/", "command", "hyperanalyze filters");
-    result_attr_str(&r, "/", "samples", in);
+    static const char *const meta[4][3] = {
+        { "/slices", "(network, row, column)", "input channel `channel` of filter `filter` of layer `layer`" },
+        { "/filter", "(network, row, column, input channel)", "the whole filter (fan_in weights) in its input's shape" },
+        { "/bias", "(network)", "the filter's bias" },
+        { "/networks", "(network)", "index of the network in the sample set" } };
+    for (int i = 0; i < 4; i++) {
+        result_attr_str(&r, meta[i][0], "axes", meta[i][1]);
+        result_attr_str(&r, meta[i][0], "meaning", meta[i][2]);
+    }
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
     result_attr_str(&r, "/", "checkpoint", s.checkpoint);
     result_attr_i64(&r, "/", "step", s.step);
     result_attr_i64(&r, "/", "layer", L);

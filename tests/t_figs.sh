@@ -263,6 +263,20 @@ assert (r["distance"][:, [0, -1]] < 1e-3).all() and (r["distance"][:, 1:-1] > 0)
 print(f"pair 1: interpolated {np.round(ai[0], 2).tolist()}, direct {np.round(ad[0], 2).tolist()}")
 ' "$T/paths.h5"
 
+run filters $HA filters "$T/c.h5" --layer 2 --filter 1 --channel 2 --samples 4 --out "$T/f2.h5"
+py "paths and filters results: provenance (SHA-256 of the input, command line, tool version), axes/meaning on every dataset" '
+import hashlib, sys, h5py
+for path, role, src in ((sys.argv[1], "checkpoint", sys.argv[2]), (sys.argv[3], "samples", sys.argv[4])):
+    r = h5py.File(path, "r")
+    assert r.attrs[role + "_sha256"] == hashlib.sha256(open(src, "rb").read()).hexdigest() and r.attrs[role] == src
+    assert r.attrs["tool_version"] and r.attrs["command_line"].startswith("hyperanalyze " + r.attrs["command"].split()[1])
+    names = []
+    r.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    bad = [n for n in names if not (r[n].attrs.get("axes") and r[n].attrs.get("meaning"))]
+    assert not bad, (path, bad)
+print("paths: %d root attributes, filters: %d" % tuple(len(h5py.File(p, "r").attrs) for p in sys.argv[1::2]))
+' "$T/paths.h5" "$T/run/ckpt_00000003.h5" "$T/f2.h5" "$T/c.h5"
+
 echo "4. plots"
 plot fig3 plot_filters.py --diversity "$T/fd.h5"
 plot fig3_layers plot_filters.py --diversity "$T/fd.h5" --layers 1,2
