@@ -13,6 +13,8 @@
 
 #include "cmds_samples.h"
 #include "common.h"
+#include "filters_core.h"
+#include "resultio.h"
 #include "sample.h"
 
 #define CMD "filters"
@@ -58,6 +60,8 @@ int cmd_filters(int argc, char **argv) {
     char out_buf[HT_PATH_MAX + 32];
     if ((rc = an_finish_options(CMD, NULL, 0, in, out_buf, sizeof(out_buf), &out))) return rc;
 
+    char sha[65];
+    resultio_file_sha256(in, sha);
     TargetArch expect;
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
@@ -70,11 +74,8 @@ int cmd_filters(int argc, char **argv) {
     if (I >= ly->filters)
         return ha_usage_error(CMD, "--filter %ld is out of range: layer %ld has %d filters (--filter 0 .. %d)",
                               I, L, ly->filters, ly->filters - 1);
-    // the filter's input shape (h, w, c)
-    int h, w, c;
-    if (op->type == OP_CONV) { h = w = op->kernel; c = op->in_c; }
-    else if (op->in_h * op->in_w > 1) { h = op->in_h; w = op->in_w; c = op->in_c; }
-    else { h = 1; w = ly->fan_in; c = 1; }
+    int h, w, c;   // the filter's input shape
+    filter_input_shape(a, (int)L - 1, &h, &w, &c);
     if (ch >= c)
         return ha_usage_error(CMD, "--channel %ld is out of range: filters of layer %ld read %d input channel%s "
                               "(--channel 0 .. %d)", ch, L, c, c == 1 ? "" : "s", c - 1);
@@ -107,8 +108,17 @@ int cmd_filters(int argc, char **argv) {
     result_f32(&r, "/filter", 4, df, filt);
     result_f32(&r, "/bias", 1, d1, bias);
     result_i64(&r, "/networks", 1, d1, nets);
-    result_attr_str(&r, "/", "command", "hyperanalyze filters");
-    result_attr_str(&r, "/", "samples", in);
+    static const char *const meta[4][3] = {
+        { "/slices", "(network, row, column)", "input channel `channel` of filter `filter` of layer `layer`" },
+        { "/filter", "(network, row, column, input channel)", "the whole filter (fan_in weights) in its input's shape" },
+        { "/bias", "(network)", "the filter's bias" },
+        { "/networks", "(network)", "index of the network in the sample set" } };
+    for (int i = 0; i < 4; i++) {
+        result_attr_str(&r, meta[i][0], "axes", meta[i][1]);
+        result_attr_str(&r, meta[i][0], "meaning", meta[i][2]);
+    }
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "samples", in, sha);
     result_attr_str(&r, "/", "checkpoint", s.checkpoint);
     result_attr_i64(&r, "/", "step", s.step);
     result_attr_i64(&r, "/", "layer", L);

@@ -20,6 +20,7 @@
     X(pca, "PCA of generated weights: one filter, one layer or the whole network (Figs. 6, 9-15)") \
     X(paths, "accuracy along interpolated and direct paths between generated networks (Fig. 7)") \
     X(filters, "samples of one generated filter slice, for 5 x 5 image grids (Fig. 3)") \
+    X(filterdiv, "per-filter diversity across networks vs the next layer's weight norm on its channel (Fig. 3)") \
     X(adversarial, "fast gradient sign attacks: smallest eps fooling a network, another one, ensembles (Fig. 8)") \
     X(ood, "out-of-distribution detection (Fashion-MNIST): AUROC of entropy and mutual information") \
     X(baseline, "train K target networks directly (a deep ensemble) and write them as a sample set") \

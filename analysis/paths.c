@@ -17,6 +17,7 @@
 #include "hyper.h"
 #include "metrics.h"
 #include "model.h"
+#include "resultio.h"
 #include "sample.h"
 #include "target.h"
 
@@ -85,6 +86,8 @@ int cmd_paths(int argc, char **argv) {
     char out_buf[HT_PATH_MAX + 32];
     if ((rc = an_finish_options(CMD, split, threads, ckpt, out_buf, sizeof(out_buf), &out))) return rc;
 
+    char sha[65];
+    resultio_file_sha256(ckpt, sha);
     char *job_json = checkpoint_read_job(ckpt);
     Job job;
     job_from_json_string(&job, job_json, ckpt);
@@ -163,18 +166,26 @@ int cmd_paths(int argc, char **argv) {
     ResultFile r;
     result_create(&r, out);
     size_t d1[1] = { (size_t)P }, d2[2] = { (size_t)pairs, (size_t)P }, dz[2] = { (size_t)pairs, (size_t)zd };
-    result_f64(&r, "/t", 1, d1, t);
-    result_f64(&r, "/interpolated/accuracy", 2, d2, acc_i);
-    result_f64(&r, "/interpolated/loss", 2, d2, loss_i);
-    result_f64(&r, "/direct/accuracy", 2, d2, acc_d);
-    result_f64(&r, "/direct/loss", 2, d2, loss_d);
-    result_f64(&r, "/distance", 2, d2, dist);
+    resultio_provenance(&r, CMD, argc, argv);
+    resultio_input(&r, "checkpoint", ckpt, sha);
+    resultio_f64(&r, "/t", 1, d1, t, "(point)", "t = j / (points - 1): t = 0 is G(z2), t = 1 is G(z1)");
+    resultio_f64(&r, "/interpolated/accuracy", 2, d2, acc_i, "(pair, point)",
+                 "accuracy of G(t z1 + (1 - t) z2) (gauge-fixed, batch norm in evaluation mode) on the images");
+    resultio_f64(&r, "/interpolated/loss", 2, d2, loss_i, "(pair, point)", "mean cross-entropy of the same networks");
+    resultio_f64(&r, "/direct/accuracy", 2, d2, acc_d, "(pair, point)",
+                 "accuracy of t G(z1) + (1 - t) G(z2), the straight line between the two gauge-fixed networks");
+    resultio_f64(&r, "/direct/loss", 2, d2, loss_d, "(pair, point)", "mean cross-entropy of the same networks");
+    resultio_f64(&r, "/distance", 2, d2, dist, "(pair, point)",
+                 "Euclidean distance between the interpolated and the direct network at t (flat weight vectors)");
     size_t dp[1] = { (size_t)pairs };
-    result_f64(&r, "/endpoint_distance", 1, dp, end_dist);
+    resultio_f64(&r, "/endpoint_distance", 1, dp, end_dist, "(pair)", "||G(z1) - G(z2)|| (flat weight vectors)");
     result_f32(&r, "/z1", 2, dz, z1);
     result_f32(&r, "/z2", 2, dz, z2);
-    result_attr_str(&r, "/", "command", "hyperanalyze paths");
-    result_attr_str(&r, "/", "checkpoint", ckpt);
+    for (int i = 0; i < 2; i++) {
+        result_attr_str(&r, i ? "/z2" : "/z1", "axes", "(pair, z dimension)");
+        result_attr_str(&r, i ? "/z2" : "/z1", "meaning", i ? "z of network 2p + 1 of hypertrain sample with the same "
+                        "seed (the t = 0 end)" : "z of network 2p of hypertrain sample with the same seed (the t = 1 end)");
+    }
     result_attr_i64(&r, "/", "step", meta.step);
     result_attr_i64(&r, "/", "seed", (int64_t)seed);
     result_attr_str(&r, "/", "split", split);
