@@ -608,6 +608,91 @@ def sec_fashion(root, figdir, missing):
     return out
 
 
+def sec_filterdiv(root, figdir, missing):
+    f, cmd, path = analysis_input(root, "filterdiv", missing, "Fig. 3, per-filter diversity")
+    if f is None:
+        return []
+    out = ["## Fig. 3: generated filters and their diversity", "",
+           f"    {cmd}", "",
+           f"Over the first {int(f.attrs['networks'])} networks: the diversity of every filter, Σ‖x − x̄‖² / Σ‖x‖² over its",
+           "gauge-fixed weights and bias (0: the same filter in every network; 1: a filter with mean 0),",
+           "against the RMS norm of the next layer's weights on that filter's channel. The paper's",
+           "\"low-diversity filter\" argument is that such a filter is one the next layer ignores.", "",
+           "| layer | filters | diversity min / median / max | least diverse (its next-layer norm) | most diverse (its next-layer norm) | Pearson | Spearman |",
+           "|---|---|---|---|---|---|---|"]
+    import numpy as np
+    layers = sorted((k for k in f.keys() if k.startswith("layer")), key=lambda k: int(k[5:]))
+    for k in layers:
+        d = need(f, path, f"{k}/diversity")
+        a, lo, hi = f[k].attrs, f[f"{k}/least"].attrs, f[f"{k}/most"].attrs
+        out.append(f"| {k[5:]} ({a['layer_type'].decode() if isinstance(a['layer_type'], bytes) else a['layer_type']}) | {len(d)} | "
+                   f"{d.min():.3f} / {np.median(d):.3f} / {d.max():.3f} | filter {int(lo['filter'])}: {float(lo['diversity']):.3f} "
+                   f"({float(lo['next_norm']):.3g}) | filter {int(hi['filter'])}: {float(hi['diversity']):.3f} ({float(hi['next_norm']):.3g}) | "
+                   f"{float(a['pearson']):+.2f} | {float(a['spearman']):+.2f} |")
+    f.close()
+    png = os.path.join(figdir, "fig3_filters.png")
+    out += ["", f"    python3 analysis/plot_filters.py --diversity {path} --layers 1,2 -o {png}", "",
+            plot("plot_filters.py", ["--diversity", path, "--layers", "1,2"], png), ""]
+    return out
+
+
+PCA_SETS = [("filter-1-0", "one filter: layer 1, filter 0"), ("filter-2-0", "one filter: layer 2, filter 0"),
+            ("layer-1", "layer 1 (every filter)"), ("layer-2", "layer 2 (every filter)"),
+            ("all", "the whole network, standardized")]
+
+
+def sec_pca(root, figdir, missing):
+    rows, figs = [], []
+    for key, what in PCA_SETS:
+        f, cmd, path = analysis_input(root, f"pca-{key}", missing, f"PCA of {what}")
+        if f is None:
+            continue
+        r = need(f, path, "explained_variance_ratio")
+        kg = need(f, path, "generated/excess_kurtosis")
+        kn = need(f, path, "gaussian/excess_kurtosis")
+        kb = f["baseline/excess_kurtosis"][...] if "baseline/excess_kurtosis" in f else None
+        cap = f["baseline"].attrs.get("captured_ratio") if "baseline" in f else None
+        fmt = lambda v: " ".join(f"{x:+.2f}" for x in v)
+        rows.append(f"| {what} | {int(f.attrs['dim'])} | {' '.join(f'{100 * x:.1f}%' for x in r)} | {fmt(kg)} | {fmt(kn)} | "
+                    f"{fmt(kb) if kb is not None else '—'} | {f'{100 * float(cap):.2f}%' if cap is not None else '—'} |")
+        f.close()
+        png = os.path.join(figdir, f"pca_{key}.png")
+        figs += [f"**{what}**", "", f"    {cmd}", f"    python3 analysis/plot_pca.py {path} -o {png}", "",
+                 plot("plot_pca.py", [path], png), ""]
+    if not rows:
+        return []
+    return ["## Figs. 6, 9–15: PCA of the generated weights, beside null comparisons", "",
+            "Each figure row is a pair of the generated set's principal components; beside the generated",
+            "networks, on the same axes (their components, mean and scale), the deep ensemble projected",
+            "on them and a Gaussian with the generated set's mean and covariance. Excess kurtosis along",
+            "an axis is 0 for a Gaussian: values far from 0 are structure a Gaussian cloud of the same",
+            "covariance does not have. The last column is the fraction of the deep ensemble's own total",
+            "variance that lies in the generated set's leading components.", "",
+            "| weights | dim | variance explained by PC1..4 | excess kurtosis along PC1..4: generated | Gaussian | deep ensemble | deep ensemble's variance on these axes |",
+            "|---|---|---|---|---|---|---|"] + rows + [""] + figs
+
+
+def sec_paths(root, figdir, missing):
+    f, cmd, path = analysis_input(root, "paths", missing, "Fig. 7, paths between generated networks")
+    if f is None:
+        return []
+    ia, da = need(f, path, "interpolated/accuracy"), need(f, path, "direct/accuracy")
+    t = need(f, path, "t")
+    out = ["## Fig. 7: paths between generated networks", "",
+           f"    {cmd}", "",
+           f"{ia.shape[0]} pairs of networks G(z1), G(z2), {len(t)} points each, on {int(f.attrs['images'])} {f.attrs['split']} images:",
+           "the interpolated path G(t z1 + (1 − t) z2) through the hypernetwork against the direct path",
+           "t G(z1) + (1 − t) G(z2) in weight space.", "",
+           "| path | accuracy at the ends (mean) | lowest accuracy on the path: mean over pairs | worst pair |",
+           "|---|---|---|---|",
+           f"| interpolated in z | {pct((ia[:, 0].mean() + ia[:, -1].mean()) / 2)} | {pct(ia.min(axis=1).mean())} | {pct(ia.min())} |",
+           f"| direct in weights | {pct((da[:, 0].mean() + da[:, -1].mean()) / 2)} | {pct(da.min(axis=1).mean())} | {pct(da.min())} |",
+           ""]
+    f.close()
+    out += [plot("plot_paths.py", [path], os.path.join(figdir, "fig7_paths.png")), ""]
+    return out
+
+
 def git_head():
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -655,6 +740,9 @@ def main():
     lines += sec_fig2(runs, a.figures, missing, steps[0])
     lines += sec_baseline(a.root, missing)
     lines += sec_adversarial(a.root, a.figures, missing)
+    lines += sec_filterdiv(a.root, a.figures, missing)
+    lines += sec_pca(a.root, a.figures, missing)
+    lines += sec_paths(a.root, a.figures, missing)
     lines += sec_diversity(a.root, a.figures, missing)
     lines += sec_shift(a.root, a.figures, missing)
     lines += sec_calibrate(a.root, a.figures, missing)

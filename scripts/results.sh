@@ -14,8 +14,9 @@
 #   1. the five paper runs (scripts/paper-runs.sh) and their test-set ensembles at step 13,000
 #      (scripts/paper-evals.sh)
 #   2. a deep ensemble of 102 directly trained networks (the baseline of every comparison)
-#   3. Fig. 8 adversarial, function-space diversity, rotated MNIST, calibration, OOD on λ = 1e3
-#      seed 1's 4,000 networks of step 13,000
+#   3. Fig. 8 adversarial, function-space diversity, rotated MNIST, calibration, OOD, Fig. 3
+#      filter diversity, Figs. 6/9-15 PCA with null comparisons, Fig. 7 paths, on λ = 1e3 seed 1's
+#      4,000 networks of step 13,000
 #   4. the ensembles at step 11,000
 #   5. the toy problem (Fig. 1)
 #   6. the noise-batch study: N = 32, 64, 128 networks per step, 3,000 steps each, validation only
@@ -36,7 +37,7 @@ if [ $mode = page ]; then exec "$PY" analysis/results_page.py --root "$ROOT"; fi
 if [ $mode = list ]; then
   bash scripts/paper-runs.sh --list "$ROOT"
   bash scripts/paper-evals.sh --list "$ROOT"
-  for f in baseline adversarial diversity shift calibrate ood toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate; do
+  for f in baseline adversarial diversity shift calibrate ood filterdiv pca-filter-1-0 pca-filter-2-0 pca-layer-1 pca-layer-2 pca-all paths toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate; do
     if [ -e "$A/$f.h5" ] || [ -e "$A/$f/metrics.jsonl" ]; then echo "analysis $f: done"; else echo "analysis $f: pending"; fi
   done
   exit 0
@@ -83,6 +84,18 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
 else
   echo "results: ood skipped: /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)"
 fi
+
+# Fig. 3 (per-filter diversity), Figs. 6/9-15 (PCA beside the deep ensemble and a Gaussian on the
+# same axes) and Fig. 7 (paths) of the same run
+step filterdiv "$A/filterdiv.h5" ./hyperanalyze filterdiv "$SAMPLES" --n 4000 --out "$A/filterdiv.h5"
+for w in filter:1:0 filter:2:0 layer:1 layer:2 all; do
+  n=pca-${w//:/-}
+  std=(); [ "$w" = all ] && std=(--standardize)   # the last layer carries the scale after gauge fixing
+  step "$n" "$A/$n.h5" ./hyperanalyze pca "$SAMPLES" --what "$w" --n 4000 --components 4 "${std[@]}" \
+       --baseline "$BASE" --out "$A/$n.h5" --threads "$THREADS"
+done
+step paths "$A/paths.h5" ./hyperanalyze paths "$ROOT/l1e3-s1/ckpt_00013000.h5" --pairs 10 --points 41 \
+     --out "$A/paths.h5" --threads "$THREADS"
 
 # 4. the original code's evaluation point
 STEPS=11000 bash scripts/paper-evals.sh "$ROOT"
