@@ -4,6 +4,8 @@
 #   scripts/results.sh [ROOT]            # default ROOT runs/paper; ~6 h of 2 cores in all
 #   scripts/results.sh --page [ROOT]     # only regenerate docs/results.md from what exists
 #   scripts/results.sh --list [ROOT]     # which results exist, nothing run
+#   scripts/results.sh --no-train [ROOT] # everything but the training (e.g. while scripts/paper-runs.sh
+#                                        # runs elsewhere); evaluations of unfinished runs are skipped
 #
 # Resumable and idempotent: every step writes its result file last (complete files only) and is
 # skipped when that file exists, so after an interruption the same command continues where it
@@ -24,8 +26,8 @@
 # Environment: THREADS (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=all
-case "${1:-}" in --page) mode=page; shift ;; --list) mode=list; shift ;; esac
+mode=all train=1
+case "${1:-}" in --page) mode=page; shift ;; --list) mode=list; shift ;; --no-train) train=0; shift ;; esac
 ROOT=${1:-runs/paper}
 THREADS=${THREADS:-$(nproc)}
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -61,7 +63,7 @@ step() {
 }
 
 # 1. training and the paper's table
-bash scripts/paper-runs.sh "$ROOT"
+if [ $train = 1 ]; then bash scripts/paper-runs.sh "$ROOT"; else echo "results: training skipped (--no-train)"; fi
 STEPS=13000 bash scripts/paper-evals.sh "$ROOT"
 
 # 2. the deep ensemble: 102 networks (an ensemble of 100 plus the adversarial source and other
