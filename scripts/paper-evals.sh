@@ -46,6 +46,15 @@ for step in $STEPS; do
     [ -f "$dir/ckpt_00013000.h5" ] || { echo "paper-evals: $name not finished, skipped"; continue; }
     [ -f "$ck" ] || { echo "paper-evals: $ck missing (checkpoint rotated away?)" >&2; exit 1; }
     mkdir -p "$ev"
+    # one process per evaluation: a second one (e.g. scripts/results.sh beside this script) skips it
+    if ! mkdir "$ev/.busy" 2>/dev/null; then
+      pid=$(cat "$ev/.busy/pid" 2>/dev/null || true)
+      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        echo "paper-evals: $name step $step is being evaluated by process $pid, skipped"; continue
+      fi
+      echo "paper-evals: $name step $step: stale $ev/.busy (process ${pid:-?} gone), taking it over"
+    fi
+    echo $$ > "$ev/.busy/pid"
     echo "paper-evals: $name step $step ($(date -u +%H:%M:%S) UTC)"
     t0=$(date +%s)
     ./hypertrain sample --checkpoint "$ck" --count $COUNT --out "$ev/samples.h5" --force \
@@ -54,6 +63,7 @@ for step in $STEPS; do
         --out "$ev/ensemble.tmp.h5" > "$ev/ensemble.csv"
     mv "$ev/ensemble.tmp.h5" "$ev/ensemble.h5"   # complete files only: the skip test above is safe
     case "$name:$step" in *-s1:13000) ;; *) rm -f "$ev/samples.h5" ;; esac
+    rm -rf "$ev/.busy"
     echo "paper-evals: $name step $step took $(( $(date +%s) - t0 )) s"
   done
 done
