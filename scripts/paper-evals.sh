@@ -11,7 +11,7 @@
 # the Fig. 2 histograms). The sample set (~320 MB) is deleted afterwards except for the seed-1 runs
 # at step 13,000, which the other analyses (filters, PCA, paths, adversarial) read.
 #
-#   scripts/paper-evals.sh [ROOT] [RUN ...]     # default ROOT runs/paper, all its finished runs
+#   scripts/paper-evals.sh [ROOT] [RUN ...]     # default ROOT runs/paper, its finished l1e*-s* runs
 #   scripts/paper-evals.sh --list [ROOT]        # which evaluations exist
 #
 # Resumable and idempotent: an evaluation whose ensemble.h5 exists is skipped; a partial one (no
@@ -30,7 +30,7 @@ COUNT=4000 K=20 M=200
 [ -d "$ROOT" ] || { echo "paper-evals: $ROOT: no such run root (run scripts/paper-runs.sh first)" >&2; exit 1; }
 runs=("$@")
 if [ ${#runs[@]} = 0 ]; then
-  for d in "$ROOT"/*/; do runs+=("$(basename "$d")"); done
+  for d in "$ROOT"/l1e*-s*/; do [ -d "$d" ] && runs+=("$(basename "$d")"); done   # the runs of paper-runs.sh
 fi
 for step in $STEPS; do
   for name in "${runs[@]}"; do
