@@ -42,6 +42,7 @@
 
 #include "arch.h"
 #include "common.h"
+#include "gauge.h"
 #include "target.h"
 #include "testutil.h"
 
@@ -1030,12 +1031,71 @@ static void timing(void) {
     free(theta); free(img); free(d); free(labels); free(probs); free(A); free(B); free(C);
 }
 
+// ---- gauge fixing's row kernels (src/gauge.c): avx512 against portable, bitwise ----
+// The AVX-512 kernels compute every element with the portable code's operations in its order, so
+// gauge_forward and gauge_backward must give the same bits with either (a run's results do not
+// depend on which one the CPU selects). Architectures: the paper network (channels 1, 32, 16, 8:
+// full and half vectors), and ones whose channel counts and filter lengths leave every tail
+// (2, 3, 24, 40, 48 channels; fan_in + 1 odd). Weights of scales 1e-3..10 per filter, so that the
+// normalization does something; the backward both out of place and in place (as train.c calls it).
+static void check_gauge_kernels(TestState *ts) {
+    printf("gauge fixing: avx512 row kernels against the portable ones, bitwise\n");
+    if (!gauge_have_avx512()) {
+        printf("  SKIPPED gauge avx512 vs portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    struct { const char *name; const char *const *spec; int n, h, w, c, classes; } cases[] = {
+        {"paper", PAPER, 9, 28, 28, 1, 10}, {"small", SMALL, 9, 8, 8, 1, 3}, {"fast_b", FAST_B, 4, 7, 5, 3, 5},
+        {"fast_c", FAST_C, 6, 6, 6, 2, 3}, {"fast_f", FAST_F, 4, 9, 7, 3, 3}, {"fast_g", FAST_G, 7, 12, 12, 1, 3}};
+    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+        TargetArch a;
+        make_arch(&a, cases[ci].h, cases[ci].w, cases[ci].c, cases[ci].classes, cases[ci].spec, cases[ci].n);
+        const int nets = 5, ns = gauge_n_scales(&a);
+        const size_t nw = a.n_weights, tot = (size_t)nets * nw;
+        float *raw = XALLOC_FLOATS(tot), *dout = XALLOC_FLOATS(tot);
+        float *out[2], *sc[2], *dr[2], *dip[2];
+        for (int m = 0; m < 2; m++) {
+            out[m] = XALLOC_FLOATS(tot); sc[m] = XALLOC_FLOATS((size_t)nets * ns);
+            dr[m] = XALLOC_FLOATS(tot); dip[m] = XALLOC_FLOATS(tot);
+        }
+        for (int k = 0; k < nets; k++)
+            for (int l = 0; l < a.n_layers; l++) {
+                const TargetLayer *L = &a.layers[l];
+                for (int f = 0; f < L->filters; f++) // a scale per filter in 1e-3..10
+                    fill(raw + k * nw + L->offset + (size_t)f * (L->fan_in + 1), L->fan_in + 1,
+                         pow(10.0, 4.0 * urand() - 3.0));
+            }
+        fill(dout, tot, 1.0);
+        const GaugeImpl impl[2] = {GAUGE_PORTABLE, GAUGE_AVX512};
+        for (int m = 0; m < 2; m++) {
+            gauge_forward_impl(impl[m], &a, nets, raw, out[m], sc[m]);
+            gauge_backward_impl(impl[m], &a, nets, raw, sc[m], dout, dr[m]);
+            memcpy(dip[m], dout, tot * sizeof(float));
+            gauge_backward_impl(impl[m], &a, nets, raw, sc[m], dip[m], dip[m]);
+        }
+        int changed = 0;
+        for (size_t i = 0; i < tot; i++) changed += out[0][i] != raw[i] && dr[0][i] != dout[i];
+        const int same = !memcmp(out[0], out[1], tot * sizeof(float)) && !memcmp(sc[0], sc[1], (size_t)nets * ns * sizeof(float)) &&
+                         !memcmp(dr[0], dr[1], tot * sizeof(float)) && !memcmp(dip[0], dip[1], tot * sizeof(float)) &&
+                         !memcmp(dr[0], dip[0], tot * sizeof(float));
+        T_CHECK(ts, same && changed > (int)(tot / 2), "%s (%zu weights, %d scales per network, %d nets): %s vs %s: "
+                "weights, scales, d raw (out of place and in place) bitwise equal; %d of %zu weights and gradients changed "
+                "by gauge fixing", cases[ci].name, nw, ns, nets, gauge_impl_name(GAUGE_AVX512),
+                gauge_impl_name(GAUGE_PORTABLE), changed, tot);
+        free(raw); free(dout);
+        for (int m = 0; m < 2; m++) { free(out[m]); free(sc[m]); free(dr[m]); free(dip[m]); }
+    }
+    T_CHECK(ts, !strcmp(gauge_impl_name(GAUGE_AUTO), "avx512"), "gauge fixing on this CPU uses the %s row kernels "
+            "(avx512 expected: the CPU has AVX-512)", gauge_impl_name(GAUGE_AUTO));
+}
+
 int main(void) {
     TestState ts = {0, 0};
     double t0 = ht_now();
 
     printf("HT_TARGET_IMPL: bad values are one-line errors\n");
     check_bad_impl_envs(&ts);
+    check_gauge_kernels(&ts);
     printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
     TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
     check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
