@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "adam.h"
 #include "common.h"
 #include "gauge.h"
 #include "target.h"
@@ -1031,6 +1032,48 @@ static void timing(void) {
     free(theta); free(img); free(d); free(labels); free(probs); free(A); free(B); free(C);
 }
 
+// ---- Adam (src/adam.c): the AVX-512 loop against the portable one, bitwise ----
+// Elementwise float operations in the same order (src/adam.c), so the same bits. Sizes with every
+// tail length of the 16-lane blocks; gradients of mixed scales with zeros, tiny (subnormal
+// squares) and large values; the first step (t = 1) and a late one; three updates in a row.
+static void check_adam_kernels(TestState *ts) {
+    printf("Adam: avx512 update against the portable one, bitwise\n");
+    if (!adam_have_avx512()) {
+        printf("  SKIPPED adam avx512 vs portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    const size_t sizes[3] = {633640, 1000, 17};
+    for (int si = 0; si < 3; si++)
+        for (int tail = 0; tail < (si == 2 ? 16 : 1); tail++) {
+            const size_t n = sizes[si] + (size_t)tail;
+            float *p[2], *m[2], *v[2], *g = XALLOC_FLOATS(n);
+            for (int k = 0; k < 2; k++) { p[k] = XALLOC_FLOATS(n); m[k] = XALLOC_FLOATS(n); v[k] = XALLOC_FLOATS(n); }
+            fill(p[0], n, 1.0);
+            fill(m[0], n, 1e-2);
+            for (size_t i = 0; i < n; i++) v[0][i] = (float)(urand() * 1e-3);
+            memcpy(p[1], p[0], n * sizeof(float)); memcpy(m[1], m[0], n * sizeof(float)); memcpy(v[1], v[0], n * sizeof(float));
+            int changed = 0;
+            for (int step = 0; step < 3; step++) {
+                for (size_t i = 0; i < n; i++) {
+                    const double u = urand();
+                    g[i] = u < 0.05 ? 0.0f : u < 0.1 ? srand_f(1e-22) : u < 0.15 ? srand_f(1e4) : srand_f(1.0);
+                }
+                const int64_t t = step == 0 ? 1 : 1000 + step;
+                const float before = p[0][n - 1];
+                for (int k = 0; k < 2; k++) adam_update_impl(k, p[k], g, m[k], v[k], n, 3e-4, 0.9, 0.999, 1e-8, t);
+                changed += p[0][n - 1] != before;
+            }
+            const int same = !memcmp(p[0], p[1], n * sizeof(float)) && !memcmp(m[0], m[1], n * sizeof(float)) &&
+                             !memcmp(v[0], v[1], n * sizeof(float));
+            if (si < 2 || tail == 15 || !same)
+                T_CHECK(ts, same && changed > 0, "n = %zu%s: parameters, m and v after 3 updates bitwise equal "
+                        "(last parameter changed in %d of 3 updates)", n, si == 2 ? " (and n = 17..31: every tail)" : "",
+                        changed);
+            free(g);
+            for (int k = 0; k < 2; k++) { free(p[k]); free(m[k]); free(v[k]); }
+        }
+}
+
 // ---- gauge fixing's row kernels (src/gauge.c): avx512 against portable, bitwise ----
 // The AVX-512 kernels compute every element with the portable code's operations in its order, so
 // gauge_forward and gauge_backward must give the same bits with either (a run's results do not
@@ -1096,6 +1139,7 @@ int main(void) {
     printf("HT_TARGET_IMPL: bad values are one-line errors\n");
     check_bad_impl_envs(&ts);
     check_gauge_kernels(&ts);
+    check_adam_kernels(&ts);
     printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
     TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
     check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
