@@ -42,7 +42,9 @@
 
 #include "arch.h"
 #include "adam.h"
+#include "comm.h"
 #include "common.h"
+#include "entropy.h"
 #include "gauge.h"
 #include "target.h"
 #include "testutil.h"
@@ -1032,6 +1034,64 @@ static void timing(void) {
     free(theta); free(img); free(d); free(labels); free(probs); free(A); free(B); free(C);
 }
 
+// ---- entropy (src/entropy.c): the AVX-512 distances (up to 4 pairs at once) and gradient ----
+// against the AVX2 and portable ones, bitwise: estimate, neighbours, distances and gradient of
+// entropy_estimate with w.simd = 2, 1, 0. N = 32 of the paper's 20,018 weights (the training step),
+// and N = 7 (runs of 1..4 pairs) with D = 1003 (a tail of 3 elements), L1 and L2.
+static void check_entropy_kernels(TestState *ts) {
+    printf("entropy: avx512 distances and gradient against avx2 and portable, bitwise\n");
+    EntropyWork w0;
+    entropy_work_init(&w0, 2);
+    const int have = w0.simd;
+    entropy_work_free(&w0);
+    if (have < 2) {
+        printf("  SKIPPED entropy avx512 vs avx2 and portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    Comm comm;
+    comm_init(&comm, NULL, NULL);
+    const int Ns[2] = {32, 7};
+    const size_t Ds[2] = {20018, 1003};
+    for (int ci = 0; ci < 2; ci++)
+        for (int dist = 0; dist < 2; dist++) {
+            const int N = Ns[ci];
+            const size_t D = Ds[ci];
+            float *x = XALLOC_FLOATS((size_t)N * D), *g[3];
+            fill(x, (size_t)N * D, 0.1);
+            double H[3];
+            int *nn[3];
+            float *eps[3];
+            double *dm[3];
+            for (int m = 0; m < 3; m++) {
+                EntropyWork w;
+                entropy_work_init(&w, N);
+                w.simd = 2 - m;
+                g[m] = XALLOC_FLOATS((size_t)N * D);
+                memset(g[m], 0, (size_t)N * D * sizeof(float));
+                H[m] = entropy_estimate(&comm, &w, x, N, D, 0, N, (Distance)dist, 300, -1.0f, g[m]);
+                nn[m] = XMALLOC((size_t)N * sizeof(int));
+                eps[m] = XALLOC_FLOATS(N);
+                memcpy(nn[m], w.nn, (size_t)N * sizeof(int));
+                memcpy(eps[m], w.eps, (size_t)N * sizeof(float));
+                dm[m] = XMALLOC((size_t)N * N * sizeof(double));
+                memcpy(dm[m], w.dist, (size_t)N * N * sizeof(double));
+                entropy_work_free(&w);
+            }
+            int same = 1, nonzero = 0;
+            for (int m = 1; m < 3; m++)
+                same &= H[m] == H[0] && !memcmp(nn[m], nn[0], (size_t)N * sizeof(int)) &&
+                        !memcmp(eps[m], eps[0], (size_t)N * sizeof(float)) && !memcmp(g[m], g[0], (size_t)N * D * sizeof(float)) &&
+                        !memcmp(dm[m], dm[0], (size_t)N * N * sizeof(double));
+            for (size_t i = 0; i < (size_t)N * D; i++) nonzero += g[0][i] != 0.0f;
+            T_CHECK(ts, same && nonzero > 0, "%s, N = %d, D = %zu: estimate (%.17g), neighbours, all N x N distances (double) and gradient "
+                    "(%d nonzero) bitwise equal for avx512, avx2 and portable", dist == DIST_L1 ? "L1" : "L2", N, D, H[0],
+                    nonzero);
+            free(x);
+            for (int m = 0; m < 3; m++) { free(g[m]); free(nn[m]); free(eps[m]); free(dm[m]); }
+        }
+    comm_finalize(&comm);
+}
+
 // ---- Adam (src/adam.c): the AVX-512 loop against the portable one, bitwise ----
 // Elementwise float operations in the same order (src/adam.c), so the same bits. Sizes with every
 // tail length of the 16-lane blocks; gradients of mixed scales with zeros, tiny (subnormal
@@ -1140,6 +1200,7 @@ int main(void) {
     check_bad_impl_envs(&ts);
     check_gauge_kernels(&ts);
     check_adam_kernels(&ts);
+    check_entropy_kernels(&ts);
     printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
     TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
     check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
