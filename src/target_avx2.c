@@ -681,8 +681,18 @@ static void sparse_dw(const TargetSimdKernels *kern, const Block *B, const float
 // each pixel group and ky, the k*C-float window row gets the sum over its filters of g * W_f's row
 // ky, summed in registers 64 floats at a time (w = the layer's theta; the filter offsets play the
 // part of gather_seg's pixel offsets), so each window row is read and written once per pixel.
+// With a dx_row kernel for the shape, the loops run y, ky, x instead of y, x, ky: a padded row
+// y + ky still gets its additions in pixel order (for one y only one ky reaches it), so every
+// element sees the same sums in the same order.
 static void sparse_dx(const TargetSimdKernels *kern, const Block *B, const float *w, const Route *r, float *dxpad) {
     const int kC = B->k * B->C, rowC = B->Wp * B->C, seg = kern->seg;
+    if (kern->dx_row && B->C == kern->dx_C && kC == kern->dx_kC) {
+        for (int y = 0; y < B->H; y++)
+            for (int ky = 0; ky < B->k; ky++)
+                kern->dx_row(dxpad + (size_t)(y + ky) * rowC, w + (size_t)ky * kC, r->qcnt + (size_t)y * B->W,
+                             r->qw + (size_t)y * B->W * B->F, r->qg + (size_t)y * B->W * B->F, B->F, B->W);
+        return;
+    }
     for (int y = 0, q = 0; y < B->H; y++)
         for (int x = 0; x < B->W; x++, q++) {
             const int n = r->qcnt[q];
@@ -952,7 +962,8 @@ int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a,
     return n;
 }
 
-static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64};
+static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64,
+                                               NULL, 0, 0};
 
 const TargetSimdKernels *target_avx2_kernels(void) { return &AVX2_KERNELS; }
 
