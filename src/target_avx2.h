@@ -41,9 +41,10 @@ typedef struct {
     // drow[x*C ..+ k*C) += sum over e < qcnt[x] of qg[x*F + e] * wky[qw[x*F + e] ..+ k*C), the
     // sum in registers in e order, then one add per element: what gather does for each pixel,
     // with the row kept in registers across the pixels (each element is loaded and stored once
-    // per row instead of once per pixel that touches it).
+    // per row instead of once per pixel that touches it). init = 1: the row is taken as zeros
+    // (not read), as if zeroed before; the whole row ((W + k - 1) * C floats) is written.
     void (*dx_row)(float *drow, const float *wky, const int32_t *qcnt, const int32_t *qw, const float *qg,
-                   int F, int W);
+                   int F, int W, int init);
     int dx_C, dx_kC;
 } TargetSimdKernels;
 

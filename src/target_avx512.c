@@ -377,13 +377,13 @@ static AVX512 void gather(const float *a, const int32_t *pix, const float *g, in
 // added to the window, then the window slides by 2 vectors: R0, R1 are final (no later pixel
 // of the row reaches them) and stored, R2..R9 move down, the next 2 vectors are loaded. Each
 // element gets gather's additions in the same order; loads and stores of the row drop from 20
-// vectors per pixel to 4.
-#define DXR_DECL(v) __m512 R##v = _mm512_loadu_ps(drow + 16 * v), A##v
+// vectors per pixel to 4. init: the row starts from zeros (the caller does not zero it).
+#define DXR_DECL(v) __m512 R##v = init ? _mm512_setzero_ps() : _mm512_loadu_ps(drow + 16 * v), A##v
 #define DXR_ZERO(v) A##v = _mm512_setzero_ps()
 #define DXR_FMA(v) A##v = _mm512_fmadd_ps(ge, _mm512_loadu_ps(ae + 16 * v), A##v)
 #define DXR_ADD(v) R##v = _mm512_add_ps(R##v, A##v)
 static AVX512 void dx_row_c32k5(float *drow, const float *wky, const int32_t *qcnt, const int32_t *qw,
-                                const float *qg, int F, int W) {
+                                const float *qg, int F, int W, int init) {
     DXR_DECL(0); DXR_DECL(1); DXR_DECL(2); DXR_DECL(3); DXR_DECL(4);
     DXR_DECL(5); DXR_DECL(6); DXR_DECL(7); DXR_DECL(8); DXR_DECL(9);
     for (int x = 0; x < W; x++) {
@@ -406,7 +406,10 @@ static AVX512 void dx_row_c32k5(float *drow, const float *wky, const int32_t *qc
         _mm512_storeu_ps(o, R0);
         _mm512_storeu_ps(o + 16, R1);
         R0 = R2; R1 = R3; R2 = R4; R3 = R5; R4 = R6; R5 = R7; R6 = R8; R7 = R9;
-        if (x + 1 < W) { R8 = _mm512_loadu_ps(o + 160); R9 = _mm512_loadu_ps(o + 176); }
+        if (x + 1 < W) {
+            R8 = init ? _mm512_setzero_ps() : _mm512_loadu_ps(o + 160);
+            R9 = init ? _mm512_setzero_ps() : _mm512_loadu_ps(o + 176);
+        }
     }
     float *o = drow + (size_t)W * 32; // the row's last 8 vectors
     _mm512_storeu_ps(o, R0); _mm512_storeu_ps(o + 16, R1); _mm512_storeu_ps(o + 32, R2);
