@@ -961,6 +961,30 @@ int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a,
                                                       kC - s0 >= seg ? seg : kC - s0));
             n = kt_add(out, n, max, b, "weight gradient (routed, all kept)", 2.0 * OHW * B->F * B->K, sec);
         }
+        if (B->pk && B->dpad && B->C % 8 == 0) { // the routed input gradient, every pooled output routed
+            const int HW = B->H * B->W;       // filter f of pooled output (oy, ox) routed to the pixel
+            Route r = {0};                    // (2oy + (f+oy)%2, 2ox + (f/2+ox)%2) of its 2x2 window
+            r.qcnt = XCALLOC((size_t)HW, sizeof(int32_t));
+            r.qw = XMALLOC((size_t)HW * B->F * sizeof(int32_t));
+            r.qg = XALLOC_FLOATS((size_t)HW * B->F);
+            float *w = XALLOC_FLOATS((size_t)B->F * (B->K + 1)), *dxp = XALLOC_FLOATS(B->in_img);
+            for (size_t i = 0; i < (size_t)B->F * (B->K + 1); i++) w[i] = ws[i % P.total];
+            int routed = 0;
+            for (int y = 0; y < B->H; y++)
+                for (int x = 0; x < B->W; x++)
+                    for (int f = 0; f < B->F; f++) {
+                        const int oy = y / 2, ox = x / 2;
+                        if (oy >= B->OH || ox >= B->OW || y != 2 * oy + (f + oy) % 2 || x != 2 * ox + (f / 2 + ox) % 2)
+                            continue;
+                        const int q = y * B->W + x, e = r.qcnt[q]++;
+                        r.qw[(size_t)q * B->F + e] = f * (B->K + 1);
+                        r.qg[(size_t)q * B->F + e] = 0.01f * (float)(f + 1);
+                        routed++;
+                    }
+            TIME_BEST(reps, sec, sparse_dx(kern, B, w, &r, dxp));
+            n = kt_add(out, n, max, b, "input gradient (routed, all kept)", 2.0 * routed * B->K, sec);
+            free(r.qcnt); free(r.qw); free(r.qg); free(w); free(dxp);
+        }
     }
     return n;
 }
