@@ -33,17 +33,25 @@ static AVX512 void adam16(float *p, const float *gr, float *m, float *v, __mmask
     _mm512_mask_storeu_ps(p, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p), step));
 }
 
-static AVX512 void adam_avx512(float *params, const float *grads, float *m, float *v, size_t n, float b1,
-                               float b2, float e, float a) {
+// elements [i0, i1) in blocks of 16, the last one masked
+static AVX512 void adam_avx512_range(float *params, const float *grads, float *m, float *v, size_t i0, size_t i1,
+                                     float b1, float b2, float e, float a) {
     const __m512 vb1 = _mm512_set1_ps(b1), vc1 = _mm512_set1_ps(1.0f - b1), vb2 = _mm512_set1_ps(b2);
     const __m512 vc2 = _mm512_set1_ps(1.0f - b2), ve = _mm512_set1_ps(e), va = _mm512_set1_ps(a);
-    const size_t nb = (n + 15) / 16; // blocks of 16 elements, the last one masked
-    #pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < nb; b++) {
-        const size_t i = 16 * b;
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+    for (size_t i = i0; i < i1; i += 16) {
+        const __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1u);
         adam16(params + i, grads + i, m + i, v + i, k, vb1, vc1, vb2, vc2, ve, va);
     }
+}
+
+// The parallel loop is outside the target("avx512f") function: an OpenMP outlined region does
+// not inherit the attribute (Clang then rejects passing __m512 values inside it).
+static void adam_avx512(float *params, const float *grads, float *m, float *v, size_t n, float b1, float b2,
+                        float e, float a) {
+    const size_t chunk = 4096, nc = (n + chunk - 1) / chunk;
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        adam_avx512_range(params, grads, m, v, c * chunk, c + 1 < nc ? (c + 1) * chunk : n, b1, b2, e, a);
 }
 
 static int cpu_avx512(void) {
