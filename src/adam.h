@@ -10,4 +10,10 @@
 void adam_update(float *params, const float *grads, float *m, float *v, size_t n, double lr,
                  double beta1, double beta2, double eps, int64_t t);
 
+// adam_update with the AVX-512 loop where use_avx512 and the CPU has AVX-512 F (what adam_update
+// does), else the portable one; both give the same bits (src/adam.c).
+int adam_have_avx512(void);
+void adam_update_impl(int use_avx512, float *params, const float *grads, float *m, float *v, size_t n,
+                      double lr, double beta1, double beta2, double eps, int64_t t);
+
 #endif

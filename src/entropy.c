@@ -116,8 +116,90 @@ static AVX2 void add_distance_grad_avx2(const float *xi, const float *xj, size_t
     }
     add_distance_grad_portable(xi + D8, xj + D8, D - D8, dist, e, coef, g + D8);
 }
+
+// ---- AVX-512: the 8 partial sums are the 8 doubles of one zmm ----
+// One pair's sum is a single chain of dependent adds (8 lanes wide), so its speed is the add
+// latency's; NB pairs that share their first sample (a, b[0..NB)) run as NB independent chains
+// that share the loads of a. Each pair's lanes see the same terms in the same order as the
+// portable sum, so every distance has the same bits.
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2")))
+
+static int have_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2");
+}
+
+static AVX512 inline __attribute__((always_inline)) __m512d term8(__m512d va, const float *b, Distance dist) {
+    const __m512d d = _mm512_sub_pd(va, _mm512_cvtps_pd(_mm256_loadu_ps(b)));
+    return dist == DIST_L1 ? _mm512_abs_pd(d) : _mm512_mul_pd(d, d);
+}
+
+static AVX512 inline __attribute__((always_inline)) void distances_nb(const float *a, const float *const *b,
+                                                                      size_t D, Distance dist, double *out,
+                                                                      const int NB) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    const size_t D8 = D & ~(size_t)7;
+    for (size_t k = 0; k < D8; k += 8) {
+        const __m512d va = _mm512_cvtps_pd(_mm256_loadu_ps(a + k));
+        s0 = _mm512_add_pd(s0, term8(va, b[0] + k, dist));
+        if (NB > 1) s1 = _mm512_add_pd(s1, term8(va, b[1] + k, dist));
+        if (NB > 2) s2 = _mm512_add_pd(s2, term8(va, b[2] + k, dist));
+        if (NB > 3) s3 = _mm512_add_pd(s3, term8(va, b[3] + k, dist));
+    }
+    const __m512d acc[4] = {s0, s1, s2, s3};
+    for (int j = 0; j < NB; j++) {
+        double s[8];
+        _mm512_storeu_pd(s, acc[j]);
+        out[j] = sum_tail(a, b[j], D, dist, s);
+    }
+}
+
+// d(a, b[j]) for j < nb (1..4)
+static AVX512 void distances_avx512(const float *a, const float *const *b, int nb, size_t D, Distance dist,
+                                    double *out) {
+    switch (nb) {
+    case 4: distances_nb(a, b, D, dist, out, 4); break;
+    case 3: distances_nb(a, b, D, dist, out, 3); break;
+    case 2: distances_nb(a, b, D, dist, out, 2); break;
+    default: distances_nb(a, b, D, dist, out, 1); break;
+    }
+}
+
+static AVX512 void add_distance_grad_avx512(const float *xi, const float *xj, size_t D, Distance dist,
+                                          double e, double coef, float *g) {
+    if (dist == DIST_L2 && e <= 0.0) return;
+    const size_t D16 = D & ~(size_t)15;
+    if (dist == DIST_L1) {
+        const float cf = (float)coef;
+        const __m512 pos = _mm512_set1_ps(cf), neg = _mm512_set1_ps(-cf), zero = _mm512_setzero_ps();
+        for (size_t k = 0; k < D16; k += 16) {
+            const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(xi + k), _mm512_loadu_ps(xj + k));
+            const __mmask16 gt = _mm512_cmp_ps_mask(d, zero, _CMP_GT_OQ), lt = _mm512_cmp_ps_mask(d, zero, _CMP_LT_OQ);
+            const __m512 v = _mm512_mask_mov_ps(_mm512_maskz_mov_ps(lt, neg), gt, pos); // cf, -cf or +0
+            _mm512_storeu_ps(g + k, _mm512_add_ps(_mm512_loadu_ps(g + k), v));
+        }
+    } else {
+        const __m512d c = _mm512_set1_pd(coef / e);
+        for (size_t k = 0; k < D16; k += 8) {
+            const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(xi + k)),
+                                            _mm512_cvtps_pd(_mm256_loadu_ps(xj + k)));
+            const __m256 v = _mm512_cvtpd_ps(_mm512_mul_pd(c, d));
+            _mm256_storeu_ps(g + k, _mm256_add_ps(_mm256_loadu_ps(g + k), v));
+        }
+    }
+    add_distance_grad_portable(xi + D16, xj + D16, D - D16, dist, e, coef, g + D16);
+}
 #else
 static int have_avx2(void) { return 0; }
+static int have_avx512(void) { return 0; }
+static void distances_avx512(const float *a, const float *const *b, int nb, size_t D, Distance dist, double *out) {
+    for (int j = 0; j < nb; j++) out[j] = entropy_distance_portable(a, b[j], D, dist);
+}
+static void add_distance_grad_avx512(const float *xi, const float *xj, size_t D, Distance dist,
+                                     double e, double coef, float *g) {
+    add_distance_grad_portable(xi, xj, D, dist, e, coef, g);
+}
 static double distance_avx2(const float *a, const float *b, size_t D, Distance dist) {
     return entropy_distance_portable(a, b, D, dist);
 }
@@ -128,6 +210,11 @@ static void add_distance_grad_avx2(const float *xi, const float *xj, size_t D, D
 #endif
 
 double entropy_distance(const float *a, const float *b, size_t D, Distance dist) {
+    if (have_avx512()) {
+        double d;
+        distances_avx512(a, &b, 1, D, dist, &d);
+        return d;
+    }
     return have_avx2() ? distance_avx2(a, b, D, dist) : entropy_distance_portable(a, b, D, dist);
 }
 
@@ -139,7 +226,8 @@ void entropy_work_init(EntropyWork *w, int n) {
     const size_t nn = XMUL(n, n, "entropy estimate: %d samples squared", n);
     w->dist = XCALLOC(nn, sizeof(double));
     w->pairs = XCALLOC(nn, sizeof(int));
-    w->simd = have_avx2();
+    w->groups = XCALLOC(nn + 1, sizeof(int));
+    w->simd = have_avx512() ? 2 : have_avx2();
 }
 
 void entropy_work_free(EntropyWork *w) {
@@ -147,6 +235,7 @@ void entropy_work_free(EntropyWork *w) {
     free(w->eps);
     free(w->dist);
     free(w->pairs);
+    free(w->groups);
     memset(w, 0, sizeof(*w));
 }
 
@@ -156,20 +245,32 @@ void entropy_work_free(EntropyWork *w) {
 static void local_neighbours(EntropyWork *w, const float *all, int N, size_t D, int start,
                              int n_local, Distance dist) {
     double *dm = w->dist; // (n_local, N)
-    int np = 0;
+    int np = 0, ng = 0;   // pairs; groups: runs of <= 4 consecutive pairs with the same i
     for (int i = start; i < start + n_local; i++)
-        for (int j = 0; j < N; j++) {
+        for (int j = 0, run = 0; j < N; j++) {
             const int local_j = j >= start && j < start + n_local;
-            if (j != i && (!local_j || j > i)) w->pairs[np++] = (i - start) * N + j;
+            if (j == i || (local_j && j <= i)) continue;
+            if (run++ % 4 == 0) w->groups[ng++] = np;
+            w->pairs[np++] = (i - start) * N + j;
         }
+    w->groups[ng] = np;
     const int simd = w->simd;
-    #pragma omp parallel for schedule(dynamic, 4)
-    for (int p = 0; p < np; p++) {
-        const int i = start + w->pairs[p] / N, j = w->pairs[p] % N;
-        const float *a = all + (size_t)i * D, *b = all + (size_t)j * D;
-        const double d = simd ? distance_avx2(a, b, D, dist) : entropy_distance_portable(a, b, D, dist);
-        dm[(size_t)(i - start) * N + j] = d;
-        if (j >= start && j < start + n_local) dm[(size_t)(j - start) * N + i] = d;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int q = 0; q < ng; q++) {
+        const int p0 = w->groups[q], nb = w->groups[q + 1] - p0;
+        const int i = start + w->pairs[p0] / N;
+        const float *a = all + (size_t)i * D, *b[4];
+        double d[4];
+        for (int k = 0; k < nb; k++) b[k] = all + (size_t)(w->pairs[p0 + k] % N) * D;
+        if (simd == 2) distances_avx512(a, b, nb, D, dist, d);
+        else
+            for (int k = 0; k < nb; k++)
+                d[k] = simd ? distance_avx2(a, b[k], D, dist) : entropy_distance_portable(a, b[k], D, dist);
+        for (int k = 0; k < nb; k++) {
+            const int j = w->pairs[p0 + k] % N;
+            dm[(size_t)(i - start) * N + j] = d[k];
+            if (j >= start && j < start + n_local) dm[(size_t)(j - start) * N + i] = d[k];
+        }
     }
     for (int i = start; i < start + n_local; i++) {
         const double *row = dm + (size_t)(i - start) * N;
@@ -209,7 +310,8 @@ double entropy_estimate(Comm *comm, EntropyWork *w, const float *all, int N, siz
             if (i == k && w->nn[k] < 0) continue; // no neighbour (NaN distances): row -1 is not there
             const double coef = scale * ((double)d / N) / ((double)w->eps[i] + ENTROPY_EPS);
             const float *other = all + (size_t)(i == k ? w->nn[k] : i) * D;
-            if (simd) add_distance_grad_avx2(xk, other, D, dist, w->eps[i], coef, g);
+            if (simd == 2) add_distance_grad_avx512(xk, other, D, dist, w->eps[i], coef, g);
+            else if (simd) add_distance_grad_avx2(xk, other, D, dist, w->eps[i], coef, g);
             else add_distance_grad_portable(xk, other, D, dist, w->eps[i], coef, g);
         }
     }

@@ -17,8 +17,8 @@ double digamma(double x);
 
 // Distance between two vectors of length D: the terms |a_k - b_k| (L1) or (a_k - b_k)^2 (L2) in
 // double, summed in 8 interleaved partial sums in a fixed order (entropy.c), so the result is
-// symmetric, identical on every rank and thread, and the same for the AVX2 version (picked at run
-// time) and the portable one.
+// symmetric, identical on every rank and thread, and the same for the AVX-512 and AVX2 versions
+// (picked at run time) and the portable one.
 double entropy_distance(const float *a, const float *b, size_t D, Distance dist);
 double entropy_distance_portable(const float *a, const float *b, size_t D, Distance dist);
 
@@ -28,7 +28,9 @@ typedef struct {
     float *eps;     // (N) its distance
     double *dist;   // (n_local, N) distances of the local samples (scratch, N x N allocated)
     int *pairs;     // (N * N) scratch: the pairs to compute
-    int simd;       // 1: AVX2 kernels (set at init when the CPU has AVX2; tests may clear it)
+    int *groups;    // (N * N + 1) scratch: starts of the runs of <= 4 pairs with the same first sample
+    int simd;       // 2: AVX-512 kernels, 1: AVX2, 0: portable (set at init from the CPU's
+                    // features; tests may lower it); all give the same bits
 } EntropyWork;
 
 void entropy_work_init(EntropyWork *w, int n);

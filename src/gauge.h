@@ -18,4 +18,16 @@ void gauge_forward(const TargetArch *a, int n, const float *raw, float *out, flo
 void gauge_backward(const TargetArch *a, int n, const float *raw, const float *scales,
                     const float *dout, float *draw);
 
+// Row kernels: GAUGE_AUTO (what gauge_forward and gauge_backward use) picks avx512 where the CPU
+// has AVX-512 F, BW and VL (__builtin_cpu_supports), else portable. Both give the same bits:
+// the vector kernels do each element's operations in the portable order (src/gauge.c). Forcing
+// avx512 on a CPU without it is a fatal error; gauge_have_avx512 says whether it can run.
+typedef enum { GAUGE_AUTO, GAUGE_PORTABLE, GAUGE_AVX512 } GaugeImpl;
+int gauge_have_avx512(void);
+const char *gauge_impl_name(GaugeImpl impl);
+void gauge_forward_impl(GaugeImpl impl, const TargetArch *a, int n, const float *raw, float *out,
+                        float *scales);
+void gauge_backward_impl(GaugeImpl impl, const TargetArch *a, int n, const float *raw, const float *scales,
+                         const float *dout, float *draw);
+
 #endif

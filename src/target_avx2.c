@@ -677,12 +677,26 @@ static void sparse_dw(const TargetSimdKernels *kern, const Block *B, const float
     }
 }
 
-// dxpad ((H+k-1) x Wp x C, zeroed by the caller) += the routed input gradient of one image: for
-// each pixel group and ky, the k*C-float window row gets the sum over its filters of g * W_f's row
-// ky, summed in registers 64 floats at a time (w = the layer's theta; the filter offsets play the
-// part of gather_seg's pixel offsets), so each window row is read and written once per pixel.
+// dxpad ((H+k-1) x Wp x C) = the routed input gradient of one image (dxpad is zeroed here, or
+// dx_row writes each row first as zeros): for each pixel group and ky, the k*C-float window row
+// gets the sum over its filters of g * W_f's row ky, summed in registers a segment at a time (w =
+// the layer's theta; the filter offsets play the part of gather_seg's pixel offsets), so each
+// window row is read and written once per pixel.
+// With a dx_row kernel for the shape, the loops run y, ky, x instead of y, x, ky: a padded row
+// y + ky still gets its additions in pixel order (for one y only one ky reaches it), so every
+// element sees the same sums in the same order. Row y + ky is first reached at y = 0 (rows
+// 0..k-1) or at ky = k-1 (the others): that call starts the row from zeros.
 static void sparse_dx(const TargetSimdKernels *kern, const Block *B, const float *w, const Route *r, float *dxpad) {
     const int kC = B->k * B->C, rowC = B->Wp * B->C, seg = kern->seg;
+    if (kern->dx_row && B->C == kern->dx_C && kC == kern->dx_kC) {
+        for (int y = 0; y < B->H; y++)
+            for (int ky = 0; ky < B->k; ky++)
+                kern->dx_row(dxpad + (size_t)(y + ky) * rowC, w + (size_t)ky * kC, r->qcnt + (size_t)y * B->W,
+                             r->qw + (size_t)y * B->W * B->F, r->qg + (size_t)y * B->W * B->F, B->F, B->W,
+                             y == 0 || ky == B->k - 1);
+        return;
+    }
+    memset(dxpad, 0, B->in_img * sizeof(float));
     for (int y = 0, q = 0; y < B->H; y++)
         for (int x = 0; x < B->W; x++, q++) {
             const int n = r->qcnt[q];
@@ -847,7 +861,6 @@ void target_avx2_net(const TargetSimdKernels *kern, const TargetArch *a, int M, 
                 sparse_dw(kern, B, in, &r, ws + B->dwt);
                 if (b > 0) {
                     float *dxp = ws + P.dxpad, *dst = ws + P.b[b - 1].dy;
-                    memset(dxp, 0, B->in_img * sizeof(float));
                     sparse_dx(kern, B, theta + a->layers[B->layer].offset, &r, dxp);
                     const size_t wc = (size_t)B->W * B->C;
                     for (int y = 0; y < B->H; y++) // interior of the padded gradient
@@ -948,11 +961,36 @@ int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a,
                                                       kC - s0 >= seg ? seg : kC - s0));
             n = kt_add(out, n, max, b, "weight gradient (routed, all kept)", 2.0 * OHW * B->F * B->K, sec);
         }
+        if (B->pk && B->dpad && B->C % 8 == 0) { // the routed input gradient, every pooled output routed
+            const int HW = B->H * B->W;       // filter f of pooled output (oy, ox) routed to the pixel
+            Route r = {0};                    // (2oy + (f+oy)%2, 2ox + (f/2+ox)%2) of its 2x2 window
+            r.qcnt = XCALLOC((size_t)HW, sizeof(int32_t));
+            r.qw = XMALLOC((size_t)HW * B->F * sizeof(int32_t));
+            r.qg = XALLOC_FLOATS((size_t)HW * B->F);
+            float *w = XALLOC_FLOATS((size_t)B->F * (B->K + 1)), *dxp = XALLOC_FLOATS(B->in_img);
+            for (size_t i = 0; i < (size_t)B->F * (B->K + 1); i++) w[i] = ws[i % P.total];
+            int routed = 0;
+            for (int y = 0; y < B->H; y++)
+                for (int x = 0; x < B->W; x++)
+                    for (int f = 0; f < B->F; f++) {
+                        const int oy = y / 2, ox = x / 2;
+                        if (oy >= B->OH || ox >= B->OW || y != 2 * oy + (f + oy) % 2 || x != 2 * ox + (f / 2 + ox) % 2)
+                            continue;
+                        const int q = y * B->W + x, e = r.qcnt[q]++;
+                        r.qw[(size_t)q * B->F + e] = f * (B->K + 1);
+                        r.qg[(size_t)q * B->F + e] = 0.01f * (float)(f + 1);
+                        routed++;
+                    }
+            TIME_BEST(reps, sec, sparse_dx(kern, B, w, &r, dxp));
+            n = kt_add(out, n, max, b, "input gradient (routed, all kept)", 2.0 * routed * B->K, sec);
+            free(r.qcnt); free(r.qw); free(r.qg); free(w); free(dxp);
+        }
     }
     return n;
 }
 
-static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64};
+static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64,
+                                               NULL, 0, 0};
 
 const TargetSimdKernels *target_avx2_kernels(void) { return &AVX2_KERNELS; }
 

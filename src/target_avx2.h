@@ -36,6 +36,16 @@ typedef struct {
     // dst[0..len) += sum over e < n of g[e] * a[pix[e] + 0..len) (len a multiple of 8, <= seg).
     void (*gather)(const float *a, const int32_t *pix, const float *g, int n, float *dst, int len);
     int seg; // longest len of one gather call
+    // Optional (NULL where there is none): the routed input gradient of one padded row, for the
+    // shape C == dx_C, k*C == dx_kC only. For x = 0..W-1 in order, where qcnt[x] > 0:
+    // drow[x*C ..+ k*C) += sum over e < qcnt[x] of qg[x*F + e] * wky[qw[x*F + e] ..+ k*C), the
+    // sum in registers in e order, then one add per element: what gather does for each pixel,
+    // with the row kept in registers across the pixels (each element is loaded and stored once
+    // per row instead of once per pixel that touches it). init = 1: the row is taken as zeros
+    // (not read), as if zeroed before; the whole row ((W + k - 1) * C floats) is written.
+    void (*dx_row)(float *drow, const float *wky, const int32_t *qcnt, const int32_t *qw, const float *qg,
+                   int F, int W, int init);
+    int dx_C, dx_kC;
 } TargetSimdKernels;
 
 // 1 if this build has the kernels (x86-64, GCC or Clang) and the running CPU has AVX2 and FMA.

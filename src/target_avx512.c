@@ -371,8 +371,54 @@ static AVX512 void gather(const float *a, const int32_t *pix, const float *g, in
     }
 }
 
+// ---- routed input gradient, a padded row at a time (the paper's conv2: C = 32, k = 5) ----
+// The row's 10-vector window of pixel x (floats x*32 .. x*32 + 160) stays in R0..R9; pixel x's
+// filters are summed into A0..A9 (from zero, one FMA per filter in list order, as gather_seg),
+// added to the window, then the window slides by 2 vectors: R0, R1 are final (no later pixel
+// of the row reaches them) and stored, R2..R9 move down, the next 2 vectors are loaded. Each
+// element gets gather's additions in the same order; loads and stores of the row drop from 20
+// vectors per pixel to 4. init: the row starts from zeros (the caller does not zero it).
+#define DXR_DECL(v) __m512 R##v = init ? _mm512_setzero_ps() : _mm512_loadu_ps(drow + 16 * v), A##v
+#define DXR_ZERO(v) A##v = _mm512_setzero_ps()
+#define DXR_FMA(v) A##v = _mm512_fmadd_ps(ge, _mm512_loadu_ps(ae + 16 * v), A##v)
+#define DXR_ADD(v) R##v = _mm512_add_ps(R##v, A##v)
+static AVX512 void dx_row_c32k5(float *drow, const float *wky, const int32_t *qcnt, const int32_t *qw,
+                                const float *qg, int F, int W, int init) {
+    DXR_DECL(0); DXR_DECL(1); DXR_DECL(2); DXR_DECL(3); DXR_DECL(4);
+    DXR_DECL(5); DXR_DECL(6); DXR_DECL(7); DXR_DECL(8); DXR_DECL(9);
+    for (int x = 0; x < W; x++) {
+        const int n = qcnt[x];
+        if (n) {
+            const int32_t *pw = qw + (size_t)x * F;
+            const float *pg = qg + (size_t)x * F;
+            DXR_ZERO(0); DXR_ZERO(1); DXR_ZERO(2); DXR_ZERO(3); DXR_ZERO(4);
+            DXR_ZERO(5); DXR_ZERO(6); DXR_ZERO(7); DXR_ZERO(8); DXR_ZERO(9);
+            for (int e = 0; e < n; e++) {
+                const __m512 ge = _mm512_set1_ps(pg[e]);
+                const float *ae = wky + pw[e];
+                DXR_FMA(0); DXR_FMA(1); DXR_FMA(2); DXR_FMA(3); DXR_FMA(4);
+                DXR_FMA(5); DXR_FMA(6); DXR_FMA(7); DXR_FMA(8); DXR_FMA(9);
+            }
+            DXR_ADD(0); DXR_ADD(1); DXR_ADD(2); DXR_ADD(3); DXR_ADD(4);
+            DXR_ADD(5); DXR_ADD(6); DXR_ADD(7); DXR_ADD(8); DXR_ADD(9);
+        }
+        float *o = drow + (size_t)x * 32;
+        _mm512_storeu_ps(o, R0);
+        _mm512_storeu_ps(o + 16, R1);
+        R0 = R2; R1 = R3; R2 = R4; R3 = R5; R4 = R6; R5 = R7; R6 = R8; R7 = R9;
+        if (x + 1 < W) {
+            R8 = init ? _mm512_setzero_ps() : _mm512_loadu_ps(o + 160);
+            R9 = init ? _mm512_setzero_ps() : _mm512_loadu_ps(o + 176);
+        }
+    }
+    float *o = drow + (size_t)W * 32; // the row's last 8 vectors
+    _mm512_storeu_ps(o, R0); _mm512_storeu_ps(o + 16, R1); _mm512_storeu_ps(o + 32, R2);
+    _mm512_storeu_ps(o + 48, R3); _mm512_storeu_ps(o + 64, R4); _mm512_storeu_ps(o + 80, R5);
+    _mm512_storeu_ps(o + 96, R6); _mm512_storeu_ps(o + 112, R7);
+}
+
 static const TargetSimdKernels AVX512_KERNELS = {"avx512", conv_img, conv_pool_img, conv_dw_img, gather,
-                                                 GATHER_SEG_LEN};
+                                                 GATHER_SEG_LEN, dx_row_c32k5, 32, 160};
 
 const TargetSimdKernels *target_avx512_kernels(void) { return &AVX512_KERNELS; }
 

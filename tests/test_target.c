@@ -41,7 +41,11 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "adam.h"
+#include "comm.h"
 #include "common.h"
+#include "entropy.h"
+#include "gauge.h"
 #include "target.h"
 #include "testutil.h"
 
@@ -1030,12 +1034,173 @@ static void timing(void) {
     free(theta); free(img); free(d); free(labels); free(probs); free(A); free(B); free(C);
 }
 
+// ---- entropy (src/entropy.c): the AVX-512 distances (up to 4 pairs at once) and gradient ----
+// against the AVX2 and portable ones, bitwise: estimate, neighbours, distances and gradient of
+// entropy_estimate with w.simd = 2, 1, 0. N = 32 of the paper's 20,018 weights (the training step),
+// and N = 7 (runs of 1..4 pairs) with D = 1003 (a tail of 3 elements), L1 and L2.
+static void check_entropy_kernels(TestState *ts) {
+    printf("entropy: avx512 distances and gradient against avx2 and portable, bitwise\n");
+    EntropyWork w0;
+    entropy_work_init(&w0, 2);
+    const int have = w0.simd;
+    entropy_work_free(&w0);
+    if (have < 2) {
+        printf("  SKIPPED entropy avx512 vs avx2 and portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    Comm comm;
+    comm_init(&comm, NULL, NULL);
+    const int Ns[2] = {32, 7};
+    const size_t Ds[2] = {20018, 1003};
+    for (int ci = 0; ci < 2; ci++)
+        for (int dist = 0; dist < 2; dist++) {
+            const int N = Ns[ci];
+            const size_t D = Ds[ci];
+            float *x = XALLOC_FLOATS((size_t)N * D), *g[3];
+            fill(x, (size_t)N * D, 0.1);
+            double H[3];
+            int *nn[3];
+            float *eps[3];
+            double *dm[3];
+            for (int m = 0; m < 3; m++) {
+                EntropyWork w;
+                entropy_work_init(&w, N);
+                w.simd = 2 - m;
+                g[m] = XALLOC_FLOATS((size_t)N * D);
+                memset(g[m], 0, (size_t)N * D * sizeof(float));
+                H[m] = entropy_estimate(&comm, &w, x, N, D, 0, N, (Distance)dist, 300, -1.0f, g[m]);
+                nn[m] = XMALLOC((size_t)N * sizeof(int));
+                eps[m] = XALLOC_FLOATS(N);
+                memcpy(nn[m], w.nn, (size_t)N * sizeof(int));
+                memcpy(eps[m], w.eps, (size_t)N * sizeof(float));
+                dm[m] = XMALLOC((size_t)N * N * sizeof(double));
+                memcpy(dm[m], w.dist, (size_t)N * N * sizeof(double));
+                entropy_work_free(&w);
+            }
+            int same = 1, nonzero = 0;
+            for (int m = 1; m < 3; m++)
+                same &= H[m] == H[0] && !memcmp(nn[m], nn[0], (size_t)N * sizeof(int)) &&
+                        !memcmp(eps[m], eps[0], (size_t)N * sizeof(float)) && !memcmp(g[m], g[0], (size_t)N * D * sizeof(float)) &&
+                        !memcmp(dm[m], dm[0], (size_t)N * N * sizeof(double));
+            for (size_t i = 0; i < (size_t)N * D; i++) nonzero += g[0][i] != 0.0f;
+            T_CHECK(ts, same && nonzero > 0, "%s, N = %d, D = %zu: estimate (%.17g), neighbours, all N x N distances (double) and gradient "
+                    "(%d nonzero) bitwise equal for avx512, avx2 and portable", dist == DIST_L1 ? "L1" : "L2", N, D, H[0],
+                    nonzero);
+            free(x);
+            for (int m = 0; m < 3; m++) { free(g[m]); free(nn[m]); free(eps[m]); free(dm[m]); }
+        }
+    comm_finalize(&comm);
+}
+
+// ---- Adam (src/adam.c): the AVX-512 loop against the portable one, bitwise ----
+// Elementwise float operations in the same order (src/adam.c), so the same bits. Sizes with every
+// tail length of the 16-lane blocks; gradients of mixed scales with zeros, tiny (subnormal
+// squares) and large values; the first step (t = 1) and a late one; three updates in a row.
+static void check_adam_kernels(TestState *ts) {
+    printf("Adam: avx512 update against the portable one, bitwise\n");
+    if (!adam_have_avx512()) {
+        printf("  SKIPPED adam avx512 vs portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    const size_t sizes[3] = {633640, 1000, 17};
+    for (int si = 0; si < 3; si++)
+        for (int tail = 0; tail < (si == 2 ? 16 : 1); tail++) {
+            const size_t n = sizes[si] + (size_t)tail;
+            float *p[2], *m[2], *v[2], *g = XALLOC_FLOATS(n);
+            for (int k = 0; k < 2; k++) { p[k] = XALLOC_FLOATS(n); m[k] = XALLOC_FLOATS(n); v[k] = XALLOC_FLOATS(n); }
+            fill(p[0], n, 1.0);
+            fill(m[0], n, 1e-2);
+            for (size_t i = 0; i < n; i++) v[0][i] = (float)(urand() * 1e-3);
+            memcpy(p[1], p[0], n * sizeof(float)); memcpy(m[1], m[0], n * sizeof(float)); memcpy(v[1], v[0], n * sizeof(float));
+            int changed = 0;
+            for (int step = 0; step < 3; step++) {
+                for (size_t i = 0; i < n; i++) {
+                    const double u = urand();
+                    g[i] = u < 0.05 ? 0.0f : u < 0.1 ? srand_f(1e-22) : u < 0.15 ? srand_f(1e4) : srand_f(1.0);
+                }
+                const int64_t t = step == 0 ? 1 : 1000 + step;
+                const float before = p[0][n - 1];
+                for (int k = 0; k < 2; k++) adam_update_impl(k, p[k], g, m[k], v[k], n, 3e-4, 0.9, 0.999, 1e-8, t);
+                changed += p[0][n - 1] != before;
+            }
+            const int same = !memcmp(p[0], p[1], n * sizeof(float)) && !memcmp(m[0], m[1], n * sizeof(float)) &&
+                             !memcmp(v[0], v[1], n * sizeof(float));
+            if (si < 2 || tail == 15 || !same)
+                T_CHECK(ts, same && changed > 0, "n = %zu%s: parameters, m and v after 3 updates bitwise equal "
+                        "(last parameter changed in %d of 3 updates)", n, si == 2 ? " (and n = 17..31: every tail)" : "",
+                        changed);
+            free(g);
+            for (int k = 0; k < 2; k++) { free(p[k]); free(m[k]); free(v[k]); }
+        }
+}
+
+// ---- gauge fixing's row kernels (src/gauge.c): avx512 against portable, bitwise ----
+// The AVX-512 kernels compute every element with the portable code's operations in its order, so
+// gauge_forward and gauge_backward must give the same bits with either (a run's results do not
+// depend on which one the CPU selects). Architectures: the paper network (channels 1, 32, 16, 8:
+// full and half vectors), and ones whose channel counts and filter lengths leave every tail
+// (2, 3, 24, 40, 48 channels; fan_in + 1 odd). Weights of scales 1e-3..10 per filter, so that the
+// normalization does something; the backward both out of place and in place (as train.c calls it).
+static void check_gauge_kernels(TestState *ts) {
+    printf("gauge fixing: avx512 row kernels against the portable ones, bitwise\n");
+    if (!gauge_have_avx512()) {
+        printf("  SKIPPED gauge avx512 vs portable: no AVX-512 on this CPU\n");
+        return;
+    }
+    struct { const char *name; const char *const *spec; int n, h, w, c, classes; } cases[] = {
+        {"paper", PAPER, 9, 28, 28, 1, 10}, {"small", SMALL, 9, 8, 8, 1, 3}, {"fast_b", FAST_B, 4, 7, 5, 3, 5},
+        {"fast_c", FAST_C, 6, 6, 6, 2, 3}, {"fast_f", FAST_F, 4, 9, 7, 3, 3}, {"fast_g", FAST_G, 7, 12, 12, 1, 3}};
+    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+        TargetArch a;
+        make_arch(&a, cases[ci].h, cases[ci].w, cases[ci].c, cases[ci].classes, cases[ci].spec, cases[ci].n);
+        const int nets = 5, ns = gauge_n_scales(&a);
+        const size_t nw = a.n_weights, tot = (size_t)nets * nw;
+        float *raw = XALLOC_FLOATS(tot), *dout = XALLOC_FLOATS(tot);
+        float *out[2], *sc[2], *dr[2], *dip[2];
+        for (int m = 0; m < 2; m++) {
+            out[m] = XALLOC_FLOATS(tot); sc[m] = XALLOC_FLOATS((size_t)nets * ns);
+            dr[m] = XALLOC_FLOATS(tot); dip[m] = XALLOC_FLOATS(tot);
+        }
+        for (int k = 0; k < nets; k++)
+            for (int l = 0; l < a.n_layers; l++) {
+                const TargetLayer *L = &a.layers[l];
+                for (int f = 0; f < L->filters; f++) // a scale per filter in 1e-3..10
+                    fill(raw + k * nw + L->offset + (size_t)f * (L->fan_in + 1), L->fan_in + 1,
+                         pow(10.0, 4.0 * urand() - 3.0));
+            }
+        fill(dout, tot, 1.0);
+        const GaugeImpl impl[2] = {GAUGE_PORTABLE, GAUGE_AVX512};
+        for (int m = 0; m < 2; m++) {
+            gauge_forward_impl(impl[m], &a, nets, raw, out[m], sc[m]);
+            gauge_backward_impl(impl[m], &a, nets, raw, sc[m], dout, dr[m]);
+            memcpy(dip[m], dout, tot * sizeof(float));
+            gauge_backward_impl(impl[m], &a, nets, raw, sc[m], dip[m], dip[m]);
+        }
+        int changed = 0;
+        for (size_t i = 0; i < tot; i++) changed += out[0][i] != raw[i] && dr[0][i] != dout[i];
+        const int same = !memcmp(out[0], out[1], tot * sizeof(float)) && !memcmp(sc[0], sc[1], (size_t)nets * ns * sizeof(float)) &&
+                         !memcmp(dr[0], dr[1], tot * sizeof(float)) && !memcmp(dip[0], dip[1], tot * sizeof(float)) &&
+                         !memcmp(dr[0], dip[0], tot * sizeof(float));
+        T_CHECK(ts, same && changed > (int)(tot / 2), "%s (%zu weights, %d scales per network, %d nets): %s vs %s: "
+                "weights, scales, d raw (out of place and in place) bitwise equal; %d of %zu weights and gradients changed "
+                "by gauge fixing", cases[ci].name, nw, ns, nets, gauge_impl_name(GAUGE_AVX512),
+                gauge_impl_name(GAUGE_PORTABLE), changed, tot);
+        free(raw); free(dout);
+        for (int m = 0; m < 2; m++) { free(out[m]); free(sc[m]); free(dr[m]); free(dip[m]); }
+    }
+    T_CHECK(ts, !strcmp(gauge_impl_name(GAUGE_AUTO), "avx512"), "gauge fixing on this CPU uses the %s row kernels "
+            "(avx512 expected: the CPU has AVX-512)", gauge_impl_name(GAUGE_AUTO));
+}
+
 int main(void) {
     TestState ts = {0, 0};
     double t0 = ht_now();
 
     printf("HT_TARGET_IMPL: bad values are one-line errors\n");
     check_bad_impl_envs(&ts);
+    check_gauge_kernels(&ts);
+    check_adam_kernels(&ts);
+    check_entropy_kernels(&ts);
     printf("per-op gradient checks (float32 central differences, h = 1e-2)\n");
     TargetOp conv3 = make_op(OP_CONV, 6, 5, 3, 3, 4);
     check_dense_op(&ts, "conv 3x3 6x5x3->4", &conv3, 2);
