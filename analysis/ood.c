@@ -1,7 +1,8 @@
 // hyperanalyze ood: out-of-distribution detection by an ensemble of networks of a sample set.
-// In-distribution: the first N MNIST test images; outliers: the first N Fashion-MNIST test images
-// (t10k-images-idx3-ubyte[.gz] in --outliers DIR; Debian's dataset-fashion-mnist installs them in
-// /usr/share/datasets/fashion-mnist). For the ensembles of the first s networks, s = 1, 2, 4, ...,
+// In-distribution: the first N test images of the set's data set (its job's data.dataset); outliers:
+// the first N test images of the other one (t10k-images-idx3-ubyte[.gz] in --outliers DIR; default
+// Fashion-MNIST from Debian's dataset-fashion-mnist, /usr/share/datasets/fashion-mnist, and for a set
+// trained on Fashion-MNIST, MNIST's directory). For the ensembles of the first s networks, s = 1, 2, 4, ...,
 // M (and M), three scores of each image, larger = "more likely an outlier":
 //   entropy             H(p̄), p̄ = the members' mean probability (predictive entropy)
 //   mutual_information  H(p̄) - mean_m H(p_m) (disagreement between members; 0 for one network)
@@ -38,17 +39,19 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: hyperanalyze ood SAMPLES.h5 [--outliers DIR] [options]\n"
         "\n"
-        "Out-of-distribution detection: MNIST test images (in-distribution) against Fashion-MNIST test\n"
-        "images (outliers), scored by ensembles of the first s networks of the set, s = 1, 2, 4, ..., M:\n"
-        "predictive entropy H(mean p), mutual information H(mean p) - mean H(p_m), and 1 - max mean p;\n"
+        "Out-of-distribution detection: test images of the set's data set (in-distribution; MNIST or\n"
+        "Fashion-MNIST, from its job) against the other one's test images (outliers), scored by\n"
+        "ensembles of the first s networks of the set, s = 1, 2, 4, ..., M: predictive entropy\n"
+        "H(mean p), mutual information H(mean p) - mean H(p_m), and 1 - max mean p;\n"
         "AUROC of each as an outlier detector. Writes FILE.h5 (/sizes, /auroc/<score> (S),\n"
         "/in_accuracy (S), /scores/<score> (2N) of the full ensemble, /is_outlier (2N)) and prints the\n"
         "AUROC vs ensemble size as CSV.\n"
         "Plot: python3 analysis/plot_ood.py FILE.h5 [BASELINE.h5 ...] -o ood.png\n"
         "\n"
         "options:\n"
-        "  --outliers DIR     directory holding t10k-images-idx3-ubyte(.gz) of Fashion-MNIST\n"
-        "                     (default " DEFAULT_OUTLIERS ", Debian package dataset-fashion-mnist)\n"
+        "  --outliers DIR     directory holding t10k-images-idx3-ubyte(.gz) of the outliers (default:\n"
+        "                     Fashion-MNIST in " DEFAULT_OUTLIERS " (Debian package\n"
+        "                     dataset-fashion-mnist); for a set trained on Fashion-MNIST, MNIST's directory)\n"
         "  --members M        ensemble size (default 100)\n"
         "  --images N         the first N images of each test set (default 1000)\n"
         "  --out FILE.h5      result file (default SAMPLES_ood.h5 beside the set)\n"
@@ -60,7 +63,8 @@ static void usage(FILE *f) {
 // Finds DIR/NAME.gz or DIR/NAME; returns 0 and the path, or 1 after an error naming DIR.
 static int find_outliers(const char *dir, char *path, size_t n) {
     struct stat st;
-    const char *hint = "Fashion-MNIST: apt-get install dataset-fashion-mnist puts it in " DEFAULT_OUTLIERS;
+    const char *hint = "Fashion-MNIST: apt-get install dataset-fashion-mnist puts it in " DEFAULT_OUTLIERS
+                       "; MNIST: scripts/fetch-mnist.sh";
     if (stat(dir, &st) != 0)
         return ha_error(CMD, "outlier directory '%s': %s (%s)", dir, strerror(errno), hint);
     if (!S_ISDIR(st.st_mode)) return ha_error(CMD, "outlier directory '%s' is not a directory (%s)", dir, hint);
@@ -92,9 +96,15 @@ static float *load_images(const Dataset *d, const char *opath, int isz, int *n_o
     return x;
 }
 
+// The data set whose test images are the outliers by default: the other one of the two.
+static int outlier_set(const SampleSet *s) {
+    return s->job.dataset == DATA_FASHION_MNIST ? DATA_MNIST : DATA_FASHION_MNIST;
+}
+
 static void write_result(const char *out, int argc, char **argv, const char *in, const char *sha,
                          const SampleSet *s, const char *opath, const OodCompute *o) {
     const int S = o->S, n = o->n;
+    const char *in_title = data_set_title(s->job.dataset), *out_title = data_set_title(outlier_set(s));
     ResultFile r;
     result_create(&r, out);
     resultio_provenance(&r, CMD, argc, argv);
@@ -111,16 +121,19 @@ static void write_result(const char *out, int argc, char **argv, const char *in,
         XSNPRINTF(name, sizeof(name), "/scores/%s", OOD_SCORE_NAMES[q]);
         resultio_f64(&r, name, 1, dn, o->scores + (size_t)q * n, "(image)", SCORE_MEANING[q]);
     }
-    resultio_f64(&r, "/in_accuracy", 1, dS, o->in_acc, "(size)",
-                 "accuracy of argmax pbar of the ensemble of size s on the in-distribution (MNIST test) images");
+    XSNPRINTF(meaning, sizeof(meaning), "accuracy of argmax pbar of the ensemble of size s on the in-distribution "
+              "(%s test) images", in_title);
+    resultio_f64(&r, "/in_accuracy", 1, dS, o->in_acc, "(size)", meaning);
     int64_t *is_out64 = XMALLOC((size_t)n * sizeof(int64_t));
     for (int i = 0; i < n; i++) is_out64[i] = o->is_out[i];
-    resultio_i64(&r, "/is_outlier", 1, dn, is_out64, "(image)",
-                 "1: an outlier image (Fashion-MNIST test image i - in_images), 0: MNIST test image i");
+    XSNPRINTF(meaning, sizeof(meaning), "1: an outlier image (%s test image i - in_images), 0: %s test image i",
+              out_title, in_title);
+    resultio_i64(&r, "/is_outlier", 1, dn, is_out64, "(image)", meaning);
     free(is_out64);
     result_attr_str(&r, "/", "checkpoint", s->checkpoint);
     result_attr_i64(&r, "/", "step", s->step);
-    result_attr_str(&r, "/", "in_distribution", "MNIST test");
+    XSNPRINTF(meaning, sizeof(meaning), "%s test", in_title);
+    result_attr_str(&r, "/", "in_distribution", meaning);
     result_attr_str(&r, "/", "outliers", opath);
     result_attr_i64(&r, "/", "in_images", o->n_in);
     result_attr_i64(&r, "/", "outlier_images", n - o->n_in);
@@ -129,7 +142,7 @@ static void write_result(const char *out, int argc, char **argv, const char *in,
 }
 
 int cmd_ood(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *data = NULL, *job = NULL, *odir = DEFAULT_OUTLIERS;
+    const char *in = NULL, *out = NULL, *data = NULL, *job = NULL, *odir = NULL;
     long M = 100, images = 1000, threads = 0;
     int rc;
     for (int i = 1; i < argc; i++) {
@@ -150,18 +163,24 @@ int cmd_ood(int argc, char **argv) {
     if (!in) return ha_usage_error(CMD, "a sample set is required: hyperanalyze ood SAMPLES.h5");
     char out_buf[HT_PATH_MAX + 32], opath[HT_PATH_MAX + 64];
     if ((rc = an_finish_options(CMD, NULL, threads, in, out_buf, sizeof(out_buf), &out))) return rc;
-    if (find_outliers(odir, opath, sizeof(opath))) return 1;
+    if (odir && find_outliers(odir, opath, sizeof(opath))) return 1;
 
     TargetArch expect;
     SampleSet s;
     sampleset_open(&s, in, an_expected_arch(job, &expect));
+    // default outliers: the other data set (a set trained on Fashion-MNIST is tested against MNIST)
+    if (!odir && find_outliers(outlier_set(&s) == DATA_MNIST ? data_resolve_dir_for(DATA_MNIST, "") : DEFAULT_OUTLIERS,
+                               opath, sizeof(opath))) {
+        sampleset_close(&s);
+        return 1;
+    }
     char what[64];
     XSNPRINTF(what, sizeof(what), "--members %ld", M);
     sampleset_require(&s, M, what);
     const TargetArch *a = &s.arch;
     const int C = a->classes, isz = a->in_size;
 
-    // in-distribution: MNIST test; outliers: Fashion-MNIST test, same count
+    // in-distribution: the set's data set's test images; outliers: the other's, same count
     Mnist mn;
     Dataset d;
     sample_load_split(&s.job, data, "test", (int)images, &mn, &d);
@@ -200,10 +219,10 @@ int cmd_ood(int argc, char **argv) {
     resultio_file_sha256(in, sha);
     write_result(out, argc, argv, in, sha, &s, opath, &o);
 
-    printf("# hyperanalyze ood: %s (step %lld), ensembles of up to %ld networks; %d MNIST test images vs %d "
-           "outliers (%s), %.1fs\n", in, (long long)s.step, M, n_in, n_out, opath, secs);
+    printf("# hyperanalyze ood: %s (step %lld), ensembles of up to %ld networks; %d %s test images vs %d "
+           "outliers (%s), %.1fs\n", in, (long long)s.step, M, n_in, data_set_title(s.job.dataset), n_out, opath, secs);
     printf("# AUROC of each score as an outlier detector (0.5 = chance); in_accuracy: mean-probability "
-           "accuracy on the MNIST images\n");
+           "accuracy on the %s images\n", data_set_title(s.job.dataset));
     printf("# results: %s\n", out);
     printf("size,auroc_entropy,auroc_mutual_information,auroc_max_prob,in_accuracy\n");
     for (int k = 0; k < S; k++)

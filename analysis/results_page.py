@@ -605,6 +605,16 @@ def sec_fashion(root, figdir, missing):
         for i, sz in enumerate(sizes):
             out.append(f"| {int(sz)} | {T[i]:.3f} | {pct(acc[0][i])} | {nl[0][i]:.4f} → {nl[1][i]:.4f} | {ec[0][i]:.4f} → {ec[1][i]:.4f} |")
         out.append("")
+    fo, cmd_o, po = analysis_input(root, "fashion-ood", missing, "Fashion-MNIST: MNIST as outliers")
+    if fo is not None:
+        sizes = need(fo, po, "sizes")
+        ent, mi = need(fo, po, "auroc/entropy"), need(fo, po, "auroc/mutual_information")
+        fo.close()
+        out += [f"    {cmd_o}", "", "Out-of-distribution detection the other way round (Fashion-MNIST in, MNIST test images out):", "",
+                "| ensemble size | AUROC entropy | AUROC mutual information |", "|---|---|---|"]
+        for i, sz in enumerate(sizes):
+            out.append(f"| {int(sz)} | {ent[i]:.4f} | {'—' if int(sz) == 1 else f'{mi[i]:.4f}'} |")
+        out.append("")
     return out
 
 

@@ -39,7 +39,7 @@ if [ $mode = page ]; then exec "$PY" analysis/results_page.py --root "$ROOT"; fi
 if [ $mode = list ]; then
   bash scripts/paper-runs.sh --list "$ROOT"
   bash scripts/paper-evals.sh --list "$ROOT"
-  for f in baseline adversarial diversity shift calibrate ood filterdiv pca-filter-1-0 pca-filter-2-0 pca-layer-1 pca-layer-2 pca-all paths toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate; do
+  for f in baseline adversarial diversity shift calibrate ood filterdiv pca-filter-1-0 pca-filter-2-0 pca-layer-1 pca-layer-2 pca-all paths toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate fashion-ood; do
     if [ -e "$A/$f.h5" ] || [ -e "$A/$f/metrics.jsonl" ]; then echo "analysis $f: done"; else echo "analysis $f: pending"; fi
   done
   exit 0
@@ -139,6 +139,8 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
        --split test --out "$A/fashion-ensemble.h5" --threads "$THREADS"
   step fashion-calibrate "$A/fashion-calibrate.h5" ./hyperanalyze calibrate "$F/samples.h5" --members 100 \
        --out "$A/fashion-calibrate.h5" --threads "$THREADS"
+  step fashion-ood "$A/fashion-ood.h5" ./hyperanalyze ood "$F/samples.h5" --members 100 --images 10000 \
+       --out "$A/fashion-ood.h5" --threads "$THREADS"   # outliers: MNIST's test images
 else
   echo "results: Fashion-MNIST skipped: /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)"
 fi

@@ -98,6 +98,21 @@ EOF
       && pass "hyperanalyze accuracy of 32 sampled networks on Fashion-MNIST's test split (from the job): mean $mean" \
       || fail "accuracy on the test split: mean $mean (MNIST loaded instead?): $(head -3 "$T/acc.log")"
   else fail "sample/accuracy: $(tail -n 2 "$T/s.log" "$T/acc.log" 2>&1)"; fi
+  # ood on a Fashion-MNIST set: in-distribution Fashion-MNIST's test images, default outliers
+  # MNIST's (the other data set), named in the result file
+  if [ -f "$T/s.h5" ] && "$HA" ood "$T/s.h5" --members 4 --images 200 --out "$T/ood.h5" >"$T/ood.log" 2>&1; then
+    got=$("$PY" - "$T/ood.h5" <<'EOF'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+ind, out = f.attrs["in_distribution"], f.attrs["outliers"]
+ind = ind.decode() if isinstance(ind, bytes) else ind
+out = out.decode() if isinstance(out, bytes) else out
+print(f"in_distribution '{ind}', outliers '{out}'")
+sys.exit(0 if ind == "Fashion-MNIST test" and "fashion" not in out.lower() and "t10k-images" in out else 1)
+EOF
+)
+    [ $? -eq 0 ] && pass "ood of a Fashion-MNIST set: $got" || fail "ood of a Fashion-MNIST set: $got"
+  else fail "ood of a Fashion-MNIST set: $(tail -n 2 "$T/ood.log")"; fi
 fi
 
 lib_finish
