@@ -446,16 +446,18 @@ static AVX512 void dout_win(int F, int W, int Wd, int relu, const float *g, cons
 }
 
 // route_img's 2x2 window (TargetSimdKernels.route_win): 16 filters at a time, the argmax slot
-// from two mask compares, the by-filter lists appended in vectors (each lane its own list:
-// entry f * OHW + fcnt[f], written always, counted when kept), the by-pixel lists in lane order
-// (lanes of one vector can share a pixel, and filters must stay ascending there).
+// from two mask compares; by filter, each lane its own list (entry f * OHW + fcnt[f], written
+// always, counted when kept); by pixel, per pixel of the window its kept lanes compressed in
+// filter order (filters stay ascending) and stored at once.
 static AVX512 void route_win(const TargetRoute *r, const TargetRouteWin *w) {
     const int F = w->F, W = w->W, C = w->C, Wp = w->Wp;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i lane_ohw = _mm512_mullo_epi32(lane, _mm512_set1_epi32(w->OHW));
     const __m512i wf = _mm512_set1_epi32(W * F), one = _mm512_set1_epi32(1);
-    const __m512i px0 = _mm512_set1_epi32((w->y0 * Wp + w->x0) * C), q0 = _mm512_set1_epi32(w->y0 * W + w->x0);
-    int32_t qv[16], keepv[16], ev[16], pxv[16];
+    const __m512i px0 = _mm512_set1_epi32((w->y0 * Wp + w->x0) * C);
+    const int q00 = w->y0 * W + w->x0, qs[4] = {q00, q00 + 1, q00 + W, q00 + W + 1};
+    const __m512i qstride = _mm512_set1_epi32(w->qstride);
+    int32_t ev[16], pxv[16];
     float gv[16];
     for (int f0 = 0; f0 < F; f0 += 16) {
         const __mmask16 m = fmask(F, f0);
@@ -483,14 +485,18 @@ static AVX512 void route_win(const TargetRoute *r, const TargetRouteWin *w) {
             r->g[ev[l]] = gv[l];
         }
         if (!r->qw) continue;
-        const __m512i qy = _mm512_mask_add_epi32(q0, mdy, q0, _mm512_set1_epi32(W));
-        _mm512_storeu_si512(qv, _mm512_mask_add_epi32(qy, mdx, qy, one));
-        _mm512_storeu_si512(keepv, _mm512_maskz_mov_epi32(keep, one));
-        for (int l = 0; l < nl; l++) {
-            const int q = qv[l], eq = q * F + r->qcnt[q];
-            r->qw[eq] = (f0 + l) * w->qstride;
-            r->qg[eq] = gv[l];
-            r->qcnt[q] += keepv[l];
+        // by pixel: the kept lanes of each of the window's 4 pixels, compressed in lane (filter)
+        // order and appended with one masked store (the AVX2 code writes every lane and counts
+        // the kept ones: the same entries below the counts)
+        const __m512i fw = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(f0)), qstride);
+        const __mmask16 ms[4] = {keep & ~mdy & ~mdx, keep & ~mdy & mdx, keep & mdy & ~mdx, keep & mdy & mdx};
+        for (int s = 0; s < 4; s++) {
+            if (!ms[s]) continue;
+            const int q = qs[s], nk = __builtin_popcount(ms[s]);
+            const __mmask16 mk = (__mmask16)((1u << nk) - 1);
+            _mm512_mask_storeu_epi32(r->qw + (size_t)q * F + r->qcnt[q], mk, _mm512_maskz_compress_epi32(ms[s], fw));
+            _mm512_mask_storeu_ps(r->qg + (size_t)q * F + r->qcnt[q], mk, _mm512_maskz_compress_ps(ms[s], g));
+            r->qcnt[q] += nk;
         }
     }
 }
