@@ -23,7 +23,8 @@
 //
 // The FMA kernels (conv_img, conv_pool_img, conv_dw_img, gather_avx2) are reached through a
 // TargetSimdKernels table (target_avx2.h), so that src/target_avx512.c can run this same driver
-// with 512-bit kernels; the pools, the routed lists and dout_img stay AVX2 in both.
+// with 512-bit kernels; the pools stay AVX2 in both, and the 2x2-window cases of dout_img and
+// route_img go to the table's dout_win / route_win where it has them (avx512).
 //
 // Blocking depends only on the architecture and never on the number of networks, threads or
 // images in the call, so results are deterministic and identical for 1 or 2 threads, and one
