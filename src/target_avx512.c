@@ -8,6 +8,8 @@
 //   conv_pool  conv + bias + [relu] + 2x2 max pool, two pool windows (8 rows) per tile;
 //   conv_dw    the weight-gradient GEMM, 12-row tiles;
 //   gather     the routed gradients' row sums, up to 160 floats (10 zmm) per call.
+//   dout_win, route_win  data movement of the backward (relu/pool backward, routed lists) of
+//              one 2x2 pool window, 16 filters a vector: the same bits as the driver's AVX2 code.
 // A column block of width 8 (filters 8 mod 16) is one zmm with a lane mask (masked loads and
 // stores touch only the 8 floats).
 //
