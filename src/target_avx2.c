@@ -23,7 +23,8 @@
 //
 // The FMA kernels (conv_img, conv_pool_img, conv_dw_img, gather_avx2) are reached through a
 // TargetSimdKernels table (target_avx2.h), so that src/target_avx512.c can run this same driver
-// with 512-bit kernels; the pools, the routed lists and dout_img stay AVX2 in both.
+// with 512-bit kernels; the pools stay AVX2 in both, and the 2x2-window cases of dout_img and
+// route_img go to the table's dout_win / route_win where it has them (avx512).
 //
 // Blocking depends only on the architecture and never on the number of networks, threads or
 // images in the call, so results are deterministic and identical for 1 or 2 threads, and one
@@ -96,17 +97,8 @@ int target_avx2_arch_ok(const TargetArch *a, const char **why) {
     return w == NULL;
 }
 
-// One image's routed gradients of a sparse block (route_img), in the workspace, in lists of fixed
-// capacity:
-//   by filter: filter f's entries are e < fcnt[f] of (pix[f * OHW + e], g[...]): the window
-//     offset of the argmax pixel in the padded input and the gradient, in pooled-output order;
-//   by pixel (blocks with an input gradient): conv output pixel q's entries are e < qcnt[q] of
-//     (qw[q * F + e], qg[...]): the filter's offset f * (K+1) in theta and the gradient, filters
-//     ascending.
-typedef struct {
-    int32_t *pix, *fcnt, *qw, *qcnt;
-    float *g, *qg;
-} Route;
+// One image's routed gradients of a sparse block (route_img): see TargetRoute (target_avx2.h).
+typedef TargetRoute Route;
 
 static size_t route_floats(const Block *B) {
     const size_t ne = (size_t)B->OH * B->OW * B->F, np = (size_t)B->H * B->W;
@@ -492,8 +484,8 @@ static AVX2 void conv_pool_img(int H, int W, int C, int F, int K, int Wp, const 
 // > 0 (the max of relu outputs is > 0 exactly when the relu output at the argmax is), and pool
 // backward sends it to the argmax of its window (windows tile the conv output, so every pixel is
 // written once). Adds the image's sum over pixels to db (the bias gradient).
-static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptrdiff_t ors,
-                          const int32_t *am, float *dout, float *db) {
+static AVX2 void dout_img(const TargetSimdKernels *kern, const Block *B, const float *dy, const float *val,
+                          ptrdiff_t ors, const int32_t *am, float *dout, float *db) {
     const int H = B->H, W = B->W, F = B->F, dp = B->dpad, Wd = B->Wd;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 zero = _mm256_setzero_ps();
@@ -517,6 +509,10 @@ static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptr
             if (ai && y1 - y0 == 2 && x1 - x0 == 2) { // the common case, unrolled
                 const int first = (y0 * W + x0) * F, d[4] = {0, F, W * F, W * F + F};
                 float *dst = d0 + ((size_t)y0 * Wd + x0) * F;
+                if (kern->dout_win) {
+                    kern->dout_win(F, W, Wd, B->relu, g, v, ai, first, dst, db);
+                    continue;
+                }
                 const int dd[4] = {0, F, Wd * F, Wd * F + F};
                 for (int c = 0; c < F; c += 8) {
                     __m256 gv = _mm256_loadu_ps(g + c);
@@ -565,8 +561,8 @@ static AVX2 void dout_img(const Block *B, const float *dy, const float *val, ptr
 // at a time (F % 8 == 0 on this path): the argmax slot, the window offset and the keep decision
 // are computed in vectors, then the lanes are appended to their lists without branches (written
 // always, counted when kept: the decisions are data and would be mispredicted half the time).
-static AVX2 void route_img(const Block *B, const float *dy, const float *val, ptrdiff_t ors, const int32_t *am,
-                           float *db, Route *r) {
+static AVX2 void route_img(const TargetSimdKernels *kern, const Block *B, const float *dy, const float *val,
+                           ptrdiff_t ors, const int32_t *am, float *db, Route *r) {
     const int F = B->F, W = B->W, C = B->C, Wp = B->Wp, OW = B->OW, OHW = B->OH * B->OW;
     const int32_t qstride = B->K + 1;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -582,6 +578,11 @@ static AVX2 void route_img(const Block *B, const float *dy, const float *val, pt
         const int fast = y1 - y0 == 2 && x1 - x0 == 2; // 2x2: the slot from 2 compares, no division
         const float *go = dy + (size_t)o * F, *vo = val + oy * ors + (ptrdiff_t)ox * F;
         const int32_t *ao = am + (size_t)o * F;
+        if (fast && kern->route_win) {
+            const TargetRouteWin w = {F, W, C, Wp, OHW, B->relu, y0, x0, qstride, go, vo, ao, db};
+            kern->route_win(r, &w);
+            continue;
+        }
         for (int f0 = 0; f0 < F; f0 += 8) {
             const __m256 g = _mm256_loadu_ps(go + f0);
             const __m256 pass = B->relu ? _mm256_cmp_ps(_mm256_loadu_ps(vo + f0), zero, _CMP_GT_OQ)
@@ -857,7 +858,7 @@ void target_avx2_net(const TargetSimdKernels *kern, const TargetArch *a, int M, 
             const float *in = ws + B->in + (size_t)i * B->in_img;
             if (B->sparse) {
                 Route r = route_map(B, ws + P.route);
-                route_img(B, dy, val, ors, am, ws + B->db, &r);
+                route_img(kern, B, dy, val, ors, am, ws + B->db, &r);
                 sparse_dw(kern, B, in, &r, ws + B->dwt);
                 if (b > 0) {
                     float *dxp = ws + P.dxpad, *dst = ws + P.b[b - 1].dy;
@@ -869,7 +870,7 @@ void target_avx2_net(const TargetSimdKernels *kern, const TargetArch *a, int M, 
                 continue;
             }
             float *dout = ws + P.dout;
-            dout_img(B, dy, val, ors, am, dout, ws + B->db);
+            dout_img(kern, B, dy, val, ors, am, dout, ws + B->db);
             const int32_t *pin = (const int32_t *)(ws + B->pin), *pdo = (const int32_t *)(ws + B->pdo);
             kern->conv_dw(B->H, B->W, B->C, B->F, B->k, B->Wp, in, pin, dout, pdo, ws + B->dwt, i > 0);
             if (b > 0)
@@ -990,7 +991,7 @@ int target_simd_kernel_times(const TargetSimdKernels *kern, const TargetArch *a,
 }
 
 static const TargetSimdKernels AVX2_KERNELS = {"avx2", conv_img, conv_pool_img, conv_dw_img, gather_avx2, 64,
-                                               NULL, 0, 0};
+                                               NULL, 0, 0, NULL, NULL};
 
 const TargetSimdKernels *target_avx2_kernels(void) { return &AVX2_KERNELS; }
 

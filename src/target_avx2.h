@@ -13,6 +13,29 @@
 
 #include "arch.h"
 
+// One image's routed gradients of a sparse block (route_img in target_avx2.c), in the workspace,
+// in lists of fixed capacity:
+//   by filter: filter f's entries are e < fcnt[f] of (pix[f * OHW + e], g[...]): the window
+//     offset of the argmax pixel in the padded input and the gradient, in pooled-output order;
+//   by pixel (blocks with an input gradient, qw != NULL): conv output pixel q's entries are
+//     e < qcnt[q] of (qw[q * F + e], qg[...]): the filter's offset f * (K+1) in theta and the
+//     gradient, filters ascending.
+typedef struct TargetRoute {
+    int32_t *pix, *fcnt, *qw, *qcnt;
+    float *g, *qg;
+} TargetRoute;
+
+// One 2x2 pool window of route_img: F filters (F % 8 == 0), conv output W x C (padded width Wp),
+// relu mask, theta stride K+1 per filter, OHW pooled pixels; (y0, x0) the window's first pixel;
+// go, vo, ao: its F gradients, block outputs and argmax indices; db += the kept gradients.
+typedef struct TargetRouteWin {
+    int F, W, C, Wp, OHW, relu, y0, x0;
+    int32_t qstride;
+    const float *go, *vo;
+    const int32_t *ao;
+    float *db;
+} TargetRouteWin;
+
 // The FMA kernels of one vector width. Packed weights (wp) hold column blocks of 16 filters (the
 // last one 8 wide when the width is 8 mod 16), each K rows of stride 16, block col0 at wp + col0*K;
 // iota16[t] = 16 t. Every kernel sums each output element over its steps in ascending order with
@@ -46,6 +69,16 @@ typedef struct {
     void (*dx_row)(float *drow, const float *wky, const int32_t *qcnt, const int32_t *qw, const float *qg,
                    int F, int W, int init);
     int dx_C, dx_kC;
+    // Optional (NULL: the driver's inline AVX2 code): the relu/pool backward of one 2x2 pool
+    // window (dout_img's common case). g, v, ai: the window's F gradients, block outputs (relu:
+    // kept where v > 0) and argmax indices; first = (y0*W + x0)*F, the index of the window's
+    // first element; dst: dOut at pixel (y0, x0), rows Wd*F floats apart. Writes the 4 pixels
+    // (g at the argmax, +0 elsewhere) and adds the kept g to db[0..F).
+    void (*dout_win)(int F, int W, int Wd, int relu, const float *g, const float *v, const int32_t *ai,
+                     int32_t first, float *dst, float *db);
+    // Optional (NULL: the driver's inline AVX2 code): route_img's 2x2 window case, one pooled
+    // pixel's F filters appended to the routed lists r (see TargetRoute), o = its pooled index.
+    void (*route_win)(const struct TargetRoute *r, const struct TargetRouteWin *w);
 } TargetSimdKernels;
 
 // 1 if this build has the kernels (x86-64, GCC or Clang) and the running CPU has AVX2 and FMA.
