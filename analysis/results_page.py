@@ -334,15 +334,20 @@ def sec_fig2(runs, figdir, missing, final):
 # the analyses of scripts/results.sh (ROOT/analysis/NAME.h5 with its command in NAME.cmd)
 
 
+def read_cmd(root, name):
+    """The command line scripts/results.sh stored beside a result (ROOT/analysis/NAME.cmd)."""
+    p = os.path.join(root, "analysis", f"{name}.cmd")
+    return open(p).read().strip() if os.path.isfile(p) else "(command not recorded)"
+
+
 def analysis_input(root, name, missing, what):
     """(h5py file, command) of ROOT/analysis/NAME.h5, or None (and a missing entry)."""
     import h5py
     path = os.path.join(root, "analysis", f"{name}.h5")
-    cmdp = os.path.join(root, "analysis", f"{name}.cmd")
     if not os.path.isfile(path):
         missing.append((what, f"scripts/results.sh {root}"))
         return None, None, path
-    cmd = open(cmdp).read().strip() if os.path.isfile(cmdp) else "(command not recorded)"
+    cmd = read_cmd(root, name)
     try:
         return h5py.File(path, "r"), cmd, path
     except OSError as e:
@@ -367,8 +372,7 @@ def sec_baseline(root, missing):
     if not os.path.isfile(path):
         missing.append(("the deep-ensemble baseline (102 directly trained networks)", f"scripts/results.sh {root}"))
         return []
-    cmdp = os.path.join(root, "analysis", "baseline.cmd")
-    cmd = open(cmdp).read().strip() if os.path.isfile(cmdp) else "(command not recorded)"
+    cmd = read_cmd(root, "baseline")
     with h5py.File(path, "r") as f:
         n = f["z"].shape[0] if "z" in f else "?"
     return ["## The deep-ensemble baseline", "",
@@ -518,8 +522,7 @@ def sec_toy(root, figdir, missing):
     if not os.path.isfile(os.path.join(run, "toy_curve.csv")):
         missing.append(("the toy problem (Fig. 1)", f"scripts/results.sh {root}"))
         return []
-    cmdp = os.path.join(root, "analysis", "toy.cmd")
-    cmd = open(cmdp).read().strip() if os.path.isfile(cmdp) else "(command not recorded)"
+    cmd = read_cmd(root, "toy")
     png = os.path.join(figdir, "toy.png")
     subprocess.run([sys.executable, "analysis/plot_toy.py", run, png], check=True, stdout=subprocess.DEVNULL)
     return ["## Toy problem (Fig. 1)", "",
