@@ -27,6 +27,9 @@ RUNS = [  # name, λ, seed (as scripts/paper-runs.sh)
     ("l1e3-s1", 1e3, 1), ("l1e3-s2", 1e3, 2), ("l1e3-s3", 1e3, 3),
     ("l1e5-s1", 1e5, 1), ("l1e5-s2", 1e5, 2),
 ]
+# chi-square quantiles (0.025, 0.975) for 1..4 degrees of freedom: the 95% interval of a standard
+# deviation estimated from n = dof + 1 values is s·sqrt(dof / q975) .. s·sqrt(dof / q025)
+CHI2_95 = {1: (0.000982, 5.024), 2: (0.0506, 7.378), 3: (0.216, 9.348), 4: (0.484, 11.143)}
 STEPS = (13000, 11000)  # the final checkpoint, the original code's evaluation point (--steps)
 
 
@@ -270,7 +273,13 @@ def sec_ensembles(runs, root, missing, steps):
         if n > 1 and s_seed > 0:
             txt += (f", {gap / s_seed:+.1f} seed-to-seed standard deviations (and {gap / within:+.1f} of the "
                     f"ensemble-to-ensemble std within a run): "
-                    + ("within" if abs(gap) <= 2 * s_seed else "outside") + " two seed standard deviations.")
+                    + ("within" if abs(gap) <= 2 * s_seed else "outside") + " two seed standard deviations")
+            if n - 1 in CHI2_95:
+                lo, hi = CHI2_95[n - 1]
+                txt += (f"; but a standard deviation from {n} seeds is itself uncertain: its 95% interval is "
+                        f"{100 * s_seed * math.sqrt((n - 1) / hi):.3f}–{100 * s_seed * math.sqrt((n - 1) / lo):.3f} points.")
+            else:
+                txt += "."
         else:
             txt += f" ({gap / within:+.1f} ensemble-to-ensemble standard deviations; one seed, so no seed-level uncertainty yet)."
         out += [txt, ""]
