@@ -194,8 +194,7 @@ def sec_curves(runs, root, figdir, missing):
             continue
         png = os.path.join(figdir, f"curves_paper_l{lam_str(lam)}.png")
         args = [f"{r['dir']}:λ={lam_str(r['lambda'])} seed {r['seed']}" for r in done]
-        subprocess.run([sys.executable, "analysis/plot_curves.py", *args, "-o", png, "--smooth", "10"], check=True,
-                       stdout=subprocess.DEVNULL)
+        run_script("plot_curves.py", [*args, "-o", png, "--smooth", "10"])
         shown = " ".join(f"'{a}'" for a in args)
         out += [f"    python3 analysis/plot_curves.py {shown} -o {png} --smooth 10", "",
                 f"![training curves, λ = {lam_str(lam)}]({os.path.relpath(png, 'docs')})", ""]
@@ -358,9 +357,13 @@ def analysis_input(root, name, missing, what):
         return None, None, path
     cmd = read_cmd(root, name)
     try:
-        return h5py.File(path, "r"), cmd, path
+        f = h5py.File(path, "r")
     except OSError as e:
         fail(f"{path}: cannot read as HDF5 ({e})")
+    if cmd == "(command not recorded)" and "command_line" in f.attrs:   # the file's own provenance
+        cl = f.attrs["command_line"]
+        cmd = "./" + (cl.decode() if isinstance(cl, bytes) else str(cl))
+    return f, cmd, path
 
 
 def need(f, path, key):
@@ -369,9 +372,16 @@ def need(f, path, key):
     return f[key][...]
 
 
+def run_script(script, args):
+    """Runs analysis/SCRIPT quietly; its failure is the page's one-line error."""
+    r = subprocess.run([sys.executable, f"analysis/{script}", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+        fail(f"analysis/{script} {' '.join(args)}: exit {r.returncode}: {last}")
+
+
 def plot(script, inputs, png, *extra):
-    subprocess.run([sys.executable, f"analysis/{script}", *inputs, "-o", png, *extra], check=True,
-                   stdout=subprocess.DEVNULL)
+    run_script(script, [*inputs, "-o", png, *extra])
     return f"![{script[5:-3]}]({os.path.relpath(png, 'docs')})"
 
 
@@ -533,7 +543,7 @@ def sec_toy(root, figdir, missing):
         return []
     cmd = read_cmd(root, "toy")
     png = os.path.join(figdir, "toy.png")
-    subprocess.run([sys.executable, "analysis/plot_toy.py", run, png], check=True, stdout=subprocess.DEVNULL)
+    run_script("plot_toy.py", [run, png])
     return ["## Toy problem (Fig. 1)", "",
             f"    {cmd}", f"    python3 analysis/plot_toy.py {run} {png}", "",
             "The 1-D generator maps z ∈ [-1, 1] to the plane; trained for accuracy (the mixture's log",
@@ -675,8 +685,14 @@ def sec_pca(root, figdir, missing):
         kb = f["baseline/excess_kurtosis"][...] if "baseline/excess_kurtosis" in f else None
         cap = f["baseline"].attrs.get("captured_ratio") if "baseline" in f else None
         fmt = lambda v: " ".join(f"{x:+.2f}" for x in v)
-        rows.append(f"| {what} | {int(f.attrs['dim'])} | {' '.join(f'{100 * x:.1f}%' for x in r)} | {fmt(kg)} | {fmt(kn)} | "
-                    f"{fmt(kb) if kb is not None else '—'} | {f'{100 * float(cap):.2f}%' if cap is not None else '—'} |")
+        # The excess kurtosis of n Gaussian draws has standard error sqrt(24/n): an axis counts as
+        # non-Gaussian when |kurtosis| > 3 of them (the Gaussian null's own values show the scale).
+        n = int(f.attrs["networks"])
+        thr = 3.0 * (24.0 / n) ** 0.5
+        sig = sum(abs(float(x)) > thr for x in kg)
+        rows.append(f"| {what} | {int(f.attrs['dim'])} | {n} | {' '.join(f'{100 * x:.1f}%' for x in r)} | {fmt(kg)} | {fmt(kn)} | "
+                    f"{fmt(kb) if kb is not None else '—'} | {sig} of {len(kg)} (> {thr:.2f}) | "
+                    f"{f'{100 * float(cap):.2f}%' if cap is not None else '—'} |")
         f.close()
         png = os.path.join(figdir, f"pca_{key}.png")
         figs += [f"**{what}**", "", f"    {cmd}", f"    python3 analysis/plot_pca.py {path} -o {png}", "",
@@ -689,9 +705,12 @@ def sec_pca(root, figdir, missing):
             "on them and a Gaussian with the generated set's mean and covariance. Excess kurtosis along",
             "an axis is 0 for a Gaussian: values far from 0 are structure a Gaussian cloud of the same",
             "covariance does not have. The last column is the fraction of the deep ensemble's own total",
-            "variance that lies in the generated set's leading components.", "",
-            "| weights | dim | variance explained by PC1..4 | excess kurtosis along PC1..4: generated | Gaussian | deep ensemble | deep ensemble's variance on these axes |",
-            "|---|---|---|---|---|---|---|"] + rows + [""] + figs
+            "variance that lies in the generated set's leading components. An axis counts as",
+            "non-Gaussian when the generated set's |excess kurtosis| exceeds 3 standard errors of the",
+            "kurtosis of n Gaussian draws, 3·√(24/n); negative values (a flat or two-peaked",
+            "distribution along the axis) are the thin curves of the figures.", "",
+            "| weights | dim | networks n | variance explained by PC1..4 | excess kurtosis along PC1..4: generated | Gaussian | deep ensemble | non-Gaussian axes (\\|k\\| > 3·√(24/n)) | deep ensemble's variance on these axes |",
+            "|---|---|---|---|---|---|---|---|---|"] + rows + [""] + figs
 
 
 def sec_paths(root, figdir, missing):

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The analysis sections of docs/results.md (analysis/results_page.py: Fig. 8, diversity, shift,
+# calibration, OOD, Fig. 3, PCA, Fig. 7) on a small tree built as scripts/results.sh builds it,
+# from a 12-step run of the tiny job on synthetic MNIST-format images (needs no data):
+#   1. one run (l1e3-s1) with 40 networks of step 12, a 10-member deep ensemble (hyperanalyze
+#      baseline, 30 steps each), and every analysis at tiny sizes into ROOT/analysis/NAME.h5, with
+#      the command stored in NAME.cmd for some and taken from the file's command_line for the rest;
+#   2. each section's numbers are recomputed here with numpy from the result files (not by the
+#      page's code) and looked for on the page: the Fig. 8 medians (in 1/255) and fooled fractions,
+#      the diversity attributes, the shift rows, the fitted temperatures, the OOD AUROCs, the
+#      filter-diversity extremes, the PCA count of non-Gaussian axes (|k| > 3 sqrt(24/n)), the path
+#      minima; the section's command; every figure is a PNG; the analyses leave "Not measured yet";
+#   3. a result file without one of its datasets: exit 1, one line naming the file and the dataset.
+# Prints PASS/FAIL lines; exits non-zero on any failure. Binaries: ./hypertrain, ./hyperanalyze.
+set -u
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+fails=0; passes=0
+pass() { passes=$((passes+1)); echo "  PASS $*"; }
+fail() { fails=$((fails+1)); echo "  FAIL $*"; }
+T=$(mktemp -d /tmp/ht_results_an_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export OMP_NUM_THREADS=1
+for b in ./hypertrain ./hyperanalyze; do [ -x $b ] || { echo "FAIL: $b not built"; exit 1; }; done
+"$PY" -c 'import matplotlib, h5py, numpy' 2>/dev/null || { echo "FAIL: $PY lacks matplotlib/h5py/numpy (scripts/setup.sh)"; exit 1; }
+bash tests/synthetic_mnist.sh "$T/data" || { echo "FAIL: tests/synthetic_mnist.sh"; exit 1; }
+bash tests/synthetic_mnist.sh "$T/other" 10 300 || { echo "FAIL: tests/synthetic_mnist.sh (outliers)"; exit 1; }
+R=$T/root; A=$R/analysis; mkdir -p "$A"
+DA=(--data "$T/data")
+
+echo "a run, its networks, a deep ensemble and the analyses"
+run() {  # run NAME CMD...: runs CMD, logs into $T/NAME.log
+  local name=$1; shift
+  "$@" >"$T/$name.log" 2>&1
+  local rc=$?
+  [ $rc -eq 0 ] && return 0
+  fail "$name: $* (exit $rc)"; tail -5 "$T/$name.log"; return 1
+}
+# the tiny job on data that is not MNIST (checksums off), for hyperanalyze baseline's --job
+"$PY" -c 'import json,sys; j=json.load(open("jobs/tiny.json")); j["data"]["verify"]=False; json.dump(j,open(sys.argv[1],"w"))' "$T/tiny.json"
+EV=$R/l1e3-s1/eval/step00012; mkdir -p "$EV"
+S=$EV/samples.h5; B=$A/baseline.h5
+run train ./hypertrain jobs/tiny.json --out "$R/l1e3-s1" --quiet "${DA[@]}" --set data.verify=false --set seed=1 \
+    --set steps=12 --set val_every=4 --set checkpoint_every=4 --set keep_checkpoints=3 &&
+run sample ./hypertrain sample --checkpoint "$R/l1e3-s1/ckpt_00000012.h5" --count 40 --out "$S" --quiet "${DA[@]}" &&
+run baseline ./hyperanalyze baseline --job "$T/tiny.json" --members 10 --steps 30 --out "$B" --log-every 10 "${DA[@]}" ||
+  { echo "$passes passed, $((fails)) failed"; exit 1; }
+# name and command; .cmd written for the first two (as scripts/results.sh does), the rest of the
+# page's commands come from each file's command_line attribute
+ANALYSES=(
+  "adversarial ./hyperanalyze adversarial $S --n-images 12 --members 6 --baseline $B --eps-max 0.1 --out $A/adversarial.h5 --data $T/data"
+  "diversity ./hyperanalyze diversity $S --baseline $B --members 6 --split test --images 200 --out $A/diversity.h5 --data $T/data"
+  "shift ./hyperanalyze shift $S --baseline $B --members 4 --images 100 --angles 0,90,180 --out $A/shift.h5 --data $T/data"
+  "calibrate ./hyperanalyze calibrate $S --baseline $B --members 4 --val-images 200 --test-images 200 --out $A/calibrate.h5 --data $T/data"
+  "ood ./hyperanalyze ood $S --outliers $T/other --members 4 --images 200 --out $A/ood.h5 --data $T/data"
+  "filterdiv ./hyperanalyze filterdiv $S --n 40 --out $A/filterdiv.h5"
+  "pca-layer-1 ./hyperanalyze pca $S --what layer:1 --n 40 --components 4 --baseline $B --out $A/pca-layer-1.h5"
+  "paths ./hyperanalyze paths $R/l1e3-s1/ckpt_00000012.h5 --pairs 3 --points 5 --images 100 --out $A/paths.h5 --data $T/data"
+)
+i=0
+for a in "${ANALYSES[@]}"; do
+  read -r -a w <<<"$a"
+  name=${w[0]}
+  run "$name" "${w[@]:1}" && pass "$name"
+  [ $i -lt 2 ] && printf '%s\n' "${w[*]:1}" > "$A/$name.cmd"
+  i=$((i+1))
+done
+
+echo "the page"
+out=$("$PY" analysis/results_page.py --root "$R" --steps 12,8 --out "$T/results.md" --figures "$T/fig" 2>&1); rc=$?
+[ $rc -eq 0 ] && pass "exit 0: $(echo "$out" | tail -1)" || fail "exit $rc: $out"
+chk=$("$PY" - "$A" "$T/results.md" <<'EOF' 2>&1
+import sys
+import h5py, numpy as np
+A, page = sys.argv[1], open(sys.argv[2]).read()
+bad = []
+def want(s, what):
+    if s not in page:
+        bad.append(f"{what}: '{s}' not on the page")
+def sec(title):
+    i = page.find(title)
+    if i < 0:
+        bad.append(f"section '{title}' missing"); return ""
+    j = page.find("\n## ", i + 1)
+    return page[i:j if j > 0 else len(page)]
+def p(x, nd=2): return f"{100 * x:.{nd}f}%"
+# Fig. 8: per population and attack, the median smallest eps (1/255) and the fraction fooled
+with h5py.File(f"{A}/adversarial.h5") as f:
+    for pop, label in (("generated", "generated"), ("deep", "deep ensemble")):
+        n = int(np.sum(f[f"{pop}/attacked"][...]))
+        for mode in ("untargeted", "targeted"):
+            cells = []
+            for line in ("source", "other", "ensemble_transfer", "ensemble_whitebox"):
+                e = f[f"{pop}/{mode}/{line}"][...]
+                e = e[~np.isnan(e)]
+                cells.append(f"{np.median(e) * 255:.1f} ({100 * np.mean(np.isfinite(e)):.0f}%)")
+            want(f"| {label} | {mode} | {n} | " + " | ".join(cells) + " |", f"Fig. 8 {label} {mode}")
+s8 = sec("## Fig. 8")
+if "./hyperanalyze adversarial" not in s8 or "--n-images 12" not in s8:
+    bad.append("Fig. 8: the stored command (adversarial.cmd) is not shown")
+with h5py.File(f"{A}/diversity.h5") as f:
+    for g in ("generated", "baseline"):
+        a = f[g].attrs
+        want(f"| {p(a['error_mean'])} | {p(a['disagreement_mean'])} | {a['kl_sym_mean']:.4f} | "
+             f"{a['norm_disagreement_mean']:.3f} | {p(a['ensemble_error'])} |", f"diversity {g}")
+with h5py.File(f"{A}/shift.h5") as f:
+    for i, ang in enumerate(f["angles"][...]):
+        row = [f"{ang:g}°"]
+        for g in ("generated", "baseline"):
+            row += [p(f[f"{g}/single/accuracy_mean"][i], 1), p(f[f"{g}/ensemble/accuracy"][i], 1),
+                    f"{f[f'{g}/ensemble/nll'][i]:.3f}", f"{f[f'{g}/ensemble/ece'][i]:.3f}"]
+        want("| " + " | ".join(row) + " |", f"shift {ang}°")
+    if "./hyperanalyze shift" not in sec("## Dataset shift"):
+        bad.append("shift: the command from the file's command_line is not shown")
+with h5py.File(f"{A}/calibrate.h5") as f:
+    for g in ("generated", "baseline"):
+        for s_, t in zip(f[f"{g}/sizes"][...], f[f"{g}/temperature"][...]):
+            want(f"| {int(s_)} | {t:.3f} |", f"calibration {g} size {int(s_)}")
+with h5py.File(f"{A}/ood.h5") as f:
+    for i, s_ in enumerate(f["sizes"][...]):
+        want(f"| {int(s_)} | {f['auroc/entropy'][i]:.4f} |", f"OOD size {int(s_)}")
+with h5py.File(f"{A}/filterdiv.h5") as f:
+    for k in ("layer1", "layer2"):
+        d = f[f"{k}/diversity"][...]
+        want(f"{d.min():.3f} / {np.median(d):.3f} / {d.max():.3f} | filter {int(np.argmin(d))}: ", f"Fig. 3 {k}")
+with h5py.File(f"{A}/pca-layer-1.h5") as f:
+    x = f["projections"][...]                      # (n, k) generated networks on their components
+    n = x.shape[0]
+    z = (x - x.mean(0)) / x.std(0)
+    kurt = (z ** 4).mean(0) - 3.0                  # excess kurtosis, recomputed from the projections
+    thr = 3 * np.sqrt(24 / n)
+    want(f"| {n} | ", "PCA networks")
+    want(f"| {int(np.sum(np.abs(kurt) > thr))} of {len(kurt)} (> {thr:.2f}) |", "PCA non-Gaussian axes")
+with h5py.File(f"{A}/paths.h5") as f:
+    ia, da = f["interpolated/accuracy"][...], f["direct/accuracy"][...]
+    want(f"| interpolated in z | {p((ia[:, 0].mean() + ia[:, -1].mean()) / 2)} | {p(ia.min(axis=1).mean())} | {p(ia.min())} |", "Fig. 7 interpolated")
+    want(f"| direct in weights | {p((da[:, 0].mean() + da[:, -1].mean()) / 2)} | {p(da.min(axis=1).mean())} | {p(da.min())} |", "Fig. 7 direct")
+miss = page[page.find("## Not measured yet"):]
+for w in ("Fig. 8", "function-space diversity", "rotated-MNIST", "calibration with temperature", "Fig. 3",
+          "PCA of layer 1", "Fig. 7", "out-of-distribution"):
+    if w in miss:
+        bad.append(f"'{w}' still under 'Not measured yet'")
+print("; ".join(bad) if bad else "every number found")
+sys.exit(1 if bad else 0)
+EOF
+); [ $? -eq 0 ] && pass "numbers: $chk" || fail "numbers: $chk"
+for png in fig8_adversarial.png diversity.png shift.png calibration.png ood.png fig3_filters.png pca_layer-1.png fig7_paths.png; do
+  [ -s "$T/fig/$png" ] && head -c 8 "$T/fig/$png" | grep -q PNG && pass "$png written" || fail "$png missing"
+done
+
+echo "bad input: exit 1, one line naming the file and the dataset, the old page unchanged"
+cp "$T/results.md" "$T/good.md"
+"$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1],'a'); del f['interpolated/accuracy']" "$A/paths.h5"
+o=$("$PY" analysis/results_page.py --root "$R" --steps 12,8 --out "$T/results.md" --figures "$T/fig" 2>&1); rc=$?
+if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$o" | wc -l)" -eq 1 ] && [[ "$o" == *"paths.h5: dataset /interpolated/accuracy missing"* ]] &&
+   cmp -s "$T/results.md" "$T/good.md"; then pass "paths.h5 without /interpolated/accuracy: $o"
+else fail "paths.h5 without /interpolated/accuracy: exit $rc: $o"; fi
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
