@@ -302,10 +302,9 @@ static void block_img(const BBlock *B, const uint16_t *in, const uint16_t *wp, c
     const size_t es = out_bf16 ? sizeof(uint16_t) : sizeof(float);
     const int per = B->pool ? 4 : 1;                  // tile rows per output
     const int nout = B->OH * B->OW, gmax = MR_MAX / per; // outputs; outputs per tile
-    for (int q0 = 0; q0 < nout; q0 += gmax) {
+    for (int q0 = 0, oy = 0, ox = 0; q0 < nout; q0 += gmax) { // (oy, ox): output q0 + u
         const int g = nout - q0 < gmax ? nout - q0 : gmax;
-        for (int u = 0; u < g; u++) {
-            const int oy = (q0 + u) / B->OW, ox = (q0 + u) % B->OW;
+        for (int u = 0; u < g; u++, ox = ox + 1 == B->OW ? (oy++, 0) : ox + 1) {
             t.dst[u] = (char *)out + ((size_t)oy * ors + (size_t)ox * B->F) * es;
             for (int s = 0; s < per; s++) { // pixel (y, x) of the conv output: window origin (y, x)
                 const int y = B->pool ? 2 * oy + s / 2 : oy, x = B->pool ? 2 * ox + s % 2 : ox;
@@ -330,7 +329,7 @@ static void block_img(const BBlock *B, const uint16_t *in, const uint16_t *wp, c
 
 void target_bf16_forward_net(const TargetArch *a, int M, float *ws, const float *theta, int n,
                              const float *images, float *probs, TargetBf16Fault fault) {
-    HT_CHECK(target_bf16_cpu_ok(), "target: bf16 evaluation needs a CPU with AVX512_BF16");
+    // (the caller checked target_bf16_cpu_ok and target_bf16_arch_ok: target_set_eval_precision)
     BPlan P;
     make_plan(a, M, &P);
     const int trunc = fault == TARGET_BF16_FAULT_TRUNCATE;
