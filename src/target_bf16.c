@@ -47,6 +47,8 @@ typedef struct {
     int NB;               // column blocks of 16 filters (packed weights and bias padded to 16 NB)
     size_t in_elems;      // bf16 elements of the padded input image ((H+2p) Wp C, + 2 zero after)
     size_t in, wp, bias;  // ws offsets (floats): padded bf16 input, packed bf16 weights, bias
+    int ntiles;           // product tiles per image (see block_img)
+    size_t tab;           // ws (int32): per tile, MR_MAX input offsets, then MR_MAX output offsets
 } BBlock;
 
 typedef struct {
@@ -58,6 +60,8 @@ typedef struct {
     size_t act[HT_MAX_OPS]; // ws: output of fc op i (relu ops share it)
     size_t total;
 } BPlan;
+
+#define MR_MAX 12 // rows (output pixels) of a product tile
 
 static size_t r16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t bf16_floats(size_t elems) { return r16((elems + 1) / 2); }
@@ -96,6 +100,8 @@ static void make_plan(const TargetArch *a, int M, BPlan *P) {
         B->in = off; off += bf16_floats(B->in_elems);
         B->wp = off; off += (size_t)B->NB * 16 * B->k * B->kC2; // NB*16 filters x k*kC2 pairs x 2 bf16
         B->bias = off; off += (size_t)B->NB * 16;
+        B->ntiles = (B->OH * B->OW + MR_MAX / (B->pool ? 4 : 1) - 1) / (MR_MAX / (B->pool ? 4 : 1));
+        B->tab = off; off += r16((size_t)B->ntiles * 2 * MR_MAX);
     }
     P->fc0 = i;
     P->D = P->nb ? (size_t)P->b[P->nb - 1].OH * P->b[P->nb - 1].OW * P->b[P->nb - 1].F : (size_t)a->in_size;
@@ -179,15 +185,15 @@ static BF16 void pack_weights(const BBlock *B, const float *w, uint16_t *wp, flo
 
 // ---- the micro-kernel ----
 
-#define MR_MAX 12
-
 typedef struct {
-    const uint16_t *a[MR_MAX]; // row r: the window origin of its pixel in the padded bf16 input
+    const uint16_t *in;        // the padded bf16 input
+    const int32_t *aoff;       // row r: its pixel's window origin at in + aoff[r]
     const uint16_t *B;         // the first column block's packed weights (pair s of row ky at + 32 (ky kC2 + s))
     ptrdiff_t bstep;           // elements from one column block to the next
     ptrdiff_t rs;              // elements from one input row to the next (Wp C)
     int k, kC2, jn;            // kernel rows, pairs per row, pairs summed per row (kC2; fewer: fault)
-    void *dst[MR_MAX];         // plain tile: row r's output; pool tile: window w's output
+    char *out;                 // the output at the tile's first column
+    const int32_t *doff;       // plain tile: row r's output, pool tile: window w's, at element doff[.] of out
     int bf16, trunc;           // output in bf16 (else float32), truncating conversion (fault)
     const float *bias;         // the first column block's bias (16 NV floats)
     int relu;
@@ -202,7 +208,7 @@ static INLINE int32_t ld32(const uint16_t *p) {
 
 // Accumulators c<r><v>, rows r < MR, column blocks v < NV, named (kept in registers).
 #define BROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();      \
-                     const uint16_t *p##r = t->a[MR > r ? r : 0]
+                     const uint16_t *p##r = t->in + t->aoff[MR > r ? r : 0]
 #define BROW_DP(r) if (MR > r) { const __m512bh x = (__m512bh)_mm512_set1_epi32(ld32(p##r + 2 * j)); \
                      c##r##0 = _mm512_dpbf16_ps(c##r##0, x, b0);                                \
                      if (NV > 1) c##r##1 = _mm512_dpbf16_ps(c##r##1, x, b1); }
@@ -226,10 +232,10 @@ static INLINE int32_t ld32(const uint16_t *p) {
         }                                                                                          \
     }
 
-// Column block v of output d (float32 or bf16 elements) gets y in lanes m.
-static BF16 INLINE void store_out(const BTile *t, void *d, int v, __m512 y, __mmask16 m) {
-    if (t->bf16) _mm256_mask_storeu_epi16((uint16_t *)d + 16 * v, m, cvt16(y, t->trunc));
-    else _mm512_mask_storeu_ps((float *)d + 16 * v, m, y);
+// Column block v of the output at element e (float32 or bf16 elements) gets y in lanes m.
+static BF16 INLINE void store_out(const BTile *t, int32_t e, int v, __m512 y, __mmask16 m) {
+    if (t->bf16) _mm256_mask_storeu_epi16((uint16_t *)t->out + e + 16 * v, m, cvt16(y, t->trunc));
+    else _mm512_mask_storeu_ps((float *)t->out + e + 16 * v, m, y);
 }
 
 static BF16 INLINE __m512 bias_relu(__m512 y, __m512 bias, int relu) {
@@ -238,8 +244,8 @@ static BF16 INLINE __m512 bias_relu(__m512 y, __m512 bias, int relu) {
 }
 
 // Plain tile: MR output pixels.
-#define BROW_OUT(r) if (MR > r) { store_out(t, t->dst[r], 0, bias_relu(c##r##0, bias0, relu), t->m0); \
-                     if (NV > 1) store_out(t, t->dst[r], 1, bias_relu(c##r##1, bias1, relu), t->m1); }
+#define BROW_OUT(r) if (MR > r) { store_out(t, t->doff[r], 0, bias_relu(c##r##0, bias0, relu), t->m0); \
+                     if (NV > 1) store_out(t, t->doff[r], 1, bias_relu(c##r##1, bias1, relu), t->m1); }
 static BF16 INLINE void tile_body(const BTile *t, const int MR, const int NV) {
     BTILE_ACCUMULATE(t)
     const int relu = t->relu;
@@ -260,8 +266,8 @@ static BF16 INLINE __m512 max4(__m512 y0, __m512 y1, __m512 y2, __m512 y3, __m51
 // Pool tile: WIN 2x2 windows, rows 4w..4w+3 the pixels of window w.
 #define BWIN_OUT(w, ra, rb, rc, rd)                                                                  \
     if (WIN > w) {                                                                                   \
-        store_out(t, t->dst[w], 0, max4(c##ra##0, c##rb##0, c##rc##0, c##rd##0, bias0, relu), t->m0); \
-        if (NV > 1) store_out(t, t->dst[w], 1, max4(c##ra##1, c##rb##1, c##rc##1, c##rd##1, bias1, relu), t->m1); \
+        store_out(t, t->doff[w], 0, max4(c##ra##0, c##rb##0, c##rc##0, c##rd##0, bias0, relu), t->m0); \
+        if (NV > 1) store_out(t, t->doff[w], 1, max4(c##ra##1, c##rb##1, c##rc##1, c##rd##1, bias1, relu), t->m1); \
     }
 static BF16 INLINE void tile_pool_body(const BTile *t, const int WIN, const int NV) {
     const int MR = 4 * WIN;
@@ -290,36 +296,49 @@ static const BTileFn PTILES[4][2] = {
 // Lanes of column block cb of F filters: 16, or 8 for the last block of F = 8 mod 16.
 static INLINE __mmask16 block_mask(int F, int cb) { return F - 16 * cb >= 16 ? (__mmask16)0xffff : (__mmask16)0x00ff; }
 
+// Block B's tile tables (B->tab): tile T covers outputs q = T*gmax .. (gmax per tile: 12 pixels, or
+// 3 pool windows of 4 pixels); row r's pixel (y, x) has its window origin at element (y Wp + x) C
+// of the padded input (the window's first row starts there: the pad shifts SAME's centre), and
+// output q = (oy, ox) is at element oy ors + ox F of the block output.
+static void build_tables(const BBlock *B, ptrdiff_t ors, int32_t *tab) {
+    const int per = B->pool ? 4 : 1, gmax = MR_MAX / per, nout = B->OH * B->OW;
+    for (int T = 0; T < B->ntiles; T++) {
+        int32_t *aoff = tab + (size_t)T * 2 * MR_MAX, *doff = aoff + MR_MAX;
+        for (int u = 0; u < gmax; u++) {
+            const int q = T * gmax + u < nout ? T * gmax + u : nout - 1; // (rows past the end: unused)
+            const int oy = q / B->OW, ox = q % B->OW;
+            doff[u] = (int32_t)(oy * ors + (ptrdiff_t)ox * B->F);
+            for (int s = 0; s < per; s++) {
+                const int y = B->pool ? 2 * oy + s / 2 : oy, x = B->pool ? 2 * ox + s % 2 : ox;
+                aoff[u * per + s] = (int32_t)(((ptrdiff_t)y * B->Wp + x) * B->C);
+            }
+        }
+    }
+}
+
 // One image through block B: in (the padded bf16 input), the block output pixel (oy, ox) at
-// out + (oy ors + ox F) elements, bf16 (out_bf16) or float32.
-static void block_img(const BBlock *B, const uint16_t *in, const uint16_t *wp, const float *bias, void *out,
-                      ptrdiff_t ors, int out_bf16, TargetBf16Fault fault) {
+// out + (oy ors + ox F) elements (tables of build_tables with this ors), bf16 (out_bf16) or float32.
+static void block_img(const BBlock *B, const int32_t *tab, const uint16_t *in, const uint16_t *wp, const float *bias,
+                      void *out, int out_bf16, TargetBf16Fault fault) {
     BTile t;
+    t.in = in;
     t.rs = (ptrdiff_t)B->Wp * B->C;
     t.k = B->k; t.kC2 = B->kC2; t.jn = fault == TARGET_BF16_FAULT_DROP_PAIR ? B->kC2 - 1 : B->kC2;
     t.bstep = (ptrdiff_t)B->k * B->kC2 * 32;
     t.bf16 = out_bf16; t.trunc = fault == TARGET_BF16_FAULT_TRUNCATE; t.relu = B->relu;
     const size_t es = out_bf16 ? sizeof(uint16_t) : sizeof(float);
-    const int per = B->pool ? 4 : 1;                  // tile rows per output
-    const int nout = B->OH * B->OW, gmax = MR_MAX / per; // outputs; outputs per tile
-    for (int q0 = 0, oy = 0, ox = 0; q0 < nout; q0 += gmax) { // (oy, ox): output q0 + u
-        const int g = nout - q0 < gmax ? nout - q0 : gmax;
-        for (int u = 0; u < g; u++, ox = ox + 1 == B->OW ? (oy++, 0) : ox + 1) {
-            t.dst[u] = (char *)out + ((size_t)oy * ors + (size_t)ox * B->F) * es;
-            for (int s = 0; s < per; s++) { // pixel (y, x) of the conv output: window origin (y, x)
-                const int y = B->pool ? 2 * oy + s / 2 : oy, x = B->pool ? 2 * ox + s % 2 : ox;
-                t.a[u * per + s] = in + ((size_t)y * B->Wp + x) * B->C;
-            }
-        }
-        void *dst0[MR_MAX];
-        memcpy(dst0, t.dst, sizeof(dst0));
+    const int gmax = MR_MAX / (B->pool ? 4 : 1), nout = B->OH * B->OW;
+    for (int T = 0; T < B->ntiles; T++) {
+        const int g = nout - T * gmax < gmax ? nout - T * gmax : gmax;
+        t.aoff = tab + (size_t)T * 2 * MR_MAX;
+        t.doff = t.aoff + MR_MAX;
         for (int cb = 0, nv; cb < B->NB; cb += nv) {
             nv = B->NB - cb >= 2 ? 2 : 1;
             t.B = wp + (size_t)cb * t.bstep;
             t.bias = bias + 16 * cb;
             t.m0 = block_mask(B->F, cb);
             t.m1 = nv > 1 ? block_mask(B->F, cb + 1) : 0;
-            for (int u = 0; u < g; u++) t.dst[u] = (char *)dst0[u] + (size_t)16 * cb * es;
+            t.out = (char *)out + (size_t)16 * cb * es;
             (B->pool ? PTILES[g][nv - 1] : TILES[g][nv - 1])(&t);
         }
     }
@@ -336,6 +355,8 @@ void target_bf16_forward_net(const TargetArch *a, int M, float *ws, const float 
     for (int b = 0; b < P.nb; b++) {
         const BBlock *B = &P.b[b];
         pack_weights(B, theta + a->layers[B->layer].offset, (uint16_t *)(ws + B->wp), ws + B->bias, trunc);
+        build_tables(B, b + 1 < P.nb ? (ptrdiff_t)P.b[b + 1].Wp * P.b[b + 1].C : (ptrdiff_t)B->OW * B->F,
+                     (int32_t *)(ws + B->tab));
         memset(ws + B->in, 0, B->in_elems * sizeof(uint16_t)); // the zero border and the 2 after
     }
     for (int i = 0; i < n && P.nb; i++) {
@@ -351,10 +372,11 @@ void target_bf16_forward_net(const TargetArch *a, int M, float *ws, const float 
             if (b + 1 < P.nb) { // bf16, into the next block's padded input
                 const BBlock *N = &P.b[b + 1];
                 uint16_t *nin = (uint16_t *)(ws + N->in) + ((size_t)N->p * N->Wp + N->p) * N->C;
-                block_img(B, in, (const uint16_t *)(ws + B->wp), ws + B->bias, nin, (ptrdiff_t)N->Wp * N->C, 1, fault);
+                block_img(B, (const int32_t *)(ws + B->tab), in, (const uint16_t *)(ws + B->wp), ws + B->bias, nin, 1,
+                          fault);
             } else
-                block_img(B, in, (const uint16_t *)(ws + B->wp), ws + B->bias, ws + P.fcin + (size_t)i * P.D,
-                          (ptrdiff_t)B->OW * B->F, 0, fault);
+                block_img(B, (const int32_t *)(ws + B->tab), in, (const uint16_t *)(ws + B->wp), ws + B->bias,
+                          ws + P.fcin + (size_t)i * P.D, 0, fault);
         }
     }
     // fc tail on all images, float32 (reference functions)
