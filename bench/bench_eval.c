@@ -8,7 +8,8 @@
 // without --ckpt: random networks of the paper architecture (U(+-sqrt(3/fan_in)) weights) on
 // random images (timing only). Evaluation as trainer_validate runs it: target_forward of all
 // networks on 50 images per call, the same networks and images for both precisions.
-// Prints, per round (fp32 then bf16, alternating): seconds and GFLOP/s (conv and fc forward FLOPs,
+// Prints the 1-thread AVX-512 FMA and vdpbf16ps peaks (register-only loops), then, per round (fp32
+// then bf16, alternating): seconds and GFLOP/s (conv and fc forward FLOPs,
 // 2 per multiply-add), wall clock and CPU time / threads (robust to other processes on the cores); then, with a checkpoint, for each precision: mean single-network accuracy,
 // majority vote and mean-probability ensemble accuracy, and the fraction of (network, image)
 // argmax decisions that differ between the two precisions. The last line is JSON (one object).
@@ -31,6 +32,53 @@
 #include "target.h"
 
 #define CHUNK 50 // images per target_forward call (train.c's VAL_CHUNK)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+// Register-only loops, 12 independent accumulators, n iterations, one thread: the AVX-512 FMA peak
+// (12 x 16 x 2 FLOP per iteration) and the vdpbf16ps peak (12 x 32 x 2). The empty asm keeps the
+// accumulators live and the loop from being folded.
+#define PEAK_LOOP(T, INIT, OP)                                                                      \
+    T a0 = INIT, a1 = INIT, a2 = INIT, a3 = INIT, a4 = INIT, a5 = INIT, a6 = INIT, a7 = INIT,        \
+      a8 = INIT, a9 = INIT, a10 = INIT, a11 = INIT;                                                  \
+    for (long i = 0; i < n; i++) {                                                               \
+        a0 = OP(a0); a1 = OP(a1); a2 = OP(a2); a3 = OP(a3); a4 = OP(a4); a5 = OP(a5);            \
+        a6 = OP(a6); a7 = OP(a7); a8 = OP(a8); a9 = OP(a9); a10 = OP(a10); a11 = OP(a11);        \
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), \
+                         "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));                      \
+    }                                                                                            \
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a5), a11))
+static __attribute__((target("avx512f,fma"))) float peak_fma(long n) {
+    const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-7f);
+#define FMA_OP(a) _mm512_fmadd_ps(a, x, y)
+    PEAK_LOOP(__m512, _mm512_set1_ps(1.0f), FMA_OP);
+}
+static __attribute__((target("avx512f,avx512bf16"))) float peak_dpbf16(long n) {
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33803380);
+#define DP_OP(a) _mm512_dpbf16_ps(a, x, y)
+    PEAK_LOOP(__m512, _mm512_set1_ps(1.0f), DP_OP);
+}
+// Prints the two peaks (best of 3 alternating rounds of ~0.1 s) and their ratio.
+static void print_peaks(void) {
+    const long n = 10000000;
+    double bf = 0, bd = 0;
+    float sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = ht_now();
+        sink += peak_fma(n);
+        const double f = n * 12.0 * 32 / (ht_now() - t0) / 1e9;
+        t0 = ht_now();
+        sink += peak_dpbf16(n);
+        const double d = n * 12.0 * 64 / (ht_now() - t0) / 1e9;
+        if (f > bf) bf = f;
+        if (d > bd) bd = d;
+    }
+    printf("peak, 1 thread (register-only loops): AVX-512 FMA %.1f GFLOP/s, vdpbf16ps %.1f GFLOP/s (x%.2f)%s\n", bf,
+           bd, bd / bf, sink == 0.12345f ? " " : "");
+}
+#else
+static void print_peaks(void) {}
+#endif
 
 typedef struct {
     const char *ckpt, *data;
@@ -219,6 +267,7 @@ int main(int argc, char **argv) {
     printf("bench_eval: %d networks x %d images (%s), %d thread(s), target implementation %s, %.2f TFLOP per "
            "evaluation\n", o.nets, o.images, o.ckpt ? o.ckpt : "random networks and images", o.threads,
            target_impl_name(t.impl), flop / 1e12);
+    print_peaks();
     fflush(stdout);
     // wall-clock seconds, and CPU seconds / threads (what the wall clock would read on idle cores:
     // robust when other processes share them, since time spent descheduled is not counted)
