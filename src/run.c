@@ -621,9 +621,11 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     if (job->task == TASK_MNIST && !use_gpu) {
         target_apply_eval_precision(&r.tr.tn, job->eval_precision == EVAL_BF16 ? TARGET_EVAL_BF16 : TARGET_EVAL_FP32,
                                     "eval_precision");
-        if (comm->rank == 0 && r.tr.tn.eval != TARGET_EVAL_FP32)
-            printf("validation: target network forward in %s (eval_precision, HT_EVAL_PRECISION; training stays fp32)\n",
-                   target_precision_name(r.tr.tn.eval));
+        const TargetPrecision want = job->eval_precision == EVAL_BF16 ? TARGET_EVAL_BF16 : TARGET_EVAL_FP32;
+        if (comm->rank == 0 && (r.tr.tn.eval != TARGET_EVAL_FP32 || want != r.tr.tn.eval))
+            printf("validation: target network forward in %s (%s; training stays fp32)\n",
+                   target_precision_name(r.tr.tn.eval), want != r.tr.tn.eval ?
+                   "HT_EVAL_PRECISION overrides the job's eval_precision" : "eval_precision");
     }
 #ifdef HT_CUDA
     if (use_gpu) r.gpu = cuda_trainer_create(&r.tr);
