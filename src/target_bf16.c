@@ -17,7 +17,8 @@
 //           are adjacent in the padded input (element 2j of window row ky of pixel (y, x) is at
 //           ((y + ky) Wp + x) C + 2j), so each broadcast is one 32-bit load; with C odd the second
 //           element of the last pair is the next pixel's first channel (or the zero border / two
-//           zero elements after the buffer), times weight 0;
+//           zero elements after the buffer), times weight 0 (0 when that input is finite; an
+//           Inf or NaN there would make the sum NaN: inputs are images and finite activations);
 //   epilogue float32: + bias, [relu], [max of the 2x2 window], then stored in bf16 into the next
 //           block's padded input, or in float32 into the fc input after the last block.
 // The fc layers and the softmax run in float32 on all images with target.c's reference functions.
