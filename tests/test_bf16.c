@@ -28,7 +28,7 @@
 //     1/80 of conv2 and must fail checks 1 and 2.
 //  4. target_forward with eval bf16 = target_bf16_forward_net network by network, bitwise, for 1
 //     and 2 threads and shared or per-network images; target_loss_grad ignores the setting
-//     (bitwise the float32 training results).
+//     (bitwise the float32 training results); HT_EVAL_PRECISION and the job key's path.
 //  5. Architectures that take every branch: odd channel counts (1, 3; the last pair's second
 //     element is the next pixel or the zero padding), 8 filters (half a column block), 48 filters
 //     (2 + 1 column blocks), no pool, 1x1 kernels, pooled sizes not a multiple of 3 windows.
@@ -388,6 +388,31 @@ static void check_refusals(TestState *ts) {
     }
 }
 
+// HT_EVAL_PRECISION at target_init, and the job key's path (target_apply_eval_precision) under it.
+static void check_selection(TestState *ts) {
+    TargetArch a;
+    make_arch(&a, 28, 28, 1, 10, PAPER, 9);
+    TargetNet t;
+    target_init(&t, &a, 8, 1);
+    T_CHECK(ts, t.eval == TARGET_EVAL_FP32, "target_init: fp32 evaluation by default");
+    target_apply_eval_precision(&t, TARGET_EVAL_BF16, "eval_precision");
+    T_CHECK(ts, t.eval == TARGET_EVAL_BF16, "target_apply_eval_precision(bf16) without HT_EVAL_PRECISION: bf16");
+    target_free(&t);
+    setenv("HT_EVAL_PRECISION", "bf16", 1);
+    target_init(&t, &a, 8, 1);
+    const int env_bf16 = t.eval == TARGET_EVAL_BF16;
+    target_apply_eval_precision(&t, TARGET_EVAL_FP32, "eval_precision");
+    T_CHECK(ts, env_bf16 && t.eval == TARGET_EVAL_BF16, "HT_EVAL_PRECISION=bf16: target_init sets bf16, and a job's "
+            "fp32 does not override it");
+    target_free(&t);
+    setenv("HT_EVAL_PRECISION", "fp32", 1);
+    target_init(&t, &a, 8, 1);
+    target_apply_eval_precision(&t, TARGET_EVAL_BF16, "eval_precision");
+    T_CHECK(ts, t.eval == TARGET_EVAL_FP32, "HT_EVAL_PRECISION=fp32 wins over a job's bf16");
+    target_free(&t);
+    unsetenv("HT_EVAL_PRECISION");
+}
+
 int main(void) {
     TestState ts = {0, 0};
     const double t0 = ht_now();
@@ -412,8 +437,9 @@ int main(void) {
     check_arch(&ts, "6x4 conv1->8 pool2 (no relu) fc3", &a, 3, 3);
     make_arch(&a, 10, 6, 3, 5, A_C3, 4);
     check_arch(&ts, "10x6x3 conv5->24 relu pool2 fc5", &a, 3, 3);
-    printf("batched calls\n");
+    printf("batched calls, selection\n");
     check_batched(&ts);
+    check_selection(&ts);
     printf("  total test time %.1f s\n", ht_now() - t0);
     return test_summary(&ts, "test_bf16");
 }
