@@ -116,9 +116,13 @@ int main(int argc, char **argv) {
     target_flops(&m.tarch, &f1, &fb);
     const double step_flops = fb * job.batch * job.images_per_sample;
 
+    // the job's eval_precision, as run.c applies it (HT_EVAL_PRECISION=fp32|bf16 overrides it)
+    target_apply_eval_precision(&tr.tn, job.eval_precision == EVAL_BF16 ? TARGET_EVAL_BF16 : TARGET_EVAL_FP32,
+                                "eval_precision");
     printf("bench_step: job %s, %d thread(s), batch %d x %d images, %zu target weights, %zu parameters, "
-           "target network implementation %s\n", job.name, omp_get_max_threads(), job.batch,
-           job.images_per_sample, m.tarch.n_weights, m.harch.table.n_params, target_impl_name(tr.tn.impl));
+           "target network implementation %s, evaluation in %s\n", job.name, omp_get_max_threads(), job.batch,
+           job.images_per_sample, m.tarch.n_weights, m.harch.table.n_params, target_impl_name(tr.tn.impl),
+           target_precision_name(tr.tn.eval));
     // This machine's speed drifts by 10-20% over seconds (a VM sharing its host), so sgemm is
     // measured right before every step and every evaluation chunk: each step's ratio compares
     // two measurements a few hundred ms apart, and the medians of those ratios are reported.

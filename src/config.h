@@ -26,6 +26,7 @@ typedef struct {
 
 typedef enum { TASK_MNIST = 0, TASK_TOY = 1 } Task;
 typedef enum { DIST_L1 = 0, DIST_L2 = 1 } Distance;
+typedef enum { EVAL_FP32 = 0, EVAL_BF16 = 1 } EvalPrecision;
 
 typedef struct {
     char name[64];                 // "name": run name (default "run")
@@ -64,6 +65,8 @@ typedef struct {
     int val_every;                 // "val_every": validate every K steps (0 = only at the end)
     int val_samples;               // "val_samples": networks drawn at validation (200)
     int val_images;                // "val_images": validation images used (0 = all)
+    EvalPrecision eval_precision;  // "eval_precision": "fp32" (default) | "bf16": the validation's
+                                   // target network forward (bf16 dot products; never training)
     int ckpt_every;                // "checkpoint_every": checkpoint every K steps (0 = only at end)
     int keep_ckpt;                 // "keep_checkpoints": how many recent checkpoints to keep, >= 1
     int log_every;                 // "log_every": progress line every K steps

@@ -614,6 +614,19 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     if (comm->rank == 0 && job->task == TASK_MNIST && !use_gpu)
         printf("target network on the CPU: %s implementation (HT_TARGET_IMPL=reference|avx2|avx2-dense|avx512|avx512-dense; "
                "a resumed run repeats its steps bit for bit with the same one)\n", target_impl_name(r.tr.tn.impl));
+    // The validation's precision (training is float32 in any case). bf16 is a CPU path: a GPU run
+    // refuses it rather than validate in another precision than the job says.
+    HT_CHECK(!(use_gpu && job->eval_precision == EVAL_BF16), "eval_precision: \"bf16\" evaluation runs on the CPU "
+             "only, and this run validates on the GPU (use \"fp32\")");
+    if (job->task == TASK_MNIST && !use_gpu) {
+        target_apply_eval_precision(&r.tr.tn, job->eval_precision == EVAL_BF16 ? TARGET_EVAL_BF16 : TARGET_EVAL_FP32,
+                                    "eval_precision");
+        const TargetPrecision want = job->eval_precision == EVAL_BF16 ? TARGET_EVAL_BF16 : TARGET_EVAL_FP32;
+        if (comm->rank == 0 && (r.tr.tn.eval != TARGET_EVAL_FP32 || want != r.tr.tn.eval))
+            printf("validation: target network forward in %s (%s; training stays fp32)\n",
+                   target_precision_name(r.tr.tn.eval), want != r.tr.tn.eval ?
+                   "HT_EVAL_PRECISION overrides the job's eval_precision" : "eval_precision");
+    }
 #ifdef HT_CUDA
     if (use_gpu) r.gpu = cuda_trainer_create(&r.tr);
 #else

@@ -32,6 +32,7 @@
 #include "common.h"
 #include "target_avx2.h"
 #include "target_avx512.h"
+#include "target_bf16.h"
 
 // Target size (floats) of one im2col block: 512 KiB, about one core's L2. Measured on the paper
 // network (2-core Zen 3): 128K-1M floats all run the conv layers about 2x faster than one block for
@@ -384,6 +385,16 @@ void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_thr
         t->impl = want;
     }
     t->ws_floats = impl_ws_floats(arch, max_images, t->impl);
+    const char *penv = getenv("HT_EVAL_PRECISION");
+    if (penv && *penv) {
+        const char *why = NULL;
+        HT_CHECK(target_precision_parse(penv, &t->eval), "HT_EVAL_PRECISION must be 'fp32' or 'bf16' (got '%s')", penv);
+        HT_CHECK(target_precision_available(arch, t->eval, &why), "HT_EVAL_PRECISION=%s but %s", penv, why);
+        if (t->eval == TARGET_EVAL_BF16) {
+            const size_t need = target_bf16_ws_floats(arch, max_images);
+            if (need > t->ws_floats) t->ws_floats = need;
+        }
+    }
     const size_t ws = XMUL(t->ws_floats, t->n_threads, "target network workspace: %d threads x %zu floats",
                            t->n_threads, t->ws_floats);
     HT_CHECK_MEMORY(XMUL(ws, sizeof(float), "target network workspace"), "the target network's workspace "
@@ -421,6 +432,52 @@ int target_set_impl(TargetNet *t, TargetImpl impl) {
     }
     t->impl = impl;
     return 1;
+}
+
+int target_precision_available(const TargetArch *arch, TargetPrecision p, const char **why) {
+    const char *w = NULL;
+    if (p == TARGET_EVAL_BF16) {
+        if (!target_bf16_cpu_ok()) w = "this CPU has no AVX512_BF16 (bf16 dot products)";
+        else target_bf16_arch_ok(arch, &w);
+    } else if (p != TARGET_EVAL_FP32)
+        w = "it is no evaluation precision";
+    if (why) *why = w;
+    return w == NULL;
+}
+
+int target_set_eval_precision(TargetNet *t, TargetPrecision p) {
+    if (!target_precision_available(t->arch, p, NULL)) return 0;
+    if (p == TARGET_EVAL_BF16) {
+        const size_t need = target_bf16_ws_floats(t->arch, t->max_images);
+        if (need > t->ws_floats) {
+            free(t->ws);
+            t->ws_floats = need;
+            t->ws = XALLOC_FLOATS(XMUL(t->ws_floats, t->n_threads, "target network workspace"));
+        }
+    }
+    t->eval = p;
+    return 1;
+}
+
+void target_apply_eval_precision(TargetNet *t, TargetPrecision p, const char *source) {
+    const char *env = getenv("HT_EVAL_PRECISION");
+    if (env && *env) return; // target_init applied it
+    const char *why = NULL;
+    HT_CHECK(target_precision_available(t->arch, p, &why), "%s: %s evaluation was asked for, but %s",
+             source, target_precision_name(p), why);
+    HT_CHECK(target_set_eval_precision(t, p), "%s: cannot set %s evaluation", source, target_precision_name(p));
+}
+
+static const char *const PRECISION_NAMES[2] = {"fp32", "bf16"};
+
+const char *target_precision_name(TargetPrecision p) {
+    return (unsigned)p < 2 ? PRECISION_NAMES[p] : "unknown";
+}
+
+int target_precision_parse(const char *name, TargetPrecision *p) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(name, PRECISION_NAMES[i])) { *p = (TargetPrecision)i; return 1; }
+    return 0;
 }
 
 static const char *const IMPL_NAMES[TARGET_IMPL_COUNT] = {"reference", "avx2", "avx2-dense", "avx512",
@@ -525,9 +582,14 @@ static void run_all(TargetNet *t, int n_nets, const float *theta, int n_img, con
         // Dynamic: a network's result does not depend on the thread that computes it (nothing is
         // reduced across networks), so this stays bitwise deterministic for any number of threads,
         // and a core shared with another process no longer holds up the whole call.
+        // bf16 evaluation: forward-only calls (target_forward) only, never a gradient
+        const int bf16 = t->eval == TARGET_EVAL_BF16 && !labels && !dtheta && probs;
 #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_nets; k++)
-            if (t->impl != TARGET_IMPL_REFERENCE)
+            if (bf16)
+                target_bf16_forward_net(a, t->max_images, ws, theta + (size_t)k * nw, n_img,
+                                        images + (size_t)k * img_stride, probs + (size_t)k * np, TARGET_BF16_OK);
+            else if (t->impl != TARGET_IMPL_REFERENCE)
                 target_avx2_net(impl_kernels(t->impl), a, t->max_images,
                                 t->impl == TARGET_IMPL_AVX2 || t->impl == TARGET_IMPL_AVX512, ws, theta + (size_t)k * nw, n_img,
                                 images + (size_t)k * img_stride,

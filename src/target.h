@@ -25,6 +25,14 @@ typedef enum {
 } TargetImpl;
 #define TARGET_IMPL_COUNT 5
 
+// Precision of the forward-only evaluation (target_forward). Training (target_loss_grad) is always
+// float32. bf16: conv inputs, activations and weights rounded to bf16, float32 sums (AVX512_BF16,
+// src/target_bf16.c); fc layers and softmax stay float32. Numerics: docs/performance.md.
+typedef enum {
+    TARGET_EVAL_FP32 = 0, // the implementation's float32 forward (default)
+    TARGET_EVAL_BF16 = 1, // bf16 dot products, float32 accumulation
+} TargetPrecision;
+
 typedef struct {
     const TargetArch *arch;
     int max_images;   // images per network per call
@@ -32,13 +40,17 @@ typedef struct {
     size_t ws_floats; // floats of one thread's workspace (sized for impl; target_set_impl grows it)
     float *ws;        // (n_threads, ws_floats)
     TargetImpl impl;  // set by target_init; change with target_set_impl
+    TargetPrecision eval; // target_forward's precision: fp32, or HT_EVAL_PRECISION at target_init;
+                          // change with target_set_eval_precision
 } TargetNet;
 
 // target_init picks TARGET_IMPL_AVX512 when the CPU has AVX-512 (F, BW, VL) and the architecture
 // fits the fast path (conv filters a multiple of 8, conv [relu] [maxpool] blocks then fc layers),
 // else TARGET_IMPL_AVX2 when it has AVX2 and FMA, else the reference. The environment variable
 // HT_TARGET_IMPL=reference|avx2|avx2-dense|avx512|avx512-dense overrides the choice (an unknown
-// name, or one this CPU or architecture cannot run, is a fatal error).
+// name, or one this CPU or architecture cannot run, is a fatal error). HT_EVAL_PRECISION=fp32|bf16
+// sets the evaluation precision (default fp32; an unknown value, or bf16 where it cannot run, is a
+// fatal error); it also wins over target_apply_eval_precision (a job's "eval_precision").
 void target_init(TargetNet *t, const TargetArch *arch, int max_images, int n_threads);
 void target_free(TargetNet *t);
 // Selects the implementation for the following calls (reallocating the workspace if impl needs a
@@ -51,9 +63,21 @@ const char *target_impl_name(TargetImpl impl);
 // The implementation named name (as target_impl_name writes it): 1, or 0 for an unknown name.
 int target_impl_parse(const char *name, TargetImpl *impl);
 
+// Evaluation precision. target_set_eval_precision returns 1, or 0 (unchanged) if p cannot run here;
+// target_precision_available says why not (*why, when not NULL: the CPU or the architecture).
+int target_precision_available(const TargetArch *arch, TargetPrecision p, const char **why);
+int target_set_eval_precision(TargetNet *t, TargetPrecision p);
+// Sets p as a job asks for it (source names the request, e.g. the job key "eval_precision"), unless
+// HT_EVAL_PRECISION is set (that choice stays). Fatal, one line naming source and the reason, if p
+// cannot run on this CPU or architecture: never a silent fallback to float32.
+void target_apply_eval_precision(TargetNet *t, TargetPrecision p, const char *source);
+const char *target_precision_name(TargetPrecision p);
+// The precision named name ("fp32", "bf16"): 1, or 0 for an unknown name.
+int target_precision_parse(const char *name, TargetPrecision *p);
+
 // Forward pass of n_nets networks. Network k uses theta + k*n_weights and the n_img images at
 // images + k*img_stride (each in_size floats, NHWC, in [0, 1]); img_stride = 0 shares one set.
-// probs: (n_nets, n_img, classes) softmax probabilities.
+// probs: (n_nets, n_img, classes) softmax probabilities. Runs in t->eval precision.
 void target_forward(TargetNet *t, int n_nets, const float *theta, int n_img, const float *images,
                     size_t img_stride, float *probs);
 

@@ -126,6 +126,7 @@ static int jobs_equal(const Job *a, const Job *b) {
              a->lambda == b->lambda && a->lambda_growth == b->lambda_growth && a->lr == b->lr &&
              a->lr_decay == b->lr_decay && a->beta1 == b->beta1 && a->beta2 == b->beta2 &&
              a->adam_eps == b->adam_eps && a->distance == b->distance && a->z_dim == b->z_dim &&
+             a->eval_precision == b->eval_precision &&
              a->code_size == b->code_size && a->n_ext_hidden == b->n_ext_hidden &&
              memcmp(a->ext_hidden, b->ext_hidden, sizeof(a->ext_hidden)) == 0 &&
              a->leaky_alpha == b->leaky_alpha && a->bn_eps == b->bn_eps && a->bn_decay == b->bn_decay &&
@@ -302,6 +303,8 @@ static void test_set(void) {
     job_set(&j, "seed=9007199254740992");
     job_set(&j, "gauge_fixing=false");
     job_set(&j, "entropy_distance=l2");
+    T_CHECK(&ts, j.eval_precision == EVAL_FP32, "eval_precision defaults to fp32");
+    job_set(&j, "eval_precision=bf16");
     job_set(&j, "data={\"train\": 100, \"verify\": false}");
     job_set(&j, "lr=3e-4");
     job_set(&j, "toy.means=[[0, 0], [1, 1]]");
@@ -312,7 +315,8 @@ static void test_set(void) {
             j.n_ext_hidden);
     T_CHECK(&ts, strcmp(j.name, "123") == 0, "name=123 is the string '%s'", j.name);
     T_CHECK(&ts, j.seed == 9007199254740992ULL, "seed 2^53 = %llu", (unsigned long long)j.seed);
-    T_CHECK(&ts, !j.gauge_fixing && j.distance == DIST_L2, "booleans and enums");
+    T_CHECK(&ts, !j.gauge_fixing && j.distance == DIST_L2 && j.eval_precision == EVAL_BF16, "booleans and enums "
+            "(eval_precision=bf16 as a bare string)");
     T_CHECK(&ts, j.n_train == 100 && !j.verify_checksums && j.n_val == 5000,
             "an object value merges into the section (train %d, validation kept %d)", j.n_train, j.n_val);
     T_CHECK(&ts, j.lr == 3e-4, "lr=3e-4 exactly");
@@ -442,6 +446,8 @@ static void test_bad_input(void) {
     bad_file("wrong type: section", "{\"data\": 5}", "key \"data\"|object");
     bad_file("bad name characters", "{\"name\": \"a/b\"}", "key \"name\"|\"a/b\"");
     bad_file("bad enum", "{\"entropy_distance\": \"l3\"}", "entropy_distance|\"l1\" or \"l2\"|\"l3\"");
+    bad_file("bad eval_precision", "{\"eval_precision\": \"fp16\"}", "key \"eval_precision\"|\"fp32\" or \"bf16\"|\"fp16\"");
+    bad_file("eval_precision not a string", "{\"eval_precision\": 16}", "key \"eval_precision\"|\"bf16\"|got 16");
     bad_file("bad task", "{\"task\": \"cifar\"}", "key \"task\"|\"mnist\" or \"toy\"");
     bad_file("bad data set", "{\"data\": {\"dataset\": \"cifar10\"}}",
              "key \"data.dataset\"|one of \"mnist\" or \"fashion-mnist\"|\"cifar10\"");
@@ -490,6 +496,7 @@ static void test_bad_input(void) {
     bad_file("bad comment", "{\"comment\": 5}", "key \"comment\"");
     expect_fatal("missing file", BAD_FILE, "/nonexistent/job.json", NULL, "/nonexistent/job.json");
 
+    bad_set("bad eval_precision via --set", "eval_precision=bf17", "key \"eval_precision\"|\"bf17\"");
     bad_set("--set without '='", "lambda", "\"lambda\"|key=value");
     bad_set("--set empty key", "=5", "empty");
     bad_set("--set unknown key", "lamda=1", "\"lamda\"|did you mean \"lambda\"");
