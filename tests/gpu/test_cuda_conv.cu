@@ -179,8 +179,11 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     nonzero(name, pout, (size_t)nb * psz, 0.2); // about half the pooled values survive ReLU
     // argmax: the same index, or a near-tie: the CPU's ReLU outputs at both indices within the
     // same gemm budget (the two sides' rounding decided it). Indices outside the window are never ok.
-    size_t diff = 0, bad = 0;
+    // Where both sides' pooled value is 0 (every window value cut by ReLU: an exact tie), both must
+    // pick the first pixel of the window (strict >): no tolerance.
+    size_t diff = 0, bad = 0, zero_ties = 0, zero_bad = 0;
     for (size_t e = 0; e < (size_t)nb * psz; e++) {
+        if (g[e] == 0.0f && pout[e] == 0.0f) { zero_ties++; zero_bad += ga[e] != amax[e]; continue; }
         if (ga[e] == amax[e]) continue;
         diff++;
         const size_t b = e / psz, f = e % F;
@@ -192,6 +195,8 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     }
     T_CHECK(&g_ts, bad == 0, "%s: argmax, %zu values: %zu differ from the CPU, all near-ties within the gemm "
             "budget (%zu not) [exact up to near-ties]", what, (size_t)nb * psz, diff, bad);
+    T_CHECK(&g_ts, zero_bad == 0 && zero_ties > 0, "%s: argmax of the %zu all-zero windows (after ReLU) is the first "
+            "pixel on both sides (%zu differ) [exact]", what, zero_ties, zero_bad);
     free(g);
     // Backward from the CPU's pooled output and argmax, so that both sides route the same way.
     int32_t *d_camax = gc_upload(amax, (size_t)nb * psz);
