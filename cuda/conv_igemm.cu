@@ -8,6 +8,9 @@
 #define IG_POOL 2       // pool window = stride (the only one these kernels run)
 #define IG_OUTSIDE (-(1 << 28)) // row "y" of a pixel outside the image: y + dy never lands inside
 
+// Four floats read with one 16-byte load (a thread's 4 window pixels or 4 filters).
+struct alignas(16) IgF4 { float v[4]; };
+
 // Geometry of one conv block, all 32-bit (igemm_check_sizes bounds every product used).
 typedef struct {
     int H, W, C, k, pad, F, K, kp; // conv input, kernel, filters, fan_in, packed row length
@@ -69,7 +72,7 @@ void igemm_check_sizes(const TargetOp *conv, int n_nets, int n_img) {
     HT_CHECK(px * ch < (size_t)INT32_MAX && K * conv->out_c < (size_t)INT32_MAX,
              "igemm conv: %d images of %dx%dx%d (filters %d) per network overflow 32-bit indices", n_img,
              conv->in_h, conv->in_w, conv->in_c, conv->out_c);
-    HT_CHECK(n_nets >= 1 && n_nets <= 65535, "igemm conv: %d networks per call (grid z holds 1..65535)", n_nets);
+    HT_CHECK(n_nets >= 1 && n_nets <= 65535, "igemm conv: %d networks per call (grid y/z hold 1..65535)", n_nets);
 }
 
 // ---------------------------------------------------------------- packing
@@ -104,6 +107,7 @@ __global__ void ig_unpack_kernel(const float *dwpack, size_t pack_stride, size_t
 
 void igemm_pack_weights(cudaStream_t st, const IgemmPack *p, const TargetArch *a, int n_nets, const float *theta,
                         size_t theta_stride, float *wpack) {
+    HT_CHECK(n_nets >= 1 && n_nets <= 65535, "igemm pack: %d networks per call (grid y holds 1..65535)", n_nets);
     for (int l = 0; l < a->n_layers; l++) {
         const TargetLayer *L = &a->layers[l];
         if (a->ops[L->op].type != OP_CONV) continue;
@@ -117,6 +121,7 @@ void igemm_pack_weights(cudaStream_t st, const IgemmPack *p, const TargetArch *a
 
 void igemm_unpack_grads(cudaStream_t st, const IgemmPack *p, const TargetArch *a, int n_nets, const float *dwpack,
                         float *dtheta, size_t dtheta_stride) {
+    HT_CHECK(n_nets >= 1 && n_nets <= 65535, "igemm unpack: %d networks per call (grid y holds 1..65535)", n_nets);
     for (int l = 0; l < a->n_layers; l++) {
         const TargetLayer *L = &a->layers[l];
         if (a->ops[L->op].type != OP_CONV) continue;
@@ -148,8 +153,8 @@ __device__ __forceinline__ void ig_row(const IgGeom &g, int o, int wdx, int *pix
 // filter tiles, networks). Thread (tx, ty): window tx, filters 4 ty .. 4 ty + 3.
 __global__ void ig_fwd_kernel(IgGeom g, const float *in, size_t in_stride, const float *w, size_t w_stride,
                               float *out, int32_t *argmax) {
-    __shared__ float s_in[IG_TK][IG_MAXROWS + 4]; // (k chunk, conv pixel)
-    __shared__ float s_w[IG_TK][32];              // (k chunk, filter of the tile)
+    alignas(16) __shared__ float s_in[IG_TK][IG_MAXROWS + 4]; // (k chunk, conv pixel)
+    alignas(16) __shared__ float s_w[IG_TK][32];              // (k chunk, filter of the tile)
     __shared__ int s_pix[IG_MAXROWS], s_y[IG_MAXROWS], s_x[IG_MAXROWS];
     const int tx = threadIdx.x, ty = threadIdx.y, nt = blockDim.x * blockDim.y, tid = ty * blockDim.x + tx;
     const int rows = 4 * blockDim.x, ft = 4 * blockDim.y;
@@ -183,11 +188,11 @@ __global__ void ig_fwd_kernel(IgGeom g, const float *in, size_t in_stride, const
             s_w[j][fl] = f < g.F && kk < g.K ? wb[f * g.kp + kk] : 0.0f;
         }
         __syncthreads();
-        for (int j = 0; j < IG_TK; j++) {
-            float a[4], b[4];
-            for (int i = 0; i < 4; i++) { a[i] = s_in[j][4 * tx + i]; b[i] = s_w[j][4 * ty + i]; }
+        for (int j = 0; j < IG_TK; j++) { // one 16-byte shared load each (rows of 260 and 32 floats: aligned)
+            const IgF4 a = *reinterpret_cast<const IgF4 *>(&s_in[j][4 * tx]);
+            const IgF4 b = *reinterpret_cast<const IgF4 *>(&s_w[j][4 * ty]); // the same for a warp: broadcast
             for (int i = 0; i < 4; i++)
-                for (int q = 0; q < 4; q++) acc[i][q] = fmaf(a[i], b[q], acc[i][q]);
+                for (int q = 0; q < 4; q++) acc[i][q] = fmaf(a.v[i], b.v[q], acc[i][q]);
         }
         __syncthreads();
     }
