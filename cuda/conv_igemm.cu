@@ -6,7 +6,8 @@
 #define IG_TK 16        // reduction chunk held in shared memory (forward and dIn)
 #define IG_MAXROWS 256  // conv pixels of one forward tile (4 per pooled window, TPX <= 64)
 #define IG_POOL 2       // pool window = stride (the only one these kernels run)
-#define IG_OUTSIDE (-(1 << 28)) // row "y" of a pixel outside the image: y + dy never lands inside
+#define IG_OUTSIDE (-(1 << 28))
+#define IG_DW_O 32      // pooled positions per dW chunk // row "y" of a pixel outside the image: y + dy never lands inside
 
 // Four floats read with one 16-byte load (a thread's 4 window pixels or 4 filters).
 struct alignas(16) IgF4 { float v[4]; };
@@ -234,21 +235,55 @@ void igemm_conv_pool_forward(cudaStream_t st, const TargetOp *conv, const Target
 
 // ---------------------------------------------------------------- backward
 
-// dW: block (32, 8), grid (weight tiles of 32, filter tiles of 32, networks). Thread (tx, ty):
+// dW's grid: n_kt weight tiles of 32 times n_split splits of the pooled positions, each of
+// `chunks` chunks of IG_DW_O positions. Layers with few weights (the first conv: fan_in 25, one
+// tile) would otherwise have one block per network and filter tile, a few dozen blocks on a GPU
+// with ~132 SMs: the positions are split until there are about IG_DW_BLOCKS blocks, keeping at
+// least IG_DW_MIN_CHUNKS chunks per split.
+#define IG_DW_BLOCKS 512
+#define IG_DW_MIN_CHUNKS 8
+typedef struct { int n_kt, n_split, chunks; } IgSplit;
+
+static IgSplit dw_split(const TargetOp *conv, const TargetOp *pool, int n_nets, int n_img) {
+    IgSplit s;
+    const int K = conv->kernel * conv->kernel * conv->in_c, F = conv->out_c;
+    const int n_pool = n_img * pool->out_h * pool->out_w;
+    const int n_chunks = (n_pool + IG_DW_O - 1) / IG_DW_O;
+    s.n_kt = (K + 31) / 32;
+    const long base = (long)s.n_kt * ((F + 31) / 32) * n_nets;
+    int want = (int)((IG_DW_BLOCKS + base - 1) / base), most = n_chunks / IG_DW_MIN_CHUNKS;
+    s.n_split = want < most ? want : most;
+    if (s.n_split < 1) s.n_split = 1;
+    s.chunks = (n_chunks + s.n_split - 1) / s.n_split;
+    s.n_split = (n_chunks + s.chunks - 1) / s.chunks; // no empty split
+    return s;
+}
+
+size_t igemm_dw_scratch_floats(const TargetOp *conv, const TargetOp *pool, int n_nets, int n_img) {
+    const IgSplit s = dw_split(conv, pool, n_nets, n_img);
+    if (s.n_split == 1) return 0;
+    const int K = conv->kernel * conv->kernel * conv->in_c;
+    return (size_t)s.n_split * n_nets * conv->out_c * ((K + 3) / 4 * 4);
+}
+
+// dW: block (32, 8), grid (weight tiles of 32 x splits, filter tiles of 32, networks). Split s sums
+// the pooled positions of its chunks [s * chunks_per_split, ...) and writes network net's dW to
+// dw + net * dw_stride (one split) or its partial sums to dw + (s * n_nets + net) * dw_stride
+// (several; summed in split order by ig_dw_reduce_kernel: deterministic). Thread (tx, ty):
 // weight kk = 32 bx + tx (one tap decomposition for the whole block), filters 32 by + ty + 8 q.
 // Per chunk of 32 pooled positions: the 4 window pixels x 32 weights of the input, and per
 // (position, filter) the routed gradient (0 where ReLU or the pool blocks it) and which of the 4
 // window pixels is its argmax. One multiply-add per (position, filter, weight): only the nonzero
 // entries of the conv-output gradient are visited.
-#define IG_DW_O 32
-__global__ void ig_dw_kernel(IgGeom g, const float *in, size_t in_stride, const float *out, const int32_t *argmax,
-                             const float *dout, float *dw, size_t dw_stride) {
+__global__ void ig_dw_kernel(IgGeom g, int n_kt, int chunks_per_split, const float *in, size_t in_stride,
+                             const float *out, const int32_t *argmax, const float *dout, float *dw, size_t dw_stride) {
     __shared__ float s_xt[4 * IG_DW_O][33];       // (window pixel, weight)
     __shared__ float s_g[IG_DW_O][32];            // (pooled position, filter) routed gradient
     __shared__ int s_a[IG_DW_O][32];              // its window pixel 0..3
     __shared__ int s_pix[4 * IG_DW_O], s_y[4 * IG_DW_O], s_x[4 * IG_DW_O];
     const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 32 + tx;
-    const int kk = blockIdx.x * 32 + tx, fb = blockIdx.y * 32, net = blockIdx.z;
+    const int split = blockIdx.x / n_kt, kk = (blockIdx.x - split * n_kt) * 32 + tx, fb = blockIdx.y * 32;
+    const int net = blockIdx.z;
     const float *inb = in + (size_t)net * in_stride;
     const size_t pbase = (size_t)net * g.n_pool * g.F; // this network's pooled tensors
     const int kin = kk < g.K;
@@ -258,7 +293,9 @@ __global__ void ig_dw_kernel(IgGeom g, const float *in, size_t in_stride, const 
         c = kk % g.C; dy = ky - g.pad; dx = kx - g.pad;
     }
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int o0 = 0; o0 < g.n_pool; o0 += IG_DW_O) {
+    const int o_begin = split * chunks_per_split * IG_DW_O;
+    const int o_end = min(g.n_pool, o_begin + chunks_per_split * IG_DW_O);
+    for (int o0 = o_begin; o0 < o_end; o0 += IG_DW_O) {
         if (tid < 4 * IG_DW_O) ig_row(g, o0 + (tid >> 2), tid & 3, &s_pix[tid], &s_y[tid], &s_x[tid]);
         __syncthreads();
         for (int e = tid; e < IG_DW_O * 32; e += 256) {
@@ -285,7 +322,7 @@ __global__ void ig_dw_kernel(IgGeom g, const float *in, size_t in_stride, const 
             s_xt[r][tx] = v;
         }
         __syncthreads();
-        const int nol = min(IG_DW_O, g.n_pool - o0);
+        const int nol = min(IG_DW_O, o_end - o0);
         for (int q = 0; q < 4; q++) {
             const int fl = ty + 8 * q;
             if (fb + fl >= g.F) break; // warp-uniform (ty is the same across a warp)
@@ -296,11 +333,22 @@ __global__ void ig_dw_kernel(IgGeom g, const float *in, size_t in_stride, const 
         __syncthreads();
     }
     if (!kin) return;
-    float *dwb = dw + (size_t)net * dw_stride;
+    float *dwb = dw + ((size_t)split * gridDim.z + net) * dw_stride;
     for (int q = 0; q < 4; q++) {
         const int f = fb + ty + 8 * q;
         if (f < g.F) dwb[f * g.kp + kk] = acc[q];
     }
+}
+
+// dw[net][f * kp + kk] = sum over splits s (in order) of part[(s * n_nets + net)][f * kp + kk].
+__global__ void ig_dw_reduce_kernel(int F, int K, int kp, int n_split, int n_nets, const float *part, size_t part_stride,
+                                    float *dw, size_t dw_stride) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x, net = blockIdx.y;
+    if (e >= F * K) return;
+    const int f = e / K, o = f * kp + (e - f * K);
+    float s = 0.0f;
+    for (int sp = 0; sp < n_split; sp++) s += part[((size_t)sp * n_nets + net) * part_stride + o];
+    dw[(size_t)net * dw_stride + o] = s;
 }
 
 // dbias[f] = sum over pooled positions of the routed gradient, in double; one block per (filter, network).
@@ -388,13 +436,25 @@ __global__ void ig_din_kernel(IgGeom g, const float *w, size_t w_stride, const f
 void igemm_conv_pool_backward(cudaStream_t st, const TargetOp *conv, const TargetOp *pool, int n_nets, int n_img,
                               const float *in, size_t in_stride, const float *w, int kp, size_t w_stride,
                               const float *out, const int32_t *argmax, const float *dout, float *dw,
-                              size_t dw_stride, float *din) {
+                              size_t dw_stride, float *din, float *scratch) {
     igemm_check_sizes(conv, n_nets, n_img);
     const IgGeom g = make_geom(conv, pool, n_img, kp);
     dim3 b2(32, 8);
-    dim3 gw((unsigned)((g.K + 31) / 32), (unsigned)((g.F + 31) / 32), (unsigned)n_nets);
-    ig_dw_kernel<<<gw, b2, 0, st>>>(g, in, in_stride, out, argmax, dout, dw, dw_stride);
-    LAUNCH_CHECK("ig_dw_kernel");
+    const IgSplit sp = dw_split(conv, pool, n_nets, n_img);
+    dim3 gw((unsigned)(sp.n_kt * sp.n_split), (unsigned)((g.F + 31) / 32), (unsigned)n_nets);
+    if (sp.n_split == 1) {
+        ig_dw_kernel<<<gw, b2, 0, st>>>(g, sp.n_kt, sp.chunks, in, in_stride, out, argmax, dout, dw, dw_stride);
+        LAUNCH_CHECK("ig_dw_kernel");
+    } else {
+        HT_CHECK(scratch, "igemm conv backward: %d networks need %zu floats of dW scratch (igemm_dw_scratch_floats)",
+                 n_nets, igemm_dw_scratch_floats(conv, pool, n_nets, n_img));
+        const size_t ps = (size_t)g.F * g.kp;
+        ig_dw_kernel<<<gw, b2, 0, st>>>(g, sp.n_kt, sp.chunks, in, in_stride, out, argmax, dout, scratch, ps);
+        LAUNCH_CHECK("ig_dw_kernel");
+        dim3 gr(grid_for((size_t)g.F * g.K), (unsigned)n_nets);
+        ig_dw_reduce_kernel<<<gr, HT_BLOCK, 0, st>>>(g.F, g.K, g.kp, sp.n_split, n_nets, scratch, ps, dw, dw_stride);
+        LAUNCH_CHECK("ig_dw_reduce_kernel");
+    }
     dim3 gb((unsigned)g.F, (unsigned)n_nets);
     ig_dbias_kernel<<<gb, HT_BLOCK, 0, st>>>(g, out, dout, dw, dw_stride);
     LAUNCH_CHECK("ig_dbias_kernel");

@@ -11,7 +11,9 @@
 //             network's ReLU output block (n_img, H, W, F), first maximum in (y, x) order).
 //   dW        implicit GEMM over the pooled positions: only the routed gradient (the argmax pixel
 //             of each pooled output and filter, masked by ReLU through the pooled value) enters,
-//             one multiply-add per (pooled position, filter, weight).
+//             one multiply-add per (pooled position, filter, weight). Layers with few weights
+//             split the positions over several blocks; the partial sums are added in a fixed
+//             order by a second kernel (deterministic, no atomics).
 //   dbias     column sums of the routed gradient in double (fixed tree: deterministic).
 //   dIn       gather form (each input pixel sums its k x k taps x filters; no atomics, so the
 //             result does not depend on scheduling): the routed conv-output gradient is formed on
@@ -60,10 +62,12 @@ void igemm_conv_pool_forward(cudaStream_t st, const TargetOp *conv, const Target
                              int32_t *argmax);
 // From the forward's out and argmax and dout = dLoss/d(pooled output) (n_nets, n_img, OH, OW, F):
 // dw (packed layout, weights and biases of the layer at dw + b*dw_stride) overwritten; din (n_nets,
-// n_img, H, W, C) overwritten unless NULL.
+// n_img, H, W, C) overwritten unless NULL. scratch: igemm_dw_scratch_floats(...) floats (may be NULL
+// when that is 0): dW's partial sums when the pooled positions are split over several blocks.
 void igemm_conv_pool_backward(cudaStream_t st, const TargetOp *conv, const TargetOp *pool, int n_nets, int n_img,
                               const float *in, size_t in_stride, const float *w, int kp, size_t w_stride,
                               const float *out, const int32_t *argmax, const float *dout, float *dw,
-                              size_t dw_stride, float *din);
+                              size_t dw_stride, float *din, float *scratch);
+size_t igemm_dw_scratch_floats(const TargetOp *conv, const TargetOp *pool, int n_nets, int n_img);
 
 #endif

@@ -132,7 +132,20 @@ void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_back
     if (t->conv == CUDA_CONV_IGEMM) {
         igemm_pack_init(&t->pack, a);
         t->wpack = DALLOC(float, (size_t)cap * t->pack.stride, "packed conv weights (igemm)");
-        if (with_backward) t->dwpack = DALLOC(float, (size_t)cap * t->pack.stride, "packed conv gradients (igemm)");
+        if (with_backward) {
+            t->dwpack = DALLOC(float, (size_t)cap * t->pack.stride, "packed conv gradients (igemm)");
+            // dW's split reductions: the scratch grows with the images per network, so the largest
+            // need of n networks is at n_img = cap / n.
+            size_t most = 0;
+            for (int i = 0; i + 2 < a->n_ops; i++) {
+                if (a->ops[i].type != OP_CONV) continue;
+                for (int n = 1; n <= cap && n <= 65535; n++) {
+                    const size_t need = igemm_dw_scratch_floats(&a->ops[i], &a->ops[i + 2], n, cap / n);
+                    if (need > most) most = need;
+                }
+            }
+            if (most) t->dwscratch = DALLOC(float, most, "split dW partial sums (igemm)");
+        }
     }
     if (with_backward) {
         const size_t g = a->max_act > (size_t)a->classes ? a->max_act : (size_t)a->classes;
@@ -150,7 +163,7 @@ void cuda_target_free(CudaTarget *t) {
         ht_cuda_free(t->argmax[i]);
         ht_cuda_free(t->col[i]);
     }
-    ht_cuda_free(t->wpack); ht_cuda_free(t->dwpack);
+    ht_cuda_free(t->wpack); ht_cuda_free(t->dwpack); ht_cuda_free(t->dwscratch);
     ht_cuda_free(t->grad[0]); ht_cuda_free(t->grad[1]);
     ht_cuda_free(t->terms); ht_cuda_free(t->flags);
     memset(t, 0, sizeof(*t));
@@ -215,7 +228,8 @@ static void net_backward(CudaCtx *ctx, CudaTarget *t, int n_nets, const float *t
             const size_t po = t->pack.off[conv->layer];
             igemm_conv_pool_backward(ctx->stream, conv, &a->ops[i], n_nets, n_img, in, in_stride, t->wpack + po,
                                      t->pack.kp[conv->layer], t->pack.stride, t->act[i], t->argmax[i], t->grad[cur],
-                                     t->dwpack + po, t->pack.stride, ci > first ? t->grad[1 - cur] : NULL);
+                                     t->dwpack + po, t->pack.stride, ci > first ? t->grad[1 - cur] : NULL,
+                                     t->dwscratch);
             cur = 1 - cur;
             i = ci;
             continue;

@@ -26,6 +26,7 @@ typedef struct {
     CudaConvImpl conv;               // chosen by cuda_target_init
     IgemmPack pack;                  // igemm: packed conv weights per network
     float *wpack, *dwpack;           // igemm: (cap networks, pack.stride) weights and their gradients
+    float *dwscratch;                // igemm: dW partial sums of split reductions (largest need of any call)
     int cap;                         // networks x images per call, at most
     int with_backward;
     float *act[HT_MAX_OPS];          // output of op i (ReLU after op 0 shares its input's buffer)

@@ -199,11 +199,15 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
             "pixel on both sides (%zu differ) [exact]", what, zero_ties, zero_bad);
     free(g);
     // Backward from the CPU's pooled output and argmax, so that both sides route the same way.
+    const size_t nscr = igemm_dw_scratch_floats(cv, pl, nb, n_img);
+    float *d_scr = nscr ? DALLOC(float, nscr, "dW scratch") : NULL;
+    printf("  dW: %s\n", nscr ? "pooled positions split over several blocks (partial sums + ordered reduction)"
+                              : "one block per weight tile (no split)");
     int32_t *d_camax = gc_upload(amax, (size_t)nb * psz);
     float *d_pout = gc_upload(pout, (size_t)nb * psz), *d_dout = gc_upload(dout, (size_t)nb * psz);
     float *d_din = DALLOC(float, (size_t)nb * isz, "din"), *d_dw = DALLOC(float, (size_t)nb * WS, "dw");
     igemm_conv_pool_backward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride,
-                             d_pout, d_camax, d_dout, d_dpack + p.off[0], p.stride, with_din ? d_din : NULL);
+                             d_pout, d_camax, d_dout, d_dpack + p.off[0], p.stride, with_din ? d_din : NULL, d_scr);
     igemm_unpack_grads(g_ctx.stream, &p, &a, nb, d_dpack, d_dw, WS);
     g = gc_download(d_dw, (size_t)nb * WS);
     const double P = (double)n_img * H * W;
@@ -220,7 +224,7 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     }
     // The same backward from the GPU's own forward (argmax near-ties may route differently: robust).
     igemm_conv_pool_backward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride,
-                             d_out, d_amax, d_dout, d_dpack + p.off[0], p.stride, NULL);
+                             d_out, d_amax, d_dout, d_dpack + p.off[0], p.stride, NULL, d_scr);
     igemm_unpack_grads(g_ctx.stream, &p, &a, nb, d_dpack, d_dw, WS);
     g = gc_download(d_dw, (size_t)nb * WS);
     snprintf(name, sizeof(name), "%s: dW from the GPU's own forward", what);
@@ -229,7 +233,7 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     free(g);
     ht_cuda_free(d_theta); ht_cuda_free(d_in); ht_cuda_free(d_pack); ht_cuda_free(d_dpack); ht_cuda_free(d_out);
     ht_cuda_free(d_amax); ht_cuda_free(d_camax); ht_cuda_free(d_pout); ht_cuda_free(d_dout); ht_cuda_free(d_din);
-    ht_cuda_free(d_dw);
+    ht_cuda_free(d_dw); ht_cuda_free(d_scr);
     free(theta); free(in); free(dout); free(atheta); free(ain); free(adout); free(conv); free(cmag); free(pout);
     free(pmag); free(amax); free(amag); free(dconv); free(dcmag); free(dw); free(dwm); free(din); free(dinm);
     free(scratch); free(ga);
