@@ -8,6 +8,10 @@
 // Backward: dW = dOut^T . im2col(in) (batched GEMM, the forward's im2col block kept), dbias =
 // column sums (double), dIn = col2im(dOut . W) (gather form, no atomics). src/target.c computes
 // dIn as a convolution with the flipped kernel instead; the two are the same sum.
+//
+// That is HT_CUDA_CONV=im2col. With igemm (the default where every conv is followed by ReLU and a
+// 2x2 max pool) each conv + ReLU + pool block runs as the implicit-GEMM kernels of conv_igemm.cuh
+// instead: no im2col block, no conv/ReLU activations stored, weights packed per call.
 #ifndef HT_TARGET_CUDA_CUH
 #define HT_TARGET_CUDA_CUH
 
