@@ -248,12 +248,13 @@ TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --no-val)
 if [ -z "$SAN" ]; then
   record SKIP compute-sanitizer 0 "not found (PATH, CUDA_HOME/bin, /usr/local/cuda/bin)"
 elif [ $QUICK = 1 ]; then
-  sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
 else
   sanitize memcheck_kernels 40 memcheck "$G/test_cuda_kernels"
-  sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
-  sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
-  sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  # The steps with the default conv path only (unset, bench_cuda_step would run im2col and igemm).
+  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
+  HT_CUDA_CONV=igemm sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
 fi
 
 # ---------------------------------------------------------------- verdict
