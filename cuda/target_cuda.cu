@@ -6,6 +6,7 @@
 // with W_b read in place at leading dimension K + 1 (the bias of each filter is skipped).
 #include "target_cuda.cuh"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.cuh"
@@ -85,6 +86,25 @@ void cuda_fc_backward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, c
 
 // ---------------------------------------------------------------- whole network
 
+const char *cuda_conv_impl_name(CudaConvImpl c) { return c == CUDA_CONV_IGEMM ? "igemm" : "im2col"; }
+
+CudaConvImpl cuda_conv_impl_from_env(const TargetArch *a) {
+    char why[160];
+    const int fits = igemm_arch_fits(a, why, sizeof(why));
+    const char *env = getenv("HT_CUDA_CONV");
+    if (!env || !*env) return fits ? CUDA_CONV_IGEMM : CUDA_CONV_IM2COL;
+    if (!strcmp(env, "im2col")) return CUDA_CONV_IM2COL;
+    HT_CHECK(!strcmp(env, "igemm"), "HT_CUDA_CONV=%s: unknown conv implementation (expected im2col or igemm)", env);
+    HT_CHECK(fits, "HT_CUDA_CONV=igemm: this target network does not fit the implicit-GEMM kernels: %s", why);
+    return CUDA_CONV_IGEMM;
+}
+
+// igemm: conv op i runs fused with its ReLU (i + 1) and max pool (i + 2).
+static int fused_conv(const CudaTarget *t, int i) { return t->conv == CUDA_CONV_IGEMM && t->arch->ops[i].type == OP_CONV; }
+static int fused_tail(const CudaTarget *t, int i) {
+    return t->conv == CUDA_CONV_IGEMM && i >= 2 && t->arch->ops[i - 2].type == OP_CONV;
+}
+
 void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_backward) {
     HT_CHECK(cap >= 1, "cuda_target_init: capacity must be >= 1 (got %d)", cap);
     HT_CHECK(a->n_ops >= 1 && a->ops[a->n_ops - 1].type == OP_FC,
@@ -95,10 +115,12 @@ void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_back
     t->arch = a;
     t->cap = cap;
     t->with_backward = with_backward;
+    t->conv = cuda_conv_impl_from_env(a);
     for (int i = 0; i < a->n_ops; i++) {
         const TargetOp *op = &a->ops[i];
         HT_CHECK(op->type != OP_CONV || (op->kernel >= 1 && op->kernel % 2 == 1),
                  "target network: conv op %d has kernel %d (must be odd)", i, op->kernel);
+        if (fused_conv(t, i) || (i >= 1 && fused_conv(t, i - 1))) continue; // conv and ReLU outputs never stored
         if (op->type == OP_RELU && i > 0) { t->act[i] = t->act[i - 1]; continue; }
         t->act[i] = DALLOC(float, (size_t)cap * op_out_size(op), "target network activations");
         if (op->type == OP_MAXPOOL)
@@ -106,6 +128,24 @@ void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_back
         if (op->type == OP_CONV)
             t->col[i] = DALLOC(float, (size_t)cap * op->out_h * op->out_w * op_fan_in(op),
                                "target network im2col blocks");
+    }
+    if (t->conv == CUDA_CONV_IGEMM) {
+        igemm_pack_init(&t->pack, a);
+        t->wpack = DALLOC(float, (size_t)cap * t->pack.stride, "packed conv weights (igemm)");
+        if (with_backward) {
+            t->dwpack = DALLOC(float, (size_t)cap * t->pack.stride, "packed conv gradients (igemm)");
+            // dW's split reductions: the scratch grows with the images per network, so the largest
+            // need of n networks is at n_img = cap / n.
+            size_t most = 0;
+            for (int i = 0; i + 2 < a->n_ops; i++) {
+                if (a->ops[i].type != OP_CONV) continue;
+                for (int n = 1; n <= cap && n <= 65535; n++) {
+                    const size_t need = igemm_dw_scratch_floats(&a->ops[i], &a->ops[i + 2], n, cap / n);
+                    if (need > most) most = need;
+                }
+            }
+            if (most) t->dwscratch = DALLOC(float, most, "split dW partial sums (igemm)");
+        }
     }
     if (with_backward) {
         const size_t g = a->max_act > (size_t)a->classes ? a->max_act : (size_t)a->classes;
@@ -123,6 +163,7 @@ void cuda_target_free(CudaTarget *t) {
         ht_cuda_free(t->argmax[i]);
         ht_cuda_free(t->col[i]);
     }
+    ht_cuda_free(t->wpack); ht_cuda_free(t->dwpack); ht_cuda_free(t->dwscratch);
     ht_cuda_free(t->grad[0]); ht_cuda_free(t->grad[1]);
     ht_cuda_free(t->terms); ht_cuda_free(t->flags);
     memset(t, 0, sizeof(*t));
@@ -137,8 +178,19 @@ static const float *net_forward(CudaCtx *ctx, CudaTarget *t, int n_nets, const f
              "workspace's %d", n_nets, n_img, t->cap);
     const float *in = images;
     size_t in_stride = img_stride;
+    if (t->conv == CUDA_CONV_IGEMM) igemm_pack_weights(ctx->stream, &t->pack, a, n_nets, theta, W, t->wpack);
     for (int i = 0; i < a->n_ops; i++) {
         const TargetOp *op = &a->ops[i];
+        if (fused_conv(t, i)) { // conv + bias + ReLU + max pool: the pool's output and argmax
+            const TargetOp *pool = &a->ops[i + 2];
+            igemm_conv_pool_forward(ctx->stream, op, pool, n_nets, n_img, in, in_stride,
+                                    t->wpack + t->pack.off[op->layer], t->pack.kp[op->layer], t->pack.stride,
+                                    t->act[i + 2], t->argmax[i + 2]);
+            in = t->act[i + 2];
+            in_stride = (size_t)n_img * op_out_size(pool);
+            i += 2;
+            continue;
+        }
         const size_t osz = op_out_size(op);
         const int per_net = op->layer >= 0 || in_stride != 0; // else the output is shared too
         const size_t out_stride = per_net ? (size_t)n_img * osz : 0;
@@ -168,6 +220,20 @@ static void net_backward(CudaCtx *ctx, CudaTarget *t, int n_nets, const float *t
     const int first = a->layers[0].op; // no input gradient at or below the first layer
     int cur = 0;
     for (int i = a->n_ops - 1; i >= first; i--) {
+        if (fused_tail(t, i)) { // max pool i, ReLU i - 1, conv i - 2: dW, dbias, dIn in one block
+            const int ci = i - 2;
+            const TargetOp *conv = &a->ops[ci];
+            const float *in = ci > 0 ? t->act[ci - 1] : images;
+            const size_t in_stride = ci > 0 ? (size_t)n_img * op_in_size(conv) : img_stride;
+            const size_t po = t->pack.off[conv->layer];
+            igemm_conv_pool_backward(ctx->stream, conv, &a->ops[i], n_nets, n_img, in, in_stride, t->wpack + po,
+                                     t->pack.kp[conv->layer], t->pack.stride, t->act[i], t->argmax[i], t->grad[cur],
+                                     t->dwpack + po, t->pack.stride, ci > first ? t->grad[1 - cur] : NULL,
+                                     t->dwscratch);
+            cur = 1 - cur;
+            i = ci;
+            continue;
+        }
         const TargetOp *op = &a->ops[i];
         const float *in = i > 0 ? t->act[i - 1] : images;
         const size_t in_stride = i > 0 ? (size_t)n_img * op_in_size(op) : img_stride;
@@ -187,6 +253,7 @@ static void net_backward(CudaCtx *ctx, CudaTarget *t, int n_nets, const float *t
         }
         cur = 1 - cur;
     }
+    if (t->conv == CUDA_CONV_IGEMM) igemm_unpack_grads(ctx->stream, &t->pack, a, n_nets, t->dwpack, dtheta, W);
 }
 
 void cuda_target_forward(CudaCtx *ctx, CudaTarget *t, int n_nets, const float *theta, int n_img,

@@ -8,29 +8,47 @@
 // Backward: dW = dOut^T . im2col(in) (batched GEMM, the forward's im2col block kept), dbias =
 // column sums (double), dIn = col2im(dOut . W) (gather form, no atomics). src/target.c computes
 // dIn as a convolution with the flipped kernel instead; the two are the same sum.
+//
+// That is HT_CUDA_CONV=im2col. With igemm (the default where every conv is followed by ReLU and a
+// 2x2 max pool) each conv + ReLU + pool block runs as the implicit-GEMM kernels of conv_igemm.cuh
+// instead: no im2col block, no conv/ReLU activations stored, weights packed per call.
 #ifndef HT_TARGET_CUDA_CUH
 #define HT_TARGET_CUDA_CUH
 
 #include "common.cuh"
+#include "conv_igemm.cuh"
 
 extern "C" {
 #include "target.h"
 }
 
+// How the conv layers run (HT_CUDA_CONV=im2col|igemm; default igemm where igemm_arch_fits).
+typedef enum { CUDA_CONV_IM2COL = 0, CUDA_CONV_IGEMM = 1 } CudaConvImpl;
+
 typedef struct {
     const TargetArch *arch;
+    CudaConvImpl conv;               // chosen by cuda_target_init
+    IgemmPack pack;                  // igemm: packed conv weights per network
+    float *wpack, *dwpack;           // igemm: (cap networks, pack.stride) weights and their gradients
+    float *dwscratch;                // igemm: dW partial sums of split reductions (largest need of any call)
     int cap;                         // networks x images per call, at most
     int with_backward;
     float *act[HT_MAX_OPS];          // output of op i (ReLU after op 0 shares its input's buffer)
     int32_t *argmax[HT_MAX_OPS];     // max-pool ops
-    float *col[HT_MAX_OPS];          // conv ops: im2col of the input (forward), then dCol (backward)
+    float *col[HT_MAX_OPS];          // im2col: conv ops: im2col of the input (forward), then dCol (backward)
     float *grad[2];                  // ping-pong gradients of op outputs (backward)
     double *terms;                   // (cap) per-image losses
     int *flags;                      // (cap) per-image correctness
 } CudaTarget;
 
-// cap: the largest n_nets * n_img of any call.
+// cap: the largest n_nets * n_img of any call. The conv implementation comes from the environment:
+// HT_CUDA_CONV=im2col (im2col + cuBLAS) or igemm (cuda/conv_igemm.cu: implicit GEMM, conv + bias +
+// ReLU + max pool fused); unset or empty: igemm when the architecture fits it, else im2col. An
+// unknown value, or igemm for an architecture it cannot run, is a one-line fatal error.
 void cuda_target_init(CudaTarget *t, const TargetArch *arch, int cap, int with_backward);
+// The choice above for arch without allocating anything (fatal on a bad HT_CUDA_CONV).
+CudaConvImpl cuda_conv_impl_from_env(const TargetArch *arch);
+const char *cuda_conv_impl_name(CudaConvImpl c);
 void cuda_target_free(CudaTarget *t);
 
 // Probabilities (n_nets, n_img, classes) of n_nets networks theta (n_nets, n_weights), network b on

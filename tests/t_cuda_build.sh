@@ -41,7 +41,7 @@ fi
 if grep -E "warning" "$T/build.log" | grep -E "cuda/|mpi/comm_nccl|tests/gpu/" >/dev/null; then
   fail "the CUDA sources compile without warnings:"; grep -E "warning" "$T/build.log" | grep -E "cuda/|mpi/comm_nccl|tests/gpu/" | head -5 | sed 's/^/      /'
 else pass "no compiler warnings in cuda/, mpi/comm_nccl.c, tests/gpu/ (of the files rebuilt now)"; fi
-GPU_TESTS=(test_cuda_kernels test_cuda_step test_nccl bench_cuda_step)
+GPU_TESTS=(test_cuda_kernels test_cuda_conv test_cuda_step test_nccl bench_cuda_step)
 missing=""
 for f in hypertrain tests/test_train "${GPU_TESTS[@]/#/tests/gpu/}"; do [ -x "$BUILD/$f" ] || missing="$missing $f"; done
 [ -z "$missing" ] && pass "binaries in $BUILD/: hypertrain, CPU tests, ${GPU_TESTS[*]}" || fail "missing in $BUILD/:$missing"
@@ -110,7 +110,7 @@ for t in "${GPU_TESTS[@]}"; do
     [ $rc -eq 0 ] && pass "$t: $(grep -m1 'SKIPPED' "$T/$t.log" | cut -c1-110)" || fail "$t: SKIPPED but exit $rc"
   else
     has_gpu=1
-    if [ "$t" = test_cuda_kernels ]; then
+    if [ "$t" = test_cuda_kernels ] || [ "$t" = test_cuda_conv ]; then
       [ $rc -eq 0 ] && pass "$t on a GPU: $(tail -1 "$T/$t.log")" || { fail "$t on a GPU: exit $rc"; grep FAIL "$T/$t.log" | head -10 | sed 's/^/      /'; }
     else
       echo "  (a GPU is present: $t ran; tests/gpu/run-all.sh runs the full GPU checks) exit $rc"

@@ -6,6 +6,7 @@
 #   2. through the CPU EMULATION of CUDA, cuBLAS and NCCL (tests/gpu/emu/; a one-rank NCCL that
 #      really copies and checks its buffers):
 #      - test_nccl: every collective of mpi/comm_nccl.c on known values, with guard regions
+#      - test_cuda_conv: the implicit-GEMM conv blocks (cuda/conv_igemm.cu) against src/ and im2col
 #      - the forced-NCCL training step: HYPERTRAIN_COMM=nccl test_cuda_step (tiny jobs, lockstep and
 #        free-running against the CPU trainer; every collective must have gone through NCCL)
 #      - a NaN (and an Inf) in the generated weights ends the GPU step in the same "training
@@ -40,13 +41,17 @@ else echo "  (no mpicc/mpirun: the 3-rank node-local check is not run)"; fi
 echo "2. the CPU emulation of the CUDA backend"
 if ! command -v g++ >/dev/null || ! command -v python3 >/dev/null; then
   echo "  (no g++ or python3: the emulated checks are not run)"
-elif ! nice tests/gpu/emu/run-emulated.sh --build-only test_nccl test_cuda_step >"$T/build.log" 2>&1; then
+elif ! nice tests/gpu/emu/run-emulated.sh --build-only test_nccl test_cuda_conv test_cuda_step >"$T/build.log" 2>&1; then
   fail "building the emulation:"; tail -15 "$T/build.log" | sed 's/^/      /'
 else
   E=build-emu
   timeout 300 "$E/test_nccl" >"$T/nccl.log" 2>&1
   rc=$?
   [ $rc -eq 0 ] && pass "emulated test_nccl: $(tail -1 "$T/nccl.log")" || { fail "emulated test_nccl: exit $rc"; grep FAIL "$T/nccl.log" | head -5; }
+  timeout 300 "$E/test_cuda_conv" >"$T/conv.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] && pass "emulated test_cuda_conv (implicit-GEMM conv blocks vs src/ and im2col): $(tail -1 "$T/conv.log")" \
+    || { fail "emulated test_cuda_conv: exit $rc"; grep -E "FAIL|error" "$T/conv.log" | head -8 | sed 's/^/      /'; }
   HYPERTRAIN_COMM=nccl HT_GPU_TEST_QUICK=1 timeout 600 "$E/test_cuda_step" >"$T/step.log" 2>&1
   rc=$?
   n=$(grep -c "collectives through NCCL: [1-9][0-9]* (HYPERTRAIN_COMM=nccl" "$T/step.log")

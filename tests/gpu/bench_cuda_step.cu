@@ -2,7 +2,8 @@
 // images per network, 20,018 target weights, 633,640 parameters) and of one validation (200
 // networks x 5,000 images), on synthetic MNIST-shaped data (speed does not depend on pixel values).
 // Prints ms/step and the projected time of the paper's 13,000 steps (with a validation every
-// val_every steps). A benchmark: it prints figures and never fails on time.
+// val_every steps), once for each conv implementation (HT_CUDA_CONV=im2col, then igemm; only the
+// one named when HT_CUDA_CONV is set). A benchmark: it prints figures and never fails on time.
 //   build-cuda/tests/gpu/bench_cuda_step [--steps N] [--warmup N] [--no-val] [--job FILE]
 #include "common.cuh"
 
@@ -53,6 +54,13 @@ int main(int argc, char **argv) {
     model_init(&m, &job);
     Trainer tr;
     trainer_init(&tr, &m, &comm, &data);
+    // Each conv implementation in turn (HT_CUDA_CONV, target_cuda.cuh): both unless the environment names one.
+    const char *conv_env = getenv("HT_CUDA_CONV");
+    const char *conv_impls[2] = {"im2col", "igemm"};
+    const int n_conv = conv_env && *conv_env ? 1 : 2;
+    for (int ci = 0; ci < n_conv; ci++) { // (body not re-indented: a small, mergeable change)
+    if (n_conv == 2) setenv("HT_CUDA_CONV", conv_impls[ci], 1);
+    printf("== conv implementation: HT_CUDA_CONV=%s\n", getenv("HT_CUDA_CONV"));
     const double tc0 = ht_now();
     CudaTrainer *ct = cuda_trainer_create(&tr);
     const double t_create = ht_now() - tc0;
@@ -86,6 +94,7 @@ int main(int argc, char **argv) {
            "the paper's run (checkpoints not included)\n", paper_steps, ms, paper_steps * ms / 1e3, n_val, val_s, n_val * val_s, total,
            total / 60.0);
     cuda_trainer_destroy(ct);
+    }
     trainer_free(&tr);
     model_free(&m);
     Dataset *sets[3] = {&data.train, &data.val, &data.test};

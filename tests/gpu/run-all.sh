@@ -8,6 +8,7 @@
 # with make CUDA=1 first, for this GPU's architecture). Checks, each under its own time limit:
 #   environment        the NVIDIA libraries (ht-env), the GPU (nvidia-smi), the bundle's origin
 #   test_cuda_kernels  every kernel against src/ (budgets in tests/gpu/gpu_check.cuh)
+#   test_cuda_conv     the implicit-GEMM conv blocks (HT_CUDA_CONV=igemm) against src/ and im2col
 #   test_cuda_step     training steps GPU vs CPU, lockstep and free-running, every collective
 #                      through NCCL on one rank (HYPERTRAIN_COMM=nccl)
 #   test_nccl          NCCL collectives on known values (one rank; under mpirun in an MPI build)
@@ -32,7 +33,7 @@
 # MNIST: $HYPERTRAIN_DATA, else data/mnist or .gpu/mnist inside the bundle or tree, else
 # ../shared/data/mnist. Environment: BUILD, CUDA_ARCH, MPI, JOBS (source-tree mode only).
 # Test hooks (tests/t_bundle.sh): HT_GPU_LIMIT_SCALE multiplies every time limit, HT_GPU_TOTAL_S
-# replaces the shared deadline (465 s, --quick 170 s; before the scale).
+# replaces the shared deadline (475 s, --quick 180 s; before the scale).
 set -u
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 cd "$ROOT"
@@ -47,9 +48,9 @@ while [ $# -gt 0 ]; do
 done
 SCALE=${HT_GPU_LIMIT_SCALE:-1}
 T_START=$(date +%s.%N)
-# The per-check limits below add up to 455 s (--quick: 155 s); the shared deadline only matters
+# The per-check limits below add up to 465 s (--quick: 165 s); the shared deadline only matters
 # in source-tree mode (the build's 240 s come first) or when a check overruns its limit's kill.
-TOTAL=${HT_GPU_TOTAL_S:-$([ $QUICK = 1 ] && echo 170 || echo 465)}  # seconds for all checks (+ packing)
+TOTAL=${HT_GPU_TOTAL_S:-$([ $QUICK = 1 ] && echo 180 || echo 475)}  # seconds for all checks (+ packing)
 DEADLINE=$(awk -v t="$T_START" -v a="$TOTAL" -v s="$SCALE" 'BEGIN { printf "%.3f", t + a * s }')
 if [ -x "$ROOT/bin/hypertrain" ] && [ -f "$ROOT/BUNDLE" ]; then
   MODE=bundle; BIN=$ROOT/bin; G=$ROOT/bin; LOGS=$ROOT/gpu-logs
@@ -155,6 +156,7 @@ else
   test_binary test_cuda_kernels 45 "$G/test_cuda_kernels"
   test_binary test_cuda_step 120 "$G/test_cuda_step"
 fi
+test_binary test_cuda_conv 10 "$G/test_cuda_conv"
 test_binary test_nccl 15 "$G/test_nccl"
 
 # NaN in the generated weights: the run must end in the CPU's message, not in a CUDA fault.
@@ -213,14 +215,17 @@ elif [ $QUICK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- benchmark
-if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val
-else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300; fi
-ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log")
-val=$(sed -n 's/^validation: \([0-9.]*\) s.*/\1/p' "$LOGS/bench_cuda_step.log")
-proj=$(sed -n 's/^projected: .*total \([0-9.]*\) s (\([0-9.]*\) min).*/\1/p' "$LOGS/bench_cuda_step.log")
+# It runs each conv implementation (HT_CUDA_CONV=im2col, then igemm); the figures are the last
+# (igemm, the default), conv_ms compares the two.
+if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 15 --no-val
+else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 150; fi
+ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
+val=$(sed -n 's/^validation: \([0-9.]*\) s.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
+proj=$(sed -n 's/^projected: .*total \([0-9.]*\) s (\([0-9.]*\) min).*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
+conv_ms=$(awk '/^== conv implementation: HT_CUDA_CONV=/ { sub(/.*=/, ""); impl = $0 } /^step: / && impl != "" { printf "%s%s %s", sep, impl, $2; sep = ", " }' "$LOGS/bench_cuda_step.log")
 if [ $rc -eq 0 ] && skipped bench_cuda_step; then noGPU=$((noGPU + 1)); record SKIP bench_cuda_step "$secs" "SKIPPED (no GPU)"
 elif [ $rc -eq 0 ] && [ -n "$ms" ]; then
-  record PASS bench_cuda_step "$secs" "$ms ms/step$([ -n "$val" ] && echo ", validation $val s"); 13,000 steps: $(awk -v p="${proj:-0}" -v m="$ms" 'BEGIN { if (p > 0) printf "%.1f min", p / 60; else printf "%.1f min of steps", 13000 * m / 60000 }')"
+  record PASS bench_cuda_step "$secs" "$ms ms/step$([ -n "$conv_ms" ] && echo " (ms/step by conv: $conv_ms)")$([ -n "$val" ] && echo ", validation $val s"); 13,000 steps: $(awk -v p="${proj:-0}" -v m="$ms" 'BEGIN { if (p > 0) printf "%.1f min", p / 60; else printf "%.1f min of steps", 13000 * m / 60000 }')"
 else record FAIL bench_cuda_step "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)')"; show_tail bench_cuda_step 6; fi
 
 # ---------------------------------------------------------------- compute-sanitizer
@@ -243,12 +248,13 @@ TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --no-val)
 if [ -z "$SAN" ]; then
   record SKIP compute-sanitizer 0 "not found (PATH, CUDA_HOME/bin, /usr/local/cuda/bin)"
 elif [ $QUICK = 1 ]; then
-  sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
 else
   sanitize memcheck_kernels 40 memcheck "$G/test_cuda_kernels"
-  sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
-  sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
-  sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  # The steps with the default conv path only (unset, bench_cuda_step would run im2col and igemm).
+  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
+  HT_CUDA_CONV=igemm sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
 fi
 
 # ---------------------------------------------------------------- verdict
@@ -260,6 +266,7 @@ cat >"$LOGS/bench.json" <<JSON
   "mode": "$MODE", "quick": $QUICK, "origin": "$(json_str "$([ $MODE = bundle ] && sed -n 's/^commit: //p' "$ROOT/BUNDLE" || git rev-parse --short HEAD 2>/dev/null)")",
   "job": "jobs/mnist.json", "comm": "nccl",
   "ms_per_step": ${ms:-null}, "validation_s": ${val:-null}, "projected_13000_steps_s": ${proj:-null},
+  "conv_ms_per_step": "$(json_str "$conv_ms")",
   "checks_passed": $passes, "checks_failed": $failures, "checks_skipped": $skips, "elapsed_s": $ELAPSED
 }
 JSON

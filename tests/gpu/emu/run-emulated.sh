@@ -4,7 +4,7 @@
 # test_cuda_kernels and test_cuda_step there. This checks the kernels' indexing and logic against
 # src/ on a machine without a GPU (optionally under AddressSanitizer: ASAN=1). It is NOT a GPU run:
 # speed, concurrency (streams, races), NCCL and the real GPU arithmetic are not exercised.
-#   tests/gpu/emu/run-emulated.sh [--build-only] [TEST ...]   default: test_cuda_kernels test_cuda_step
+#   tests/gpu/emu/run-emulated.sh [--build-only] [TEST ...]   default: test_cuda_kernels test_cuda_conv test_cuda_step
 # (--build-only: build build-emu/TEST and run nothing; tests/t_gpu_emu.sh runs them its own way)
 # About 1 minute for test_cuda_kernels and 7 for test_cuda_step on 2 cores (HT_GPU_TEST_QUICK=1:
 # the tiny jobs only, about 1 minute).
@@ -39,7 +39,7 @@ for cu in cuda/*.cu; do
 done
 g++ -std=c++17 $CFLAGS $INC -c tests/gpu/emu/emu.cpp -o $B/obj/emu.o
 objs+=($B/obj/emu.o)
-tests=("$@"); [ ${#tests[@]} -eq 0 ] && tests=(test_cuda_kernels test_cuda_step)
+tests=("$@"); [ ${#tests[@]} -eq 0 ] && tests=(test_cuda_kernels test_cuda_conv test_cuda_step)
 rc=0
 for t in "${tests[@]}"; do
   python3 tests/gpu/emu/prep.py tests/gpu/$t.cu $B/pp/tests/gpu/$t.cpp

@@ -1,0 +1,426 @@
+// test_cuda_conv: the implicit-GEMM conv blocks of cuda/conv_igemm.cu (conv + bias + ReLU + 2x2 max
+// pool fused; dW, dbias, dIn routed through the pool's argmax) against the CPU reference of src/
+// (target_conv_forward/backward, target_relu_*, target_maxpool_*), and whole target networks
+// through cuda_target_loss_grad with HT_CUDA_CONV=igemm against the CPU and against
+// HT_CUDA_CONV=im2col. Budgets are those of tests/gpu/gpu_check.cuh, justified where used.
+//
+//   packing: pack + unpack of the flat layout round-trips exactly (copies only)
+//   per block, several shapes (the paper's two conv layers, odd sizes with clipped pool windows,
+//   filters and channels not multiples of 4 and above one 32-wide tile, a 1x1 kernel):
+//     pooled output                 -> gemm(K + 1) of the window's largest magnitude
+//     argmax                        -> exact, except near-ties (both values within the gemm budget)
+//     dW and dbias, dIn             -> gemm (K = pixels, resp. k*k*F), given the CPU's argmax
+//   whole networks (paper, and one with odd pool edges):
+//     loss (rtol 1e-5), correct counts (+-1), dtheta (robust), probabilities on shared images
+//   HT_CUDA_CONV: default choice, an unknown value and igemm on a network it cannot run are
+//     one-line fatal errors (checked in a child process)
+//
+// Prints "SKIPPED (no GPU)" and exits 0 when no GPU is visible; exits non-zero on any failure.
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.cuh"
+#include "conv_igemm.cuh"
+#include "target_cuda.cuh"
+
+extern "C" {
+#include "model.h"
+#include "rng.h"
+}
+#include "gpu_check.cuh"
+
+static CudaCtx g_ctx;
+
+static float *rand_floats(size_t n, float lo, float hi, uint32_t key) {
+    float *h = XALLOC_FLOATS(n ? n : 1);
+    rng_uniform(11, RNG_STREAM_TEST, key, 0, lo, hi, h, (int)n);
+    return h;
+}
+
+// Guards every comparison against comparing zeros with zeros: at least min_frac of the reference's
+// elements must be nonzero.
+static void nonzero(const char *name, const float *r, size_t n, double min_frac) {
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++) nz += r[i] != 0.0f;
+    T_CHECK(&g_ts, (double)nz >= min_frac * (double)n && nz > 0, "%s: %zu of %zu reference values nonzero (>= %.0f%%)",
+            name, nz, n, 100.0 * min_frac);
+}
+
+static float *abs_copy(const float *x, size_t n) {
+    float *a = XALLOC_FLOATS(n ? n : 1);
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    return a;
+}
+
+// A one-block architecture: conv (k, F) on (H, W, C), ReLU, max pool 2 (SAME), then an fc layer
+// that is never run here (the pack functions only look at the conv layer).
+static void block_arch(TargetArch *a, int H, int W, int C, int k, int F) {
+    memset(a, 0, sizeof(*a));
+    a->in_h = H; a->in_w = W; a->in_c = C; a->in_size = H * W * C; a->classes = 10;
+    TargetOp *cv = &a->ops[0], *rl = &a->ops[1], *pl = &a->ops[2];
+    *cv = (TargetOp){OP_CONV, H, W, C, H, W, F, k, 0};
+    *rl = (TargetOp){OP_RELU, H, W, F, H, W, F, 0, -1};
+    *pl = (TargetOp){OP_MAXPOOL, H, W, F, (H + 1) / 2, (W + 1) / 2, F, 2, -1};
+    a->n_ops = 3;
+    a->n_layers = 1;
+    a->layers[0] = (TargetLayer){F, k * k * C, C, 0, (size_t)F * (k * k * C + 1), 0};
+    a->n_weights = a->layers[0].size;
+}
+
+static void test_pack(void) {
+    printf("packing: the flat layout -> packed blocks -> back\n");
+    Job job;
+    job_defaults(&job);
+    job_validate(&job);
+    TargetArch a;
+    arch_build_target(&a, &job);
+    IgemmPack p;
+    igemm_pack_init(&p, &a);
+    const int nb = 3;
+    const size_t W = a.n_weights;
+    float *theta = rand_floats((size_t)nb * W, -1.0f, 1.0f, 1);
+    float *d_theta = gc_upload(theta, (size_t)nb * W), *d_back = DALLOC(float, (size_t)nb * W, "back");
+    float *d_pack = DALLOC(float, (size_t)nb * p.stride, "pack");
+    gc_zero(d_back, (size_t)nb * W * sizeof(float));
+    CUDA_CHECK(cudaMemset(d_pack, 0xff, (size_t)nb * p.stride * sizeof(float))); // NaN: padding must be written
+    igemm_pack_weights(g_ctx.stream, &p, &a, nb, d_theta, W, d_pack);
+    igemm_unpack_grads(g_ctx.stream, &p, &a, nb, d_pack, d_back, W);
+    float *back = gc_download(d_back, (size_t)nb * W), *pk = gc_download(d_pack, (size_t)nb * p.stride);
+    float *want = XALLOC_FLOATS((size_t)nb * W);
+    memset(want, 0, (size_t)nb * W * sizeof(float));
+    for (int l = 0; l < a.n_layers; l++) {
+        if (a.ops[a.layers[l].op].type != OP_CONV) continue;
+        for (int b = 0; b < nb; b++)
+            memcpy(want + (size_t)b * W + a.layers[l].offset, theta + (size_t)b * W + a.layers[l].offset,
+                   a.layers[l].size * sizeof(float));
+        T_CHECK(&g_ts, p.off[l] % 32 == 0 && p.kp[l] % 4 == 0 && p.kp[l] >= a.layers[l].fan_in,
+                "layer %d packed at float %zu (multiple of 32), rows of %d floats (fan-in %d rounded up to 4)", l + 1,
+                p.off[l], p.kp[l], a.layers[l].fan_in);
+    }
+    T_CHECK(&g_ts, p.stride % 32 == 0, "packed stride %zu floats per network (multiple of 32)", p.stride);
+    gc_exact("pack + unpack = the conv layers of theta (fc layers untouched)", back, want, (size_t)nb * W);
+    // row padding is written as zeros (the NaN fill must be gone); the tail after the biases is never read
+    size_t row_pad_bad = 0;
+    for (int l = 0; l < a.n_layers; l++) {
+        if (a.ops[a.layers[l].op].type != OP_CONV) continue;
+        const TargetLayer *L = &a.layers[l];
+        for (int b = 0; b < nb; b++)
+            for (int f = 0; f < L->filters; f++)
+                for (int j = L->fan_in; j < p.kp[l]; j++)
+                    if (pk[(size_t)b * p.stride + p.off[l] + (size_t)f * p.kp[l] + j] != 0.0f) row_pad_bad++;
+    }
+    T_CHECK(&g_ts, row_pad_bad == 0, "row padding of the packed weights is zero (%zu nonzero)", row_pad_bad);
+    ht_cuda_free(d_theta); ht_cuda_free(d_back); ht_cuda_free(d_pack);
+    free(theta); free(back); free(pk); free(want);
+}
+
+// One conv block (H, W, C, kernel k, F filters) for nb networks of n_img images.
+static void test_block(const char *what, int H, int W, int C, int k, int F, int nb, int n_img, int with_din,
+                       uint32_t key) {
+    TargetArch a;
+    block_arch(&a, H, W, C, k, F);
+    const TargetOp *cv = &a.ops[0], *pl = &a.ops[2];
+    const TargetLayer *L = &a.layers[0];
+    const int K = L->fan_in, OH = pl->out_h, OW = pl->out_w;
+    const size_t WS = a.n_weights, isz = (size_t)n_img * H * W * C, csz = (size_t)n_img * H * W * F;
+    const size_t psz = (size_t)n_img * OH * OW * F;
+    printf("conv block %s: %dx%dx%d, kernel %d, %d filters -> pool %dx%d; %d networks x %d images\n", what, H, W, C,
+           k, F, OH, OW, nb, n_img);
+    float *theta = rand_floats((size_t)nb * WS, -0.3f, 0.3f, key);
+    float *in = rand_floats((size_t)nb * isz, -0.5f, 1.0f, key + 1);
+    float *dout = rand_floats((size_t)nb * psz, -1.0f, 1.0f, key + 2);
+    float *atheta = abs_copy(theta, (size_t)nb * WS), *ain = abs_copy(in, (size_t)nb * isz);
+    float *adout = abs_copy(dout, (size_t)nb * psz);
+    // CPU reference, network by network
+    float *conv = XALLOC_FLOATS((size_t)nb * csz), *cmag = XALLOC_FLOATS((size_t)nb * csz);
+    float *pout = XALLOC_FLOATS((size_t)nb * psz), *pmag = XALLOC_FLOATS((size_t)nb * psz);
+    int32_t *amax = (int32_t *)XMALLOC((size_t)nb * psz * sizeof(int32_t));
+    int32_t *amag = (int32_t *)XMALLOC((size_t)nb * psz * sizeof(int32_t));
+    float *dconv = XALLOC_FLOATS((size_t)nb * csz), *dcmag = XALLOC_FLOATS((size_t)nb * csz);
+    float *dw = XALLOC_FLOATS((size_t)nb * WS), *dwm = XALLOC_FLOATS((size_t)nb * WS);
+    float *din = XALLOC_FLOATS((size_t)nb * isz), *dinm = XALLOC_FLOATS((size_t)nb * isz);
+    float *scratch = XALLOC_FLOATS(target_conv_scratch_floats(cv, n_img));
+    for (int b = 0; b < nb; b++) {
+        const size_t ci = (size_t)b * csz, pi = (size_t)b * psz, ii = (size_t)b * isz, wi = (size_t)b * WS;
+        target_conv_forward(cv, n_img, in + ii, theta + wi, scratch, conv + ci);
+        target_relu_forward(csz, conv + ci, conv + ci);
+        target_maxpool_forward(pl, n_img, conv + ci, pout + pi, amax + pi);
+        target_conv_forward(cv, n_img, ain + ii, atheta + wi, scratch, cmag + ci);
+        target_maxpool_forward(pl, n_img, cmag + ci, pmag + pi, amag + pi); // >= |every pixel's terms|
+        // backward of the dense chain: pool (routes to argmax), ReLU (mask of the output), conv
+        target_maxpool_backward(pl, n_img, amax + pi, dout + pi, dconv + ci);
+        target_relu_backward(csz, conv + ci, dconv + ci, dconv + ci);
+        target_maxpool_backward(pl, n_img, amax + pi, adout + pi, dcmag + ci);
+        target_relu_backward(csz, conv + ci, dcmag + ci, dcmag + ci);
+        target_conv_backward(cv, n_img, in + ii, theta + wi, dconv + ci, scratch, dw + wi, with_din ? din + ii : NULL);
+        target_conv_backward(cv, n_img, ain + ii, atheta + wi, dcmag + ci, scratch, dwm + wi,
+                             with_din ? dinm + ii : NULL);
+    }
+    // GPU
+    IgemmPack p;
+    igemm_pack_init(&p, &a);
+    float *d_theta = gc_upload(theta, (size_t)nb * WS), *d_in = gc_upload(in, (size_t)nb * isz);
+    float *d_pack = DALLOC(float, (size_t)nb * p.stride, "pack"), *d_dpack = DALLOC(float, (size_t)nb * p.stride, "dpack");
+    float *d_out = DALLOC(float, (size_t)nb * psz, "out");
+    int32_t *d_amax = DALLOC(int32_t, (size_t)nb * psz, "argmax");
+    igemm_pack_weights(g_ctx.stream, &p, &a, nb, d_theta, WS, d_pack);
+    igemm_conv_pool_forward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride, d_out,
+                            d_amax);
+    float *g = gc_download(d_out, (size_t)nb * psz);
+    int32_t *ga = (int32_t *)XMALLOC((size_t)nb * psz * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpy(ga, d_amax, (size_t)nb * psz * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    char name[160];
+    // Pooled value = max over the window of relu(sum of K + 1 products): the max of perturbed values
+    // moves by at most the largest perturbation, so the gemm budget of the window's largest
+    // magnitude (pmag: the pool of the |.| conv) bounds it.
+    snprintf(name, sizeof(name), "%s: pooled output (conv + bias + ReLU + pool fused)", what);
+    gc_gemm(name, g, pout, pmag, (size_t)nb * psz, K + 1);
+    nonzero(name, pout, (size_t)nb * psz, 0.2); // about half the pooled values survive ReLU
+    // argmax: the same index, or a near-tie: the CPU's ReLU outputs at both indices within the
+    // same gemm budget (the two sides' rounding decided it). Indices outside the window are never ok.
+    // Where both sides' pooled value is 0 (every window value cut by ReLU: an exact tie), both must
+    // pick the first pixel of the window (strict >): no tolerance.
+    size_t diff = 0, bad = 0, zero_ties = 0, zero_bad = 0;
+    for (size_t e = 0; e < (size_t)nb * psz; e++) {
+        if (g[e] == 0.0f && pout[e] == 0.0f) { zero_ties++; zero_bad += ga[e] != amax[e]; continue; }
+        if (ga[e] == amax[e]) continue;
+        diff++;
+        const size_t b = e / psz, f = e % F;
+        const int32_t gi = ga[e];
+        const double budget = 16.0 * sqrt((double)K + 1) * GC_U * pmag[e];
+        if (gi < 0 || (size_t)gi >= csz || (size_t)gi % F != f ||
+            fabs((double)conv[b * csz + gi] - (double)conv[b * csz + amax[e]]) > budget)
+            bad++;
+    }
+    T_CHECK(&g_ts, bad == 0, "%s: argmax, %zu values: %zu differ from the CPU, all near-ties within the gemm "
+            "budget (%zu not) [exact up to near-ties]", what, (size_t)nb * psz, diff, bad);
+    T_CHECK(&g_ts, zero_bad == 0 && zero_ties > 0, "%s: argmax of the %zu all-zero windows (after ReLU) is the first "
+            "pixel on both sides (%zu differ) [exact]", what, zero_ties, zero_bad);
+    free(g);
+    // Backward from the CPU's pooled output and argmax, so that both sides route the same way.
+    const size_t nscr = igemm_dw_scratch_floats(cv, pl, nb, n_img);
+    float *d_scr = nscr ? DALLOC(float, nscr, "dW scratch") : NULL;
+    printf("  dW: %s\n", nscr ? "pooled positions split over several blocks (partial sums + ordered reduction)"
+                              : "one block per weight tile (no split)");
+    int32_t *d_camax = gc_upload(amax, (size_t)nb * psz);
+    float *d_pout = gc_upload(pout, (size_t)nb * psz), *d_dout = gc_upload(dout, (size_t)nb * psz);
+    float *d_din = DALLOC(float, (size_t)nb * isz, "din"), *d_dw = DALLOC(float, (size_t)nb * WS, "dw");
+    igemm_conv_pool_backward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride,
+                             d_pout, d_camax, d_dout, d_dpack + p.off[0], p.stride, with_din ? d_din : NULL, d_scr);
+    igemm_unpack_grads(g_ctx.stream, &p, &a, nb, d_dpack, d_dw, WS);
+    g = gc_download(d_dw, (size_t)nb * WS);
+    const double P = (double)n_img * H * W;
+    snprintf(name, sizeof(name), "%s: dW and dbias (routed, implicit GEMM; CPU argmax)", what);
+    gc_gemm(name, g, dw, dwm, (size_t)nb * WS, P); // dW sums over every conv pixel on the CPU (zeros included)
+    nonzero(name, dw, (size_t)nb * WS, 0.5);
+    free(g);
+    if (with_din) {
+        g = gc_download(d_din, (size_t)nb * isz);
+        snprintf(name, sizeof(name), "%s: dIn (gather form, routed; CPU argmax)", what);
+        gc_gemm(name, g, din, dinm, (size_t)nb * isz, (double)k * k * F);
+        nonzero(name, din, (size_t)nb * isz, 0.2);
+        free(g);
+    }
+    // The same backward from the GPU's own forward (argmax near-ties may route differently: robust).
+    igemm_conv_pool_backward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride,
+                             d_out, d_amax, d_dout, d_dpack + p.off[0], p.stride, NULL, d_scr);
+    igemm_unpack_grads(g_ctx.stream, &p, &a, nb, d_dpack, d_dw, WS);
+    g = gc_download(d_dw, (size_t)nb * WS);
+    snprintf(name, sizeof(name), "%s: dW from the GPU's own forward", what);
+    // a flipped near-tie moves one filter's gradient by one pixel's terms: at most 1% flips, the rest rounding
+    gc_robust(name, g, dw, (size_t)nb * WS, 1e-4, 1e-3, 0.99);
+    free(g);
+    ht_cuda_free(d_theta); ht_cuda_free(d_in); ht_cuda_free(d_pack); ht_cuda_free(d_dpack); ht_cuda_free(d_out);
+    ht_cuda_free(d_amax); ht_cuda_free(d_camax); ht_cuda_free(d_pout); ht_cuda_free(d_dout); ht_cuda_free(d_din);
+    ht_cuda_free(d_dw); ht_cuda_free(d_scr);
+    free(theta); free(in); free(dout); free(atheta); free(ain); free(adout); free(conv); free(cmag); free(pout);
+    free(pmag); free(amax); free(amag); free(dconv); free(dcmag); free(dw); free(dwm); free(din); free(dinm);
+    free(scratch); free(ga);
+}
+
+// Whole network: CPU target_loss_grad vs cuda_target_loss_grad with igemm, and igemm vs im2col.
+static void run_gpu_net(const TargetArch *a, const char *impl, int nb, int n_img, const float *d_theta,
+                        const float *d_images, const uint8_t *d_labels, float scale, double *loss, int *correct,
+                        float *dtheta, float *probs) {
+    setenv("HT_CUDA_CONV", impl, 1);
+    CudaTarget ct;
+    cuda_target_init(&ct, a, nb * n_img, 1);
+    unsetenv("HT_CUDA_CONV");
+    T_CHECK(&g_ts, !strcmp(cuda_conv_impl_name(ct.conv), impl), "HT_CUDA_CONV=%s selects %s", impl,
+            cuda_conv_impl_name(ct.conv));
+    const size_t W = a->n_weights, isz = (size_t)a->in_size;
+    double *d_loss = DALLOC(double, nb, "loss");
+    int *d_correct = DALLOC(int, nb, "correct");
+    float *d_dtheta = DALLOC(float, (size_t)nb * W, "dtheta");
+    float *d_probs = DALLOC(float, (size_t)nb * n_img * a->classes, "probs");
+    cuda_target_loss_grad(&g_ctx, &ct, nb, d_theta, n_img, d_images, (size_t)n_img * isz, d_labels, (size_t)n_img,
+                          scale, d_loss, d_correct, d_dtheta);
+    cuda_target_forward(&g_ctx, &ct, nb, d_theta, n_img, d_images, 0, d_probs);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemcpy(loss, d_loss, nb * sizeof(double), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(correct, d_correct, nb * sizeof(int), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(dtheta, d_dtheta, (size_t)nb * W * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(probs, d_probs, (size_t)nb * n_img * a->classes * sizeof(float), cudaMemcpyDeviceToHost));
+    cuda_target_free(&ct);
+    ht_cuda_free(d_loss); ht_cuda_free(d_correct); ht_cuda_free(d_dtheta); ht_cuda_free(d_probs);
+}
+
+static void compare_nets(const char *what, const TargetArch *a, int nb, int n_img, const double *l1, const int *c1,
+                         const float *g1, const float *p1, const double *l2, const int *c2, const float *g2,
+                         const float *p2) {
+    char name[160];
+    const size_t W = a->n_weights;
+    for (int b = 0; b < nb; b++) {
+        snprintf(name, sizeof(name), "%s: loss of network %d", what, b);
+        gc_scalar(name, l1[b], l2[b], 1e-5, 0.0);
+        T_CHECK(&g_ts, abs(c1[b] - c2[b]) <= 1, "%s: correct images of network %d: %d vs %d (allowed difference 1: "
+                "near-tied logits)", what, b, c1[b], c2[b]);
+    }
+    for (int l = 0; l < a->n_layers; l++) {
+        const size_t sz = a->layers[l].size;
+        float *x = XALLOC_FLOATS((size_t)nb * sz), *y = XALLOC_FLOATS((size_t)nb * sz);
+        for (int b = 0; b < nb; b++) {
+            memcpy(x + (size_t)b * sz, g1 + (size_t)b * W + a->layers[l].offset, sz * sizeof(float));
+            memcpy(y + (size_t)b * sz, g2 + (size_t)b * W + a->layers[l].offset, sz * sizeof(float));
+        }
+        snprintf(name, sizeof(name), "%s: dtheta of layer %d", what, l + 1);
+        // as test_cuda_kernels' whole-network check: ReLU/max-pool decisions flipped by a different
+        // summation order move one filter tap by O(1/#pixels): <= 1% such flips, the rest <= 3e-2 rel-L2
+        gc_robust(name, x, y, (size_t)nb * sz, 3e-2, 1e-3, 0.99);
+        free(x); free(y);
+    }
+    snprintf(name, sizeof(name), "%s: probabilities on shared images", what);
+    gc_check(name, p1, p2, (size_t)nb * n_img * a->classes, [](size_t) { return 1e-5; }, "absolute 1e-5");
+}
+
+static void test_network(const char *what, const Job *job, float wscale) {
+    const int nb = 3, n_img = 6;
+    TargetArch a;
+    arch_build_target(&a, job);
+    printf("whole target network (%s): %d networks x %d images\n", what, nb, n_img);
+    const size_t W = a.n_weights, isz = (size_t)a.in_size;
+    float *theta = rand_floats((size_t)nb * W, -wscale, wscale, 90);
+    float *images = rand_floats((size_t)nb * n_img * isz, 0.0f, 1.0f, 91);
+    uint8_t labels[64];
+    for (int i = 0; i < nb * n_img; i++) labels[i] = (uint8_t)((i * 3 + 1) % a.classes);
+    const float scale = 1000.0f / (nb * n_img);
+    TargetNet tn;
+    target_init(&tn, &a, n_img, 0);
+    HT_CHECK(target_set_impl(&tn, TARGET_IMPL_REFERENCE), "reference target implementation unavailable");
+    double lc[8], li[8], lm[8];
+    int cc[8], ci[8], cm[8];
+    const size_t np = (size_t)nb * n_img * a.classes;
+    float *gc = XALLOC_FLOATS((size_t)nb * W), *gi = XALLOC_FLOATS((size_t)nb * W), *gm = XALLOC_FLOATS((size_t)nb * W);
+    float *pc = XALLOC_FLOATS(np), *pi = XALLOC_FLOATS(np), *pm = XALLOC_FLOATS(np);
+    target_loss_grad(&tn, nb, theta, n_img, images, (size_t)n_img * isz, labels, (size_t)n_img, scale, lc, cc, gc);
+    target_forward(&tn, nb, theta, n_img, images, 0, pc);
+    char name[160];
+    for (int l = 0; l < a.n_layers; l++) { // every layer gets a gradient (signals reach the logits)
+        size_t nz = 0;
+        for (int b = 0; b < nb; b++)
+            for (size_t i = 0; i < a.layers[l].size; i++) nz += gc[(size_t)b * W + a.layers[l].offset + i] != 0.0f;
+        T_CHECK(&g_ts, nz >= a.layers[l].size / 4 * nb, "%s: CPU dtheta of layer %d has %zu nonzero of %zu", what, l + 1,
+                nz, a.layers[l].size * nb);
+    }
+    float *d_theta = gc_upload(theta, (size_t)nb * W), *d_images = gc_upload(images, (size_t)nb * n_img * isz);
+    uint8_t *d_labels = gc_upload(labels, (size_t)nb * n_img);
+    run_gpu_net(&a, "igemm", nb, n_img, d_theta, d_images, d_labels, scale, li, ci, gi, pi);
+    run_gpu_net(&a, "im2col", nb, n_img, d_theta, d_images, d_labels, scale, lm, cm, gm, pm);
+    snprintf(name, sizeof(name), "%s, igemm vs CPU", what);
+    compare_nets(name, &a, nb, n_img, li, ci, gi, pi, lc, cc, gc, pc);
+    snprintf(name, sizeof(name), "%s, igemm vs im2col", what);
+    compare_nets(name, &a, nb, n_img, li, ci, gi, pi, lm, cm, gm, pm);
+    target_free(&tn);
+    ht_cuda_free(d_theta); ht_cuda_free(d_images); ht_cuda_free(d_labels);
+    free(theta); free(images); free(gc); free(gi); free(gm); free(pc); free(pi); free(pm);
+}
+
+// Runs cuda_conv_impl_from_env with HT_CUDA_CONV=value in a child; returns its exit status and
+// its stderr (first line) in err.
+static int child_select(const TargetArch *a, const char *value, char *err, size_t n) {
+    int fd[2];
+    HT_CHECK(pipe(fd) == 0, "pipe failed");
+    fflush(stdout); fflush(stderr);
+    const pid_t pid = fork();
+    HT_CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        setenv("HT_CUDA_CONV", value, 1);
+        const CudaConvImpl c = cuda_conv_impl_from_env(a);
+        fprintf(stderr, "selected %s\n", cuda_conv_impl_name(c));
+        _exit(0);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], err, n - 1);
+    err[got > 0 ? got : 0] = 0;
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_selection(const Job *paper, const Job *smooth) {
+    printf("HT_CUDA_CONV selection\n");
+    TargetArch a, s;
+    arch_build_target(&a, paper);
+    arch_build_target(&s, smooth);
+    unsetenv("HT_CUDA_CONV");
+    T_CHECK(&g_ts, cuda_conv_impl_from_env(&a) == CUDA_CONV_IGEMM, "default on the paper network: igemm");
+    T_CHECK(&g_ts, cuda_conv_impl_from_env(&s) == CUDA_CONV_IM2COL,
+            "default on conv-conv-fc-fc (no ReLU/pool after a conv): im2col");
+    char err[512];
+    int rc = child_select(&a, "bogus", err, sizeof(err));
+    T_CHECK(&g_ts, rc != 0 && strstr(err, "HT_CUDA_CONV=bogus") && strstr(err, "im2col or igemm"),
+            "HT_CUDA_CONV=bogus: exit %d, \"%s\"", rc, err);
+    rc = child_select(&s, "igemm", err, sizeof(err));
+    T_CHECK(&g_ts, rc != 0 && strstr(err, "HT_CUDA_CONV=igemm") && strstr(err, "conv op 0"),
+            "HT_CUDA_CONV=igemm on conv-conv-fc-fc: exit %d, \"%s\"", rc, err);
+    rc = child_select(&s, "im2col", err, sizeof(err));
+    T_CHECK(&g_ts, rc == 0 && strstr(err, "selected im2col"), "HT_CUDA_CONV=im2col: exit %d, \"%s\"", rc, err);
+}
+
+int main(void) {
+    if (gc_skip_without_gpu("test_cuda_conv")) return 0;
+    cuda_ctx_init(&g_ctx, NULL);
+    int dev = 0;
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    printf("test_cuda_conv on GPU %d: %s (compute %d.%d)\n", dev, prop.name, prop.major, prop.minor);
+    const int quick = getenv("HT_GPU_TEST_QUICK") != NULL;
+
+    test_pack();
+    test_block("paper conv 1", 28, 28, 1, 5, 32, 2, quick ? 2 : 3, 0, 100);
+    test_block("paper conv 2", 14, 14, 32, 5, 16, 2, quick ? 2 : 3, 1, 110);
+    test_block("odd edges", 7, 9, 3, 3, 5, 3, 2, 1, 120);
+    test_block("wide tiles", 6, 5, 33, 3, 40, 2, 2, 1, 130);
+    test_block("1x1 kernel", 4, 3, 2, 1, 7, 2, 3, 1, 140);
+
+    Job paper;
+    job_defaults(&paper);
+    job_validate(&paper);
+    Job odd = paper; // pools of odd sizes (7 -> 4) and filters not multiples of 4
+    job_set(&odd, "target.layers=[{\"type\":\"conv\",\"kernel\":3,\"filters\":6,\"gen_hidden\":[6]},"
+                  "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                  "{\"type\":\"conv\",\"kernel\":5,\"filters\":5,\"gen_hidden\":[6]},"
+                  "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                  "{\"type\":\"conv\",\"kernel\":3,\"filters\":3,\"gen_hidden\":[6]},"
+                  "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                  "{\"type\":\"fc\",\"units\":10,\"gen_hidden\":[6],\"per_filter\":false}]");
+    job_validate(&odd);
+    Job smooth = paper;
+    job_set(&smooth, "target.layers=[{\"type\":\"conv\",\"kernel\":5,\"filters\":3,\"gen_hidden\":[6]},"
+                     "{\"type\":\"conv\",\"kernel\":3,\"filters\":2,\"gen_hidden\":[6]},"
+                     "{\"type\":\"fc\",\"units\":10,\"gen_hidden\":[6],\"per_filter\":false}]");
+    job_validate(&smooth);
+    test_network("paper network", &paper, 0.15f);
+    test_network("three blocks, odd pool edges", &odd, 0.6f); // larger weights: signals survive three ReLU/pools
+    test_selection(&paper, &smooth);
+
+    cuda_ctx_free(&g_ctx);
+    return test_summary(&g_ts, "test_cuda_conv");
+}
