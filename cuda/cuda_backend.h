@@ -81,8 +81,9 @@ void cuda_trainer_validate(CudaTrainer *ct, ValStats *vs);
 // (the previous implementation; the reference of the device accumulation in tests).
 void cuda_trainer_validate_host(CudaTrainer *ct, ValStats *vs);
 
-// CUDA graph on (default unless HT_CUDA_GRAPH=0 or HT_CUDA_SYNC=1) or off for the next steps.
-void cuda_trainer_set_graph(CudaTrainer *ct, int on);
+// CUDA graph on (the default unless HT_CUDA_GRAPH=0) or off for the next steps; returns whether
+// it is on (never under HT_CUDA_SYNC=1, whose synchronizations are illegal inside a capture).
+int cuda_trainer_set_graph(CudaTrainer *ct, int on);
 // Per-phase timing with CUDA events (bench_cuda_step): on = every later step runs with plain
 // launches and an event between phases, and synchronizes at its end; the accumulators restart.
 void cuda_trainer_profile(CudaTrainer *ct, int on);

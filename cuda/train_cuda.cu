@@ -109,7 +109,8 @@ struct CudaTrainer {
     double digamma_B;            // digamma(B) of the entropy estimate (constant)
     StageSlot slot[STAGE_SLOTS];
     int next_slot;
-    int use_graph;               // HT_CUDA_GRAPH != 0 and not HT_CUDA_SYNC
+    int use_graph;               // the next steps replay the graph
+    int graph_allowed;           // not HT_CUDA_SYNC=1 (its synchronizations are illegal in a capture)
     cudaGraphExec_t graph;       // the captured step_device (NULL until the first step)
     size_t graph_nodes;
     long graph_launches, graph_builds, steps_queued;
@@ -290,7 +291,8 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     for (int k = 0; k < N_MARKS; k++) CUDA_CHECK(cudaEventCreate(&ct->ev[k]));
     const char *g = getenv("HT_CUDA_GRAPH"), *sy = getenv("HT_CUDA_SYNC");
     HT_CHECK(!g || !g[0] || !strcmp(g, "0") || !strcmp(g, "1"), "HT_CUDA_GRAPH must be 0 or 1 (got '%s')", g);
-    ct->use_graph = !(g && !strcmp(g, "0")) && !(sy && sy[0] && strcmp(sy, "0") != 0);
+    ct->graph_allowed = !(sy && sy[0] && strcmp(sy, "0") != 0);
+    ct->use_graph = ct->graph_allowed && !(g && !strcmp(g, "0"));
     cuda_ctx_sync(&ct->ctx);
     return ct;
 }
@@ -592,7 +594,10 @@ extern "C" void cuda_trainer_step(CudaTrainer *ct, StepStats *st) {
     cuda_trainer_step_stats(ct, st);
 }
 
-extern "C" void cuda_trainer_set_graph(CudaTrainer *ct, int on) { ct->use_graph = on != 0; }
+extern "C" int cuda_trainer_set_graph(CudaTrainer *ct, int on) {
+    ct->use_graph = on && ct->graph_allowed;
+    return ct->use_graph;
+}
 
 extern "C" void cuda_trainer_profile(CudaTrainer *ct, int on) {
     ct->profile = on != 0;

@@ -167,7 +167,7 @@ else record FAIL nan_diverges "$secs" "exit $rc, expected the 'training diverged
 
 # Two steps with a device synchronize after every kernel (HT_CUDA_SYNC=1, the debugging mode).
 if [ $QUICK = 0 ]; then
-  run sync_mode 20 env HT_CUDA_SYNC=1 "${ENV[@]}" "$G/bench_cuda_step" --steps 2 --warmup 0 --no-val --job jobs/tiny.json
+  run sync_mode 20 env HT_CUDA_SYNC=1 "${ENV[@]}" "$G/bench_cuda_step" --steps 2 --warmup 0 --profile 2 --no-val --job jobs/tiny.json
   if [ $rc -eq 0 ] && skipped sync_mode; then noGPU=$((noGPU + 1)); record SKIP sync_mode "$secs" "SKIPPED (no GPU)"
   elif [ $rc -eq 0 ]; then record PASS sync_mode "$secs" "HT_CUDA_SYNC=1: $(grep -m1 -o '^step: [0-9.]* ms/step' "$LOGS/sync_mode.log")"
   else record FAIL sync_mode "$secs" "exit $rc"; show_tail sync_mode 5; fi
@@ -213,8 +213,9 @@ elif [ $QUICK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- benchmark
-if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val
-else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300; fi
+# (graph and plain launches, per-phase CUDA events; the figures as JSON in bench_cuda_step.json)
+if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val --json "$LOGS/bench_cuda_step.json"
+else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300 --json "$LOGS/bench_cuda_step.json"; fi
 ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log")
 val=$(sed -n 's/^validation: \([0-9.]*\) s.*/\1/p' "$LOGS/bench_cuda_step.log")
 proj=$(sed -n 's/^projected: .*total \([0-9.]*\) s (\([0-9.]*\) min).*/\1/p' "$LOGS/bench_cuda_step.log")
@@ -239,7 +240,7 @@ sanitize() { # NAME LIMIT TOOL CMD...
   else record FAIL "$name" "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)'); ${errs:-}"
     grep -m8 -E "=========  (Invalid|Race|Uninitialized|Program hit|.*at .*in )" "$LOGS/$name.log" | sed 's/^/    /'; fi
 }
-TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --no-val)
+TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --profile 0 --no-val)
 if [ -z "$SAN" ]; then
   record SKIP compute-sanitizer 0 "not found (PATH, CUDA_HOME/bin, /usr/local/cuda/bin)"
 elif [ $QUICK = 1 ]; then
@@ -247,8 +248,8 @@ elif [ $QUICK = 1 ]; then
 else
   sanitize memcheck_kernels 40 memcheck "$G/test_cuda_kernels"
   sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
-  sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
-  sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
+  sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
 fi
 
 # ---------------------------------------------------------------- verdict
@@ -260,6 +261,7 @@ cat >"$LOGS/bench.json" <<JSON
   "mode": "$MODE", "quick": $QUICK, "origin": "$(json_str "$([ $MODE = bundle ] && sed -n 's/^commit: //p' "$ROOT/BUNDLE" || git rev-parse --short HEAD 2>/dev/null)")",
   "job": "jobs/mnist.json", "comm": "nccl",
   "ms_per_step": ${ms:-null}, "validation_s": ${val:-null}, "projected_13000_steps_s": ${proj:-null},
+  "step_bench": $([ -s "$LOGS/bench_cuda_step.json" ] && cat "$LOGS/bench_cuda_step.json" || echo null),
   "checks_passed": $passes, "checks_failed": $failures, "checks_skipped": $skips, "elapsed_s": $ELAPSED
 }
 JSON
