@@ -51,6 +51,7 @@ extern "C" {
 }
 #include "cuda_backend.h"
 #include "gpu_check.cuh"
+#include "kernels.cuh"
 
 #define STEPS 5
 
@@ -109,7 +110,7 @@ static void compare_val(const char *what, const ValStats *g, const ValStats *c) 
 // bound for both sums, the terms being >= -1e-7), so rtol 2 n 2^-53 (1.8e-12 for 32 x 500).
 static void compare_val_device_host(const char *what, const ValStats *g, const double *g_acc, const ValStats *h,
                                     const double *h_acc) {
-    char name[320];
+    char name[512];
     snprintf(name, sizeof(name), "%s: device validation == host validation (counts, accuracies, ensembles, "
              "entropy)", what);
     int same = g->n_nets == h->n_nets && g->n_images == h->n_images && g->mean_acc == h->mean_acc &&
@@ -535,6 +536,54 @@ static void capture_rejects_sync(void) {
     CUDA_CHECK(cudaStreamDestroy(s));
 }
 
+// k_adam_dev (step size from device memory, skipped once the flag is set) against k_adam (the
+// kernel test_cuda_kernels checks bit for bit against src/adam.c): the same bits, and nothing
+// written at all when bad_step != 0.
+static void adam_dev_matches(void) {
+    const size_t n = 1000;
+    const double lr = 3e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const int64_t t = 7;
+    float *h = XALLOC_FLOATS(4 * n), *r1 = XALLOC_FLOATS(3 * n), *r2 = XALLOC_FLOATS(3 * n);
+    for (size_t i = 0; i < 4 * n; i++) {
+        Philox4 q = philox4x32(9, RNG_STREAM_TEST, 7, (uint32_t)i, 0);
+        h[i] = (float)(rng_u01(q.v[0]) - 0.5) * (i >= 3 * n ? 0.01f : 1.0f); // params, grads, m | v >= 0
+        if (i >= 3 * n) h[i] = fabsf(h[i]);
+    }
+    float *d = DALLOC(float, 4 * n, "adam test");
+    DevStepParams par = {lr, 1.0, k_adam_step_size(lr, b1, b2, t), (double)t}, *d_par = DALLOC(DevStepParams, 1, "par");
+    DevStepRecord rec, *d_rec = DALLOC(DevStepRecord, 1, "rec");
+    memset(&rec, 0, sizeof(rec));
+    CUDA_CHECK(cudaMemcpy(d_par, &par, sizeof(par), cudaMemcpyHostToDevice));
+    const char *what[3] = {"k_adam", "k_adam_dev", "k_adam_dev after a bad step"};
+    float *out[3] = {r1, r2, NULL};
+    for (int run = 0; run < 3; run++) {
+        rec.bad_step = run == 2 ? 3.0 : 0.0;
+        CUDA_CHECK(cudaMemcpy(d_rec, &rec, sizeof(rec), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(d, h, 4 * n * sizeof(float), cudaMemcpyHostToDevice));
+        if (run == 0) k_adam(0, d, d + n, d + 2 * n, d + 3 * n, n, lr, b1, b2, eps, t);
+        else k_adam_dev(0, d, d + n, d + 2 * n, d + 3 * n, n, b1, b2, eps, d_par, d_rec);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        float *o = out[run] ? out[run] : XALLOC_FLOATS(3 * n);
+        CUDA_CHECK(cudaMemcpy(o, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(o + n, d + 2 * n, 2 * n * sizeof(float), cudaMemcpyDeviceToHost));
+        if (run == 2) {
+            const int untouched = !memcmp(o, h, n * sizeof(float)) && !memcmp(o + n, h + 2 * n, 2 * n * sizeof(float));
+            T_CHECK(&g_ts, untouched, "%s: parameters and moments untouched", what[run]);
+            free(o);
+        }
+    }
+    int moved = memcmp(r1, h, n * sizeof(float)) != 0;
+    T_CHECK(&g_ts, moved && !memcmp(r1, r2, 3 * n * sizeof(float)),
+            "%s == %s bit for bit (parameters, m, v of %zu elements; the update moved them: %s)", what[1], what[0], n,
+            moved ? "yes" : "NO");
+    ht_cuda_free(d);
+    ht_cuda_free(d_par);
+    ht_cuda_free(d_rec);
+    free(h);
+    free(r1);
+    free(r2);
+}
+
 int main(int argc, char **argv) {
     if (gc_skip_without_gpu("test_cuda_step")) return 0;
     memset(&g_comm, 0, sizeof(g_comm));
@@ -559,6 +608,7 @@ int main(int argc, char **argv) {
         return diverge_queued(argv[2], &data);
     HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf | --diverge-queued gpu|cpu]");
     capture_rejects_sync();
+    adam_dev_matches();
     char self[HT_PATH_MAX]; // this binary (in the child's shell, /proc/self/exe would be the shell)
     const ssize_t ls = readlink("/proc/self/exe", self, sizeof(self) - 1);
     HT_CHECK(ls > 0, "readlink /proc/self/exe failed: %s", strerror(errno));
