@@ -424,12 +424,13 @@ static void stage_step(CudaTrainer *ct) {
     sl->used = 1;
 }
 
-// Hypernetwork and gauge fixing of samples [g0, g0 + n) of global_n (z already in d_z) into d_all,
-// and the all-gather. mark: a phase boundary callback index base (-1: none).
+// Phase boundary i of step_device (profiling only: no event is ever recorded into the graph).
 static void mark(CudaTrainer *ct, int i) {
     if (ct->profile) CUDA_CHECK(cudaEventRecord(ct->ev[i], ct->ctx.stream));
 }
 
+// Hypernetwork and gauge fixing of samples [g0, g0 + n) of global_n (z already in d_z) into d_all,
+// and the all-gather. marks: record phase boundaries 2 and 3 (the training step).
 static void generate_device(CudaTrainer *ct, int n, int global_n, int g0, int train, int marks) {
     Model *m = ct->m;
     const size_t W = m->tarch.n_weights;
