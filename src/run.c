@@ -571,10 +571,10 @@ static int train_loop(Run *r, int validated, int saved) {
         validated = saved = 0;
         // All ranks agree on stopping (a signal may reach only some of them).
         stop = comm_allreduce_max_int(r->comm, (int)g_stop_signal);
-        const double sps = (m->step - r->step0) / (ht_now() - r->t_start);
         const int scheduled = m->step % job->log_every == 0 || m->step == job->steps;
         if (scheduled || stop || m->step == r->step0 + 1) {
-            step_stats(r, &st);
+            step_stats(r, &st); // GPU: waits for the queued steps, so the rate below is the GPU's
+            const double sps = (m->step - r->step0) / (ht_now() - r->t_start);
             log_train(r, &st, sps, scheduled);
         }
         if (stop) {

@@ -527,11 +527,24 @@ static void capture_rejects_sync(void) {
     CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
     const cudaError_t e_page = cudaMemcpyAsync(host, d, sizeof(host), cudaMemcpyDeviceToHost, s);
     cudaStreamEndCapture(s, &g);
+    // a stream forked into the capture by an event, never joined back
+    cudaStream_t s2;
+    cudaEvent_t ev;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CUDA_CHECK(cudaEventRecord(ev, s));
+    CUDA_CHECK(cudaStreamWaitEvent(s2, ev, 0));
+    CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(host), s2));
+    const cudaError_t e_unjoined = cudaStreamEndCapture(s, &g);
     (void)cudaGetLastError();
+    CUDA_CHECK(cudaEventDestroy(ev));
+    CUDA_CHECK(cudaStreamDestroy(s2));
     CUDA_CHECK(cudaFree(d));
-    T_CHECK(&g_ts, e_copy != cudaSuccess && e_page != cudaSuccess,
-            "capture (emulation): synchronous cudaMemcpy (%s) and an async copy to pageable memory (%s) are rejected",
-            cudaGetErrorName(e_copy), cudaGetErrorName(e_page));
+    T_CHECK(&g_ts, e_copy != cudaSuccess && e_page != cudaSuccess && e_unjoined != cudaSuccess,
+            "capture (emulation): synchronous cudaMemcpy (%s), an async copy to pageable memory (%s) and a forked "
+            "stream never joined (%s) are rejected", cudaGetErrorName(e_copy), cudaGetErrorName(e_page),
+            cudaGetErrorName(e_unjoined));
 #endif
     CUDA_CHECK(cudaStreamDestroy(s));
 }
