@@ -36,8 +36,13 @@ extern "C" void ht_cublas_check_fail(int status, const char *call, const char *f
              cublas_status_name(status), status);
 }
 
+static long g_launches = 0; // see ht_cuda_launch_count
+
+long ht_cuda_launch_count(void) { return g_launches; }
+
 extern "C" void ht_cuda_launch_check(const char *what, const char *file, int line) {
     static int sync = -1; // HT_CUDA_SYNC=1: synchronize after every launch (debugging)
+    g_launches++;
     if (sync < 0) {
         const char *s = getenv("HT_CUDA_SYNC");
         sync = s && s[0] && strcmp(s, "0") != 0;
@@ -83,12 +88,18 @@ void cuda_ctx_init(CudaCtx *ctx, DevComm *dc) {
     // Plain FP32 arithmetic (no TF32 tensor cores): the parity path with src/ needs it.
     CUBLAS_CHECK(cublasSetMathMode(ctx->blas, CUBLAS_DEFAULT_MATH));
     CUBLAS_CHECK(cublasSetPointerMode(ctx->blas, CUBLAS_POINTER_MODE_HOST));
+    // A user workspace (32 MiB, the size cuBLAS documents for Hopper): cuBLAS then never allocates
+    // inside a stream capture (train_cuda.cu captures the step into a CUDA graph).
+    const size_t ws = (size_t)32 << 20;
+    ctx->blas_ws = ht_cuda_malloc(ws, "cuBLAS workspace", __FILE__, __LINE__);
+    CUBLAS_CHECK(cublasSetWorkspace(ctx->blas, ctx->blas_ws, ws));
     ctx->dc = dc;
 }
 
 void cuda_ctx_free(CudaCtx *ctx) {
     if (ctx->stream) CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     if (ctx->blas) CUBLAS_CHECK(cublasDestroy(ctx->blas));
+    ht_cuda_free(ctx->blas_ws);
     if (ctx->stream) CUDA_CHECK(cudaStreamDestroy(ctx->stream));
     memset(ctx, 0, sizeof(*ctx));
 }

@@ -27,11 +27,18 @@ typedef struct CudaCtx {
     cudaStream_t stream;     // every kernel, copy and cuBLAS call of the trainer runs here
     cublasHandle_t blas;
     DevComm *dc;             // collectives (NULL: one process, nothing to communicate)
+    void *blas_ws;           // cuBLAS workspace, set once so that no cuBLAS call allocates during a
+                             // CUDA graph capture (the cuBLAS documentation's advice for capture)
 } CudaCtx;
 
 void cuda_ctx_init(CudaCtx *ctx, DevComm *dc);
 void cuda_ctx_free(CudaCtx *ctx);
 void cuda_ctx_sync(CudaCtx *ctx);
+
+// Kernel launches checked by LAUNCH_CHECK since the start of the process (host-side launches:
+// a replayed CUDA graph adds none). A diagnostic counter for bench_cuda_step, the process's one
+// piece of mutable state in cuda/ besides the HT_CUDA_SYNC setting (both are per process by nature).
+long ht_cuda_launch_count(void);
 
 #define HT_BLOCK 256
 

@@ -49,20 +49,62 @@ int cuda_backend_device_count(char *why, size_t why_len);
 CudaTrainer *cuda_trainer_create(Trainer *tr);
 void cuda_trainer_destroy(CudaTrainer *ct);
 
-// One step (trainer_step): forward, loss, backward, all-reduce, Adam; m->step advances. Fatal if
-// the loss or gradient norm is not finite, before any update.
+// ---- training steps without host synchronization (cuda/train_cuda.cu: design and the meaning of
+// "no update was applied" when several steps are queued) ----
+// Queues one step (trainer_step) on the GPU and returns at once: the host stages z, image indices,
+// labels, lr, lambda and Adam's step size into pinned memory (it waits only when it is 3 steps
+// ahead of the GPU), then the step runs as one CUDA graph replay (HT_CUDA_GRAPH=0 or HT_CUDA_SYNC=1:
+// plain launches). m->step advances. The finiteness check runs on the device: the first non-finite
+// step sets a flag that makes its Adam, and the Adam of every step queued after it, skip the
+// update. Nothing is read back.
+void cuda_trainer_step_queue(CudaTrainer *ct);
+// Synchronizes and reads the statistics of the last queued step into *st (NULL: not wanted), with
+// trainer_step's StepStats semantics. Fatal ("training diverged at step N: ...", N the first
+// non-finite step, with that step's statistics) when a queued step was not finite: no update of
+// that step or of any later one was applied.
+void cuda_trainer_step_stats(CudaTrainer *ct, StepStats *st);
+// cuda_trainer_step_stats without the statistics: the divergence check before a checkpoint,
+// a validation or the end of a run (cuda_trainer_to_host and cuda_trainer_validate call it).
+void cuda_trainer_check(CudaTrainer *ct);
+// The same read without the fatal error (tests): returns the first non-finite step (0: none) and
+// fills the last step's and that step's statistics (either may be NULL).
+long long cuda_trainer_poll(CudaTrainer *ct, StepStats *last, StepStats *bad);
+// One step with its statistics: cuda_trainer_step_queue + cuda_trainer_step_stats (a host
+// synchronization per step: tests and the old behaviour).
 void cuda_trainer_step(CudaTrainer *ct, StepStats *st);
-// Loss and gradient of the current step (trainer_loss_grad); the gradient stays on the device
-// (cuda_trainer_to_host copies it to m->grads).
-void cuda_trainer_loss_grad(CudaTrainer *ct, StepStats *st);
-// Validation (trainer_validate): V fresh z, batch norm in evaluation mode.
-void cuda_trainer_validate(CudaTrainer *ct, ValStats *vs);
 
-// Device -> Model (params, grads, Adam moments, batch-norm statistics) and back.
+// Validation (trainer_validate): V fresh z, batch norm in evaluation mode; votes, probability
+// sums, per-network correct counts and NLL accumulated on the device, one copy back at the end.
+// Runs cuda_trainer_check first.
+void cuda_trainer_validate(CudaTrainer *ct, ValStats *vs);
+// The same with the probabilities copied back after every forward call and accumulated on the host
+// (the previous implementation; the reference of the device accumulation in tests).
+void cuda_trainer_validate_host(CudaTrainer *ct, ValStats *vs);
+
+// CUDA graph on (the default unless HT_CUDA_GRAPH=0) or off for the next steps; returns whether
+// it is on (never under HT_CUDA_SYNC=1, whose synchronizations are illegal inside a capture).
+int cuda_trainer_set_graph(CudaTrainer *ct, int on);
+// Per-phase timing with CUDA events (bench_cuda_step): on = every later step runs with plain
+// launches and an event between phases, and synchronizes at its end; the accumulators restart.
+void cuda_trainer_profile(CudaTrainer *ct, int on);
+// Mean milliseconds per profiled step of each phase (names[i], ms[i]); returns the phase count.
+int cuda_trainer_phases(const CudaTrainer *ct, const char **names, double *ms, int max);
+typedef struct {
+    int graph;            // the graph is used for the next steps
+    long graph_nodes;     // nodes of the captured step (kernels incl. cuBLAS's, copies, memsets, events, NCCL)
+    long graph_builds, graph_launches, steps_queued;
+} CudaTrainerInfo;
+void cuda_trainer_info(const CudaTrainer *ct, CudaTrainerInfo *info);
+
+// Device -> Model (params, grads, Adam moments, batch-norm statistics) and back. to_host runs
+// cuda_trainer_check first (a diverged run ends there); copy_to_host does not (tests).
+// from_host also clears the divergence flag (a new state).
 void cuda_trainer_to_host(CudaTrainer *ct);
+void cuda_trainer_copy_to_host(CudaTrainer *ct);
 void cuda_trainer_from_host(CudaTrainer *ct);
 
-// Collectives this trainer has issued through NCCL (0 on one rank unless HYPERTRAIN_COMM=nccl).
+// Collectives this trainer has issued through NCCL (0 on one rank unless HYPERTRAIN_COMM=nccl);
+// with the graph, the collectives of the captured step count once, not once per replay.
 long cuda_trainer_nccl_calls(const CudaTrainer *ct);
 
 // Nearest neighbours and distances of the last entropy estimate (n samples) (tests).

@@ -354,15 +354,17 @@ void k_entropy_nn(cudaStream_t st, const double *dist, int N, int start, int n_l
 
 // One thread per (local sample, element): the terms of every i whose pair involves k, in i order,
 // accumulated in float as src/entropy.c does.
+// lambda (device, may be NULL): grad[e] is first multiplied by *lambda (k_entropy_grad_lambda).
 __global__ void entropy_grad_kernel(const float *all, int N, size_t D, int start, int n_local, int l1, int d,
-                                    float scale, const int *nn, const float *eps, float *grad) {
+                                    float scale, const int *nn, const float *eps, const double *lambda,
+                                    float *grad) {
     const size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)n_local * D) return;
     const int kl = (int)(e / D);
     const size_t x = e % D;
     const int k = start + kl;
     const float xk = all[(size_t)k * D + x];
-    float g = grad[e];
+    float g = lambda ? (float)(*lambda * (double)grad[e]) : grad[e];
     for (int i = 0; i < N; i++) {
         if (i != k && nn[i] != k) continue;
         if (i == k && nn[k] < 0) continue; // no neighbour (NaN distances): nothing to read
@@ -385,7 +387,16 @@ void k_entropy_grad(cudaStream_t st, const float *all, int N, size_t D, int star
                     Distance dist, int d, float scale, const int *nn, const float *eps, float *grad_local) {
     const size_t n = (size_t)n_local * D;
     entropy_grad_kernel<<<grid_for(n), HT_BLOCK, 0, st>>>(all, N, D, start, n_local, dist == DIST_L1, d, scale,
-                                                          nn, eps, grad_local);
+                                                          nn, eps, (const double *)NULL, grad_local);
+    LAUNCH_CHECK("entropy_grad_kernel");
+}
+
+void k_entropy_grad_lambda(cudaStream_t st, const float *all, int N, size_t D, int start, int n_local,
+                           Distance dist, int d, float scale, const int *nn, const float *eps,
+                           const DevStepParams *par, float *grad_local) {
+    const size_t n = (size_t)n_local * D;
+    entropy_grad_kernel<<<grid_for(n), HT_BLOCK, 0, st>>>(all, N, D, start, n_local, dist == DIST_L1, d, scale,
+                                                          nn, eps, &par->lambda, grad_local);
     LAUNCH_CHECK("entropy_grad_kernel");
 }
 
@@ -623,20 +634,111 @@ void k_gather_rows(cudaStream_t st, int n, int in_size, const float *src, const 
 
 // ============================================================================ optimizer, reductions
 
-__global__ void adam_kernel(float *params, const float *grads, float *m, float *v, size_t n, float b1,
-                            float b2, float e, float a) {
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+__device__ __forceinline__ void adam_one(float *params, const float *grads, float *m, float *v, size_t i,
+                                         float b1, float b2, float e, float a) {
     const float g = grads[i];
     m[i] = b1 * m[i] + (1.0f - b1) * g;
     v[i] = b2 * v[i] + (1.0f - b2) * g * g;
     params[i] -= a * m[i] / (sqrtf(v[i]) + e);
 }
 
+__global__ void adam_kernel(float *params, const float *grads, float *m, float *v, size_t n, float b1,
+                            float b2, float e, float a) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    adam_one(params, grads, m, v, i, b1, b2, e, a);
+}
+
+__global__ void adam_dev_kernel(float *params, const float *grads, float *m, float *v, size_t n, float b1,
+                                float b2, float e, const DevStepParams *par, const DevStepRecord *rec) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n || rec->bad_step != 0.0) return; // a non-finite step happened: no update, ever
+    adam_one(params, grads, m, v, i, b1, b2, e, (float)par->adam_a);
+}
+
+void k_adam_dev(cudaStream_t st, float *params, const float *grads, float *m, float *v, size_t n, double beta1,
+                double beta2, double eps, const DevStepParams *par, const DevStepRecord *rec) {
+    adam_dev_kernel<<<grid_for(n), HT_BLOCK, 0, st>>>(params, grads, m, v, n, (float)beta1, (float)beta2,
+                                                      (float)eps, par, rec);
+    LAUNCH_CHECK("adam_dev_kernel");
+}
+
+__global__ void step_finalize_kernel(const double *red, const float *eps, int N, int d, double digamma_N,
+                                     double count, const DevStepParams *par, DevStepRecord *rec) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    double sum_log = 0.0;
+    for (int i = 0; i < N; i++) sum_log += log((double)eps[i] + ENTROPY_EPS);
+    DevStepStats s;
+    s.entropy = digamma_N + (double)d / N * sum_log;
+    s.ce = red[0] / count;
+    s.acc = red[1] / count;
+    s.lr = par->lr;
+    s.lambda = par->lambda;
+    s.loss = s.lambda * s.ce - s.entropy;
+    s.grad_norm = sqrt(red[2]);
+    s.step = par->step;
+    rec->last = s;
+    const int finite = isfinite(s.loss) && isfinite(s.ce) && isfinite(s.entropy) && isfinite(s.grad_norm);
+    if (!finite && rec->bad_step == 0.0) {
+        rec->bad = s;
+        rec->bad_step = s.step;
+    }
+}
+
+void k_step_finalize(cudaStream_t st, const double *red, const float *eps, int N, int d, double digamma_N,
+                     double count, const DevStepParams *par, DevStepRecord *rec) {
+    step_finalize_kernel<<<1, 32, 0, st>>>(red, eps, N, d, digamma_N, count, par, rec);
+    LAUNCH_CHECK("step_finalize_kernel");
+}
+
+// One thread per image: the ensemble's votes and probability sums, networks in order.
+__global__ void val_ensemble_kernel(int g, int n, int C, const float *probs, float *votes, float *psum) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    for (int k = 0; k < g; k++) {
+        const float *p = probs + ((size_t)k * n + i) * C;
+        int arg = 0;
+        for (int c = 1; c < C; c++) if (p[c] > p[arg]) arg = c;
+        votes[(size_t)i * C + arg] += 1.0f;
+        for (int c = 0; c < C; c++) psum[(size_t)i * C + c] += p[c];
+    }
+}
+
+// One thread per network: its correct count and NLL over the n images, in image order.
+__global__ void val_network_kernel(int g, int n, int C, const float *probs, const uint8_t *labels, int *correct,
+                                   double *nll) {
+    const int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= g) return;
+    int hits = 0;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + ((size_t)k * n + i) * C;
+        int arg = 0;
+        for (int c = 1; c < C; c++) if (p[c] > p[arg]) arg = c;
+        const int y = labels[i];
+        hits += arg == y;
+        s -= log((double)p[y] + 1e-30);
+    }
+    correct[k] += hits;
+    nll[k] += s;
+}
+
+void k_val_accumulate(cudaStream_t st, int g, int n, int classes, const float *probs, const uint8_t *labels,
+                      float *votes, float *psum, int *correct, double *nll) {
+    val_ensemble_kernel<<<grid_for((size_t)n), HT_BLOCK, 0, st>>>(g, n, classes, probs, votes, psum);
+    LAUNCH_CHECK("val_ensemble_kernel");
+    val_network_kernel<<<grid_for((size_t)g), HT_BLOCK, 0, st>>>(g, n, classes, probs, labels, correct, nll);
+    LAUNCH_CHECK("val_network_kernel");
+}
+
+double k_adam_step_size(double lr, double beta1, double beta2, int64_t t) {
+    // The step size in double on the host, exactly as src/adam.c.
+    return lr * sqrt(1.0 - pow(beta2, (double)t)) / (1.0 - pow(beta1, (double)t));
+}
+
 void k_adam(cudaStream_t st, float *params, const float *grads, float *m, float *v, size_t n, double lr,
             double beta1, double beta2, double eps, int64_t t) {
-    // The step size in double on the host, exactly as src/adam.c.
-    const double lr_t = lr * sqrt(1.0 - pow(beta2, (double)t)) / (1.0 - pow(beta1, (double)t));
+    const double lr_t = k_adam_step_size(lr, beta1, beta2, t);
     adam_kernel<<<grid_for(n), HT_BLOCK, 0, st>>>(params, grads, m, v, n, (float)beta1, (float)beta2,
                                                   (float)eps, (float)lr_t);
     LAUNCH_CHECK("adam_kernel");

@@ -45,6 +45,14 @@ void k_entropy_nn(cudaStream_t st, const double *dist, int N, int start, int n_l
 // grad_local (n_local, D) += scale * dH/dx for the local samples (nn, eps: all N, all-gathered).
 void k_entropy_grad(cudaStream_t st, const float *all, int N, size_t D, int start, int n_local,
                     Distance dist, int d, float scale, const int *nn, const float *eps, float *grad_local);
+struct DevStepParams;
+// The same, with the cross-entropy part of grad_local first multiplied by the step's lambda read
+// from device memory: grad_local = (float)(par->lambda * grad_local) + scale * dH/dx (one pass; the
+// target network's backward ran with the loss scale 1/(B*images), so that no per-step value is
+// captured into the step's CUDA graph).
+void k_entropy_grad_lambda(cudaStream_t st, const float *all, int N, size_t D, int start, int n_local,
+                           Distance dist, int d, float scale, const int *nn, const float *eps,
+                           const struct DevStepParams *par, float *grad_local);
 
 // ---- target network pieces (src/target.c) ----
 // col (nb, n_img*H*W, k*k*C): im2col of nb groups of n_img images (H, W, C) at in + b*in_stride.
@@ -79,9 +87,47 @@ void k_net_loss_sum(cudaStream_t st, int n_nets, int n_img, const double *terms,
 // out (n, in_size) = src[idx[i]] (image gather from the device copy of the training set).
 void k_gather_rows(cudaStream_t st, int n, int in_size, const float *src, const int32_t *idx, float *out);
 
+// ---- the step's scalars in device memory (no host synchronization inside a step) ----
+// Uploaded by the host with the step's z and image indices (one small copy, outside the graph).
+typedef struct DevStepParams {
+    double lr, lambda;    // model_lr, model_lambda of this step
+    double adam_a;        // Adam's step size lr sqrt(1 - b2^t) / (1 - b1^t), in double on the host (src/adam.c)
+    double step;          // t: the 1-based number of this step
+} DevStepParams;
+// StepStats of src/train.h as the device forms them.
+typedef struct DevStepStats {
+    double loss, ce, entropy, acc, lr, lambda, grad_norm, step;
+} DevStepStats;
+typedef struct DevStepRecord {
+    DevStepStats last;    // the latest finalized step
+    DevStepStats bad;     // the first step whose loss, cross-entropy, entropy or gradient norm was
+                          // not finite (valid when bad_step > 0)
+    double bad_step;      // 0 while every step was finite; once set, it never changes and every
+                          // later k_adam_dev skips its update
+} DevStepRecord;
+// One thread: H = digamma_N + d/N sum_i log(eps_i + ENTROPY_EPS) (src/entropy.c, index order),
+// ce = red[0] / count, acc = red[1] / count, loss = lambda ce - H, grad_norm = sqrt(red[2]) (src/
+// train.c); the finiteness check of trainer_step sets rec->bad (first time only).
+void k_step_finalize(cudaStream_t st, const double *red, const float *eps, int N, int d, double digamma_N,
+                     double count, const DevStepParams *par, DevStepRecord *rec);
+
+// ---- validation accumulated on the device (src/train.c val_chunk_stats) ----
+// probs (g, n, classes) of g networks on images [i0, i0 + n): votes/psum (n, classes) of those
+// images += each network's argmax vote (ties: lowest class) and probabilities, networks in order
+// (the host loop's float order); correct[k] += hits, nll[k] += -log(p[y] + 1e-30) in image order.
+// labels: the n images' labels (device).
+void k_val_accumulate(cudaStream_t st, int g, int n, int classes, const float *probs, const uint8_t *labels,
+                      float *votes, float *psum, int *correct, double *nll);
+
 // ---- optimizer and reductions (src/adam.c, src/train.c) ----
+// Adam's step size lr sqrt(1 - beta2^t) / (1 - beta1^t), in double on the host, exactly as src/adam.c.
+double k_adam_step_size(double lr, double beta1, double beta2, int64_t t);
 void k_adam(cudaStream_t st, float *params, const float *grads, float *m, float *v, size_t n, double lr,
             double beta1, double beta2, double eps, int64_t t);
+// The same update with the step size par->adam_a read from device memory; no update at all once
+// rec->bad_step is set (a non-finite step, or any step queued after one).
+void k_adam_dev(cudaStream_t st, float *params, const float *grads, float *m, float *v, size_t n, double beta1,
+                double beta2, double eps, const DevStepParams *par, const DevStepRecord *rec);
 // out[0] = sum of g^2 in double; partial: HT_SUMSQ_BLOCKS doubles of scratch (fixed order).
 #define HT_SUMSQ_BLOCKS 512
 void k_sumsq(cudaStream_t st, const float *g, size_t n, double *partial, double *out);

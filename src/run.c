@@ -338,11 +338,23 @@ static void sync_host(Run *r) {
 #endif
 }
 
+// One step. On the GPU it is only queued (no host synchronization): its statistics and the
+// divergence check are read by step_stats when the step is logged, and by every checkpoint and
+// validation (cuda_trainer_to_host / cuda_trainer_validate check first).
 static void run_step(Run *r, StepStats *st) {
 #ifdef HT_CUDA
-    if (r->gpu) { cuda_trainer_step(r->gpu, st); return; }
+    if (r->gpu) { memset(st, 0, sizeof(*st)); cuda_trainer_step_queue(r->gpu); return; }
 #endif
     trainer_step(&r->tr, st);
+}
+
+static void step_stats(Run *r, StepStats *st) {
+#ifdef HT_CUDA
+    if (r->gpu) cuda_trainer_step_stats(r->gpu, st);
+#else
+    (void)r;
+    (void)st;
+#endif
 }
 
 static void free_device(Run *r) {
@@ -559,9 +571,12 @@ static int train_loop(Run *r, int validated, int saved) {
         validated = saved = 0;
         // All ranks agree on stopping (a signal may reach only some of them).
         stop = comm_allreduce_max_int(r->comm, (int)g_stop_signal);
-        const double sps = (m->step - r->step0) / (ht_now() - r->t_start);
         const int scheduled = m->step % job->log_every == 0 || m->step == job->steps;
-        if (scheduled || stop || m->step == r->step0 + 1) log_train(r, &st, sps, scheduled);
+        if (scheduled || stop || m->step == r->step0 + 1) {
+            step_stats(r, &st); // GPU: waits for the queued steps, so the rate below is the GPU's
+            const double sps = (m->step - r->step0) / (ht_now() - r->t_start);
+            log_train(r, &st, sps, scheduled);
+        }
         if (stop) {
             save_checkpoint(r);
             if (comm->rank == 0)

@@ -169,7 +169,7 @@ else record FAIL nan_diverges "$secs" "exit $rc, expected the 'training diverged
 
 # Two steps with a device synchronize after every kernel (HT_CUDA_SYNC=1, the debugging mode).
 if [ $QUICK = 0 ]; then
-  run sync_mode 20 env HT_CUDA_SYNC=1 "${ENV[@]}" "$G/bench_cuda_step" --steps 2 --warmup 0 --no-val --job jobs/tiny.json
+  run sync_mode 20 env HT_CUDA_SYNC=1 "${ENV[@]}" "$G/bench_cuda_step" --steps 2 --warmup 0 --profile 2 --no-val --job jobs/tiny.json
   if [ $rc -eq 0 ] && skipped sync_mode; then noGPU=$((noGPU + 1)); record SKIP sync_mode "$secs" "SKIPPED (no GPU)"
   elif [ $rc -eq 0 ]; then record PASS sync_mode "$secs" "HT_CUDA_SYNC=1: $(grep -m1 -o '^step: [0-9.]* ms/step' "$LOGS/sync_mode.log")"
   else record FAIL sync_mode "$secs" "exit $rc"; show_tail sync_mode 5; fi
@@ -215,10 +215,11 @@ elif [ $QUICK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- benchmark
-# It runs each conv implementation (HT_CUDA_CONV=im2col, then igemm); the figures are the last
-# (igemm, the default), conv_ms compares the two.
-if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 15 --no-val
-else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 150; fi
+# It runs each conv implementation (HT_CUDA_CONV=im2col, then igemm), each with the graph and plain
+# launches and per-phase CUDA events; the figures are the last (igemm, the default, with the graph),
+# conv_ms compares the two; the last one's figures as JSON in bench_cuda_step.json.
+if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val --json "$LOGS/bench_cuda_step.json"
+else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300 --json "$LOGS/bench_cuda_step.json"; fi
 ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
 val=$(sed -n 's/^validation: \([0-9.]*\) s.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
 proj=$(sed -n 's/^projected: .*total \([0-9.]*\) s (\([0-9.]*\) min).*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
@@ -244,7 +245,7 @@ sanitize() { # NAME LIMIT TOOL CMD...
   else record FAIL "$name" "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)'); ${errs:-}"
     grep -m8 -E "=========  (Invalid|Race|Uninitialized|Program hit|.*at .*in )" "$LOGS/$name.log" | sed 's/^/    /'; fi
 }
-TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --no-val)
+TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --profile 0 --no-val)
 if [ -z "$SAN" ]; then
   record SKIP compute-sanitizer 0 "not found (PATH, CUDA_HOME/bin, /usr/local/cuda/bin)"
 elif [ $QUICK = 1 ]; then
@@ -253,8 +254,8 @@ else
   sanitize memcheck_kernels 40 memcheck "$G/test_cuda_kernels"
   # The steps with the default conv path only (unset, bench_cuda_step would run im2col and igemm).
   HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
-  HT_CUDA_CONV=igemm sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
-  HT_CUDA_CONV=igemm sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --no-val --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
+  HT_CUDA_CONV=igemm sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
 fi
 
 # ---------------------------------------------------------------- verdict
@@ -267,6 +268,7 @@ cat >"$LOGS/bench.json" <<JSON
   "job": "jobs/mnist.json", "comm": "nccl",
   "ms_per_step": ${ms:-null}, "validation_s": ${val:-null}, "projected_13000_steps_s": ${proj:-null},
   "conv_ms_per_step": "$(json_str "$conv_ms")",
+  "step_bench": $([ -s "$LOGS/bench_cuda_step.json" ] && cat "$LOGS/bench_cuda_step.json" || echo null),
   "checks_passed": $passes, "checks_failed": $failures, "checks_skipped": $skips, "elapsed_s": $ELAPSED
 }
 JSON

@@ -22,9 +22,24 @@
 //     gradient norm 5e-2; after 5 steps parameters within 0.3 of the distance travelled, Adam
 //     moments 0.5, statistics 1e-2. Trajectories of this ReLU/max-pool/L1 model drift apart from
 //     rounding alone (see FREE below), so these budgets catch a wrong step, not rounding.
+// The tiny jobs run twice, with the step captured in a CUDA graph and with plain launches (the
+// fallback, HT_CUDA_GRAPH=0); the paper job runs with the graph (the default). Each run checks that
+// the graph was built once and replayed once per step (and, in the emulation, that the emulator
+// replayed it), or not used at all.
+// Validation accumulated on the device equals the host accumulation of the same probabilities
+// (cuda_trainer_validate_host): every count exactly, the NLL within the summation-order bound.
+// Queued steps: a step that diverges while later steps are already queued is reported as the first
+// bad step, and neither its update nor a later one is applied (the parameters and Adam moments are
+// bit for bit those after the last good step); the process then ends in "training diverged at
+// step 2" (a child process; --diverge-queued gpu|cpu runs it alone).
+// A stream capture rejects a host synchronization (on a GPU and in the emulation).
 // HT_GPU_TEST_QUICK=1 runs the tiny jobs only (for the slow CPU emulation, tests/gpu/emu/).
 //
 // Prints "SKIPPED (no GPU)" and exits 0 without a GPU; exits non-zero on any failure.
+#include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "common.cuh"
 
 extern "C" {
@@ -36,6 +51,7 @@ extern "C" {
 }
 #include "cuda_backend.h"
 #include "gpu_check.cuh"
+#include "kernels.cuh"
 
 #define STEPS 5
 
@@ -83,6 +99,32 @@ static void compare_val(const char *what, const ValStats *g, const ValStats *c) 
     gc_scalar(name, g->majority_acc, c->majority_acc, 0.0, 2 * img);
     snprintf(name, sizeof(name), "%s: validation mean-probability accuracy", what);
     gc_scalar(name, g->mean_prob_acc, c->mean_prob_acc, 0.0, 2 * img);
+}
+
+// Device-accumulated validation (g) against the host accumulation of the same probabilities (h):
+// both see bit-identical probabilities (the same generated networks and forward calls), so every
+// count and every float sum is accumulated in the same order: equal. The NLL sums the same
+// n = networks x images double terms -log(p + 1e-30) in a different order (per network on the
+// device, then over networks; one running sum on the host), and the device's double log may differ
+// from glibc's by 1 ulp per term: |error| <= 2 n u sum|t| with u = 2^-53 (recursive summation
+// bound for both sums, the terms being >= -1e-7), so rtol 2 n 2^-53 (1.8e-12 for 32 x 500).
+static void compare_val_device_host(const char *what, const ValStats *g, const double *g_acc, const ValStats *h,
+                                    const double *h_acc) {
+    char name[512];
+    snprintf(name, sizeof(name), "%s: device validation == host validation (counts, accuracies, ensembles, "
+             "entropy)", what);
+    int same = g->n_nets == h->n_nets && g->n_images == h->n_images && g->mean_acc == h->mean_acc &&
+               g->std_acc == h->std_acc && g->min_acc == h->min_acc && g->max_acc == h->max_acc &&
+               g->majority_acc == h->majority_acc && g->mean_prob_acc == h->mean_prob_acc && g->entropy == h->entropy;
+    for (int b = 0; b < VAL_HIST_BINS; b++) same &= g->hist[b] == h->hist[b];
+    int differ = 0;
+    for (int k = 0; k < g->n_nets; k++) differ += g_acc[k] != h_acc[k];
+    T_CHECK(&g_ts, same && differ == 0, "%s (%d networks x %d images; %d per-network accuracies differ; majority "
+            "%.6f vs %.6f, mean-prob %.6f vs %.6f)", name, g->n_nets, g->n_images, differ, g->majority_acc,
+            h->majority_acc, g->mean_prob_acc, h->mean_prob_acc);
+    const double n = (double)g->n_nets * g->n_images;
+    snprintf(name, sizeof(name), "%s: device validation NLL vs host", what);
+    gc_scalar(name, g->mean_nll, h->mean_nll, 2.0 * n * ldexp(1.0, -53), 0.0);
 }
 
 enum { RUN_PASS = 0, RUN_TIE = 1 };
@@ -198,7 +240,7 @@ static int compare_neighbours(const char *what, int s, const Trainer *tc, CudaTr
 
 // One job on both sides, free-running or in lockstep; RUN_TIE when a legitimate nearest-neighbour
 // tie made the two sides take different (both correct) branches (failures are counted in g_ts).
-static int run_pair(const char *what, const Job *job, const Mnist *data, int lockstep) {
+static int run_pair(const char *what, const Job *job, const Mnist *data, int lockstep, int graph) {
     const Budget *bud = lockstep ? &LOCKSTEP : &FREE;
     Model mc, mg;
     model_init(&mc, job);
@@ -211,14 +253,24 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
     trainer_init(&tc, &mc, &g_comm, data);
     trainer_init(&tg, &mg, &g_comm, data);
     CudaTrainer *ct = cuda_trainer_create(&tg);
+    graph = cuda_trainer_set_graph(ct, graph); // off under HT_CUDA_SYNC=1
+#ifdef HT_CUDA_EMU
+    const long emu_launches0 = emu_graph_launches();
+#endif
     char name[256];
-    const char *mode = lockstep ? "lockstep" : "free-running";
+    const char *mode = lockstep ? (graph ? "lockstep, graph" : "lockstep, plain launches")
+                                : (graph ? "free-running, graph" : "free-running, plain launches");
     if (!lockstep) {
-        ValStats vc, vg;
+        ValStats vc, vg, vh;
         trainer_validate(&tc, &vc);
         cuda_trainer_validate(ct, &vg);
+        double *g_acc = (double *)XMALLOC(sizeof(double) * (size_t)vg.n_nets);
+        memcpy(g_acc, vg.net_acc, sizeof(double) * (size_t)vg.n_nets); // net_acc is the trainer's buffer
+        cuda_trainer_validate_host(ct, &vh);
         snprintf(name, sizeof(name), "%s, step 0", what);
         compare_val(name, &vg, &vc);
+        compare_val_device_host(name, &vg, g_acc, &vh, vh.net_acc);
+        free(g_acc);
     }
     const int B = job->batch, ips = job->images_per_sample;
     int result = RUN_PASS;
@@ -261,6 +313,20 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
             compare_state(name, &mg, &mc, start, bud);
         }
     }
+    if (result == RUN_PASS) { // the graph was built once and replayed once per step, or never used
+        CudaTrainerInfo info;
+        cuda_trainer_info(ct, &info);
+        const long want = graph ? STEPS : 0;
+        T_CHECK(&g_ts, info.graph_builds == (graph ? 1 : 0) && info.graph_launches == want &&
+                info.steps_queued == STEPS && (!graph || info.graph_nodes > 0),
+                "%s, %s: graph built %ld time(s), replayed %ld time(s) (expected %d and %ld), %ld nodes", what, mode,
+                info.graph_builds, info.graph_launches, graph ? 1 : 0, want, info.graph_nodes);
+#ifdef HT_CUDA_EMU
+        T_CHECK(&g_ts, emu_graph_launches() - emu_launches0 == want,
+                "%s, %s: the emulator replayed %ld recorded graph(s) (expected %ld)", what, mode,
+                emu_graph_launches() - emu_launches0, want);
+#endif
+    }
     if (result == RUN_PASS && !lockstep) {
         cuda_trainer_to_host(ct);
         snprintf(name, sizeof(name), "%s, free-running, after %d steps", what, STEPS);
@@ -283,20 +349,23 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
     return result;
 }
 
-static void run_config(const char *what, Job job, const Mnist *data) {
+// graphs: 1 = with the CUDA graph only, 2 = with the graph and with plain launches.
+static void run_config(const char *what, Job job, const Mnist *data, int graphs) {
     printf("%s: batch %d, %d images per network, %s entropy\n", what, job.batch, job.images_per_sample,
            job.distance == DIST_L1 ? "L1" : "L2");
-    for (int lockstep = 1; lockstep >= 0; lockstep--) {
-        Job j = job;
-        int attempt = 0;
-        for (; attempt < 3; attempt++, j.seed++) {
-            char name[128];
-            snprintf(name, sizeof(name), "%s (seed %llu)", what, (unsigned long long)j.seed);
-            if (run_pair(name, &j, data, lockstep) == RUN_PASS) break;
+    for (int graph = 1; graph >= 2 - graphs; graph--)
+        for (int lockstep = 1; lockstep >= 0; lockstep--) {
+            Job j = job;
+            int attempt = 0;
+            for (; attempt < 3; attempt++, j.seed++) {
+                char name[160];
+                snprintf(name, sizeof(name), "%s (seed %llu)", what, (unsigned long long)j.seed);
+                if (run_pair(name, &j, data, lockstep, graph) == RUN_PASS) break;
+            }
+            T_CHECK(&g_ts, attempt < 3, "%s, %s, %s: %s", what, lockstep ? "lockstep" : "free-running",
+                    graph ? "graph" : "plain launches",
+                    attempt < 3 ? "completed" : "inconclusive: every seed hit a nearest-neighbour tie");
         }
-        T_CHECK(&g_ts, attempt < 3, "%s, %s: %s", what, lockstep ? "lockstep" : "free-running",
-                attempt < 3 ? "completed" : "inconclusive: every seed hit a nearest-neighbour tie");
-    }
 }
 
 static void load_job(Job *job, const char *path) {
@@ -338,6 +407,196 @@ static int inject_nan(const char *side, const char *what, const Mnist *data) {
     return 1;
 }
 
+// The tiny job with lambda = 1 growing by 1e308 per step: step 1 (lambda 1) is finite, step 2
+// (lambda 1e308) has an infinite loss, on both sides (the CPU's trainer_step and the GPU's device
+// check), deterministically and without touching the data.
+static Job diverging_job(void) {
+    Job job;
+    load_job(&job, "jobs/tiny.json");
+    job.lambda = 1.0;
+    job.lambda_growth = 1e308;
+    return job;
+}
+
+// --diverge-queued gpu|cpu: three steps of diverging_job; the GPU queues all three before reading
+// anything. Must end in "training diverged at step 2" (exit 1); returning is a failure.
+static int diverge_queued(const char *side, const Mnist *data) {
+    Job job = diverging_job();
+    Model m;
+    model_init(&m, &job);
+    Trainer tr;
+    trainer_init(&tr, &m, &g_comm, data);
+    StepStats st;
+    memset(&st, 0, sizeof(st));
+    if (!strcmp(side, "gpu")) {
+        CudaTrainer *ct = cuda_trainer_create(&tr);
+        for (int s = 0; s < 3; s++) cuda_trainer_step_queue(ct);
+        cuda_trainer_step_stats(ct, &st);
+    } else {
+        for (int s = 0; s < 3; s++) trainer_step(&tr, &st);
+    }
+    printf("FAIL: three steps with lambda 1e308 from step 2 returned (loss %g) instead of ending the run\n", st.loss);
+    return 1;
+}
+
+// In-process: the first bad step is reported, and the device state is bit for bit the state after
+// step 1 (neither step 2's update nor the queued step 3's was applied); then the child process
+// must end with the CPU's message for step 2.
+static void queued_divergence(const Mnist *data, const char *self) {
+    Job job = diverging_job();
+    const int graphs[2] = {1, 0};
+    for (int gi = 0; gi < 2; gi++) {
+        const int graph = graphs[gi];
+        Model ma, mb;
+        model_init(&ma, &job);
+        model_init(&mb, &job);
+        const size_t np = ma.harch.table.n_params;
+        Trainer ta, tb;
+        trainer_init(&ta, &ma, &g_comm, data);
+        trainer_init(&tb, &mb, &g_comm, data);
+        CudaTrainer *ca = cuda_trainer_create(&ta), *cb = cuda_trainer_create(&tb);
+        cuda_trainer_set_graph(ca, graph);
+        const int graph_b = cuda_trainer_set_graph(cb, graph);
+        StepStats last, bad;
+        cuda_trainer_step_queue(ca); // the reference: step 1 alone
+        const long long ka = cuda_trainer_poll(ca, &last, &bad);
+        cuda_trainer_copy_to_host(ca);
+        for (int s = 0; s < 3; s++) cuda_trainer_step_queue(cb); // steps 1, 2 (bad), 3 queued, nothing read
+        const long long kb = cuda_trainer_poll(cb, &last, &bad);
+        cuda_trainer_copy_to_host(cb);
+        const char *mode = graph_b ? "graph" : "plain launches";
+        T_CHECK(&g_ts, ka == 0, "queued divergence (%s): step 1 alone is finite (flag %lld)", mode, ka);
+        T_CHECK(&g_ts, kb == 2 && !isfinite(bad.loss) && isfinite(bad.ce) && bad.lambda == 1e308,
+                "queued divergence (%s): 3 steps queued, the first bad step reported is %lld (expected 2; its loss "
+                "%g, cross-entropy %g, lambda %g)", mode, kb, bad.loss, bad.ce, bad.lambda);
+        const int same_p = !memcmp(ma.params, mb.params, np * sizeof(float));
+        const int same_m = !memcmp(ma.adam_m, mb.adam_m, np * sizeof(float));
+        const int same_v = !memcmp(ma.adam_v, mb.adam_v, np * sizeof(float));
+        Model m0; // step 1 itself did update (so the equality above is not vacuous)
+        model_init(&m0, &job);
+        const int moved = memcmp(m0.params, ma.params, np * sizeof(float)) != 0;
+        model_free(&m0);
+        T_CHECK(&g_ts, same_p && same_m && same_v && moved,
+                "queued divergence (%s): parameters %s, Adam m %s, Adam v %s the state after step 1 (which moved "
+                "the parameters: %s)", mode, same_p ? "==" : "!=", same_m ? "==" : "!=", same_v ? "==" : "!=",
+                moved ? "yes" : "NO");
+        cuda_trainer_destroy(ca);
+        cuda_trainer_destroy(cb);
+        trainer_free(&ta);
+        trainer_free(&tb);
+        model_free(&ma);
+        model_free(&mb);
+    }
+    for (int side = 0; side < 2; side++) {
+        const char *sd = side ? "cpu" : "gpu";
+        char cmd[HT_PATH_MAX + 64], out[4096] = "";
+        XSNPRINTF(cmd, sizeof(cmd), "'%s' --diverge-queued %s 2>&1", self, sd);
+        FILE *f = popen(cmd, "r");
+        HT_CHECK(f, "popen of '%s' failed: %s", cmd, strerror(errno));
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = 0;
+        const int st = pclose(f);
+        const int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        T_CHECK(&g_ts, code == 1 && strstr(out, "training diverged at step 2") && strstr(out, "no update was applied"),
+                "queued divergence, %s child: exit %d, \"training diverged at step 2\" %s", sd, code,
+                strstr(out, "training diverged at step 2") ? "printed" : "MISSING");
+    }
+}
+
+// A host synchronization inside a stream capture is an error on a GPU; the emulation must reject it
+// the same way (else such a call could slip into the captured step unnoticed). The emulation also
+// rejects a synchronous cudaMemcpy and an async copy to pageable memory.
+static void capture_rejects_sync(void) {
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    const cudaError_t e_sync = cudaStreamSynchronize(s);
+    cudaGraph_t g = NULL;
+    const cudaError_t e_end = cudaStreamEndCapture(s, &g);
+    if (g) CUDA_CHECK(cudaGraphDestroy(g));
+    (void)cudaGetLastError();
+    T_CHECK(&g_ts, e_sync != cudaSuccess && e_end != cudaSuccess,
+            "capture: cudaStreamSynchronize during a capture fails (%s) and invalidates it (%s)",
+            cudaGetErrorName(e_sync), cudaGetErrorName(e_end));
+#ifdef HT_CUDA_EMU
+    float *d = NULL, host[4] = {0};
+    CUDA_CHECK(cudaMalloc((void **)&d, sizeof(host)));
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    const cudaError_t e_copy = cudaMemcpy(host, d, sizeof(host), cudaMemcpyDeviceToHost);
+    cudaStreamEndCapture(s, &g);
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    const cudaError_t e_page = cudaMemcpyAsync(host, d, sizeof(host), cudaMemcpyDeviceToHost, s);
+    cudaStreamEndCapture(s, &g);
+    // a stream forked into the capture by an event, never joined back
+    cudaStream_t s2;
+    cudaEvent_t ev;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CUDA_CHECK(cudaEventRecord(ev, s));
+    CUDA_CHECK(cudaStreamWaitEvent(s2, ev, 0));
+    CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(host), s2));
+    const cudaError_t e_unjoined = cudaStreamEndCapture(s, &g);
+    (void)cudaGetLastError();
+    CUDA_CHECK(cudaEventDestroy(ev));
+    CUDA_CHECK(cudaStreamDestroy(s2));
+    CUDA_CHECK(cudaFree(d));
+    T_CHECK(&g_ts, e_copy != cudaSuccess && e_page != cudaSuccess && e_unjoined != cudaSuccess,
+            "capture (emulation): synchronous cudaMemcpy (%s), an async copy to pageable memory (%s) and a forked "
+            "stream never joined (%s) are rejected", cudaGetErrorName(e_copy), cudaGetErrorName(e_page),
+            cudaGetErrorName(e_unjoined));
+#endif
+    CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+// k_adam_dev (step size from device memory, skipped once the flag is set) against k_adam (the
+// kernel test_cuda_kernels checks bit for bit against src/adam.c): the same bits, and nothing
+// written at all when bad_step != 0.
+static void adam_dev_matches(void) {
+    const size_t n = 1000;
+    const double lr = 3e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const int64_t t = 7;
+    float *h = XALLOC_FLOATS(4 * n), *r1 = XALLOC_FLOATS(3 * n), *r2 = XALLOC_FLOATS(3 * n);
+    for (size_t i = 0; i < 4 * n; i++) {
+        Philox4 q = philox4x32(9, RNG_STREAM_TEST, 7, (uint32_t)i, 0);
+        h[i] = (float)(rng_u01(q.v[0]) - 0.5) * (i >= 3 * n ? 0.01f : 1.0f); // params, grads, m | v >= 0
+        if (i >= 3 * n) h[i] = fabsf(h[i]);
+    }
+    float *d = DALLOC(float, 4 * n, "adam test");
+    DevStepParams par = {lr, 1.0, k_adam_step_size(lr, b1, b2, t), (double)t}, *d_par = DALLOC(DevStepParams, 1, "par");
+    DevStepRecord rec, *d_rec = DALLOC(DevStepRecord, 1, "rec");
+    memset(&rec, 0, sizeof(rec));
+    CUDA_CHECK(cudaMemcpy(d_par, &par, sizeof(par), cudaMemcpyHostToDevice));
+    const char *what[3] = {"k_adam", "k_adam_dev", "k_adam_dev after a bad step"};
+    float *out[3] = {r1, r2, NULL};
+    for (int run = 0; run < 3; run++) {
+        rec.bad_step = run == 2 ? 3.0 : 0.0;
+        CUDA_CHECK(cudaMemcpy(d_rec, &rec, sizeof(rec), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(d, h, 4 * n * sizeof(float), cudaMemcpyHostToDevice));
+        if (run == 0) k_adam(0, d, d + n, d + 2 * n, d + 3 * n, n, lr, b1, b2, eps, t);
+        else k_adam_dev(0, d, d + n, d + 2 * n, d + 3 * n, n, b1, b2, eps, d_par, d_rec);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        float *o = out[run] ? out[run] : XALLOC_FLOATS(3 * n);
+        CUDA_CHECK(cudaMemcpy(o, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(o + n, d + 2 * n, 2 * n * sizeof(float), cudaMemcpyDeviceToHost));
+        if (run == 2) {
+            const int untouched = !memcmp(o, h, n * sizeof(float)) && !memcmp(o + n, h + 2 * n, 2 * n * sizeof(float));
+            T_CHECK(&g_ts, untouched, "%s: parameters and moments untouched", what[run]);
+            free(o);
+        }
+    }
+    int moved = memcmp(r1, h, n * sizeof(float)) != 0;
+    T_CHECK(&g_ts, moved && !memcmp(r1, r2, 3 * n * sizeof(float)),
+            "%s == %s bit for bit (parameters, m, v of %zu elements; the update moved them: %s)", what[1], what[0], n,
+            moved ? "yes" : "NO");
+    ht_cuda_free(d);
+    ht_cuda_free(d_par);
+    ht_cuda_free(d_rec);
+    free(h);
+    free(r1);
+    free(r2);
+}
+
 int main(int argc, char **argv) {
     if (gc_skip_without_gpu("test_cuda_step")) return 0;
     memset(&g_comm, 0, sizeof(g_comm));
@@ -358,13 +617,22 @@ int main(int argc, char **argv) {
     }
     if (argc == 4 && !strcmp(argv[1], "--inject-nan") && (!strcmp(argv[2], "gpu") || !strcmp(argv[2], "cpu")))
         return inject_nan(argv[2], argv[3], &data);
-    HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf]");
+    if (argc == 3 && !strcmp(argv[1], "--diverge-queued") && (!strcmp(argv[2], "gpu") || !strcmp(argv[2], "cpu")))
+        return diverge_queued(argv[2], &data);
+    HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf | --diverge-queued gpu|cpu]");
+    capture_rejects_sync();
+    adam_dev_matches();
+    char self[HT_PATH_MAX]; // this binary (in the child's shell, /proc/self/exe would be the shell)
+    const ssize_t ls = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    HT_CHECK(ls > 0, "readlink /proc/self/exe failed: %s", strerror(errno));
+    self[ls] = 0;
+    queued_divergence(&data, self);
     Job job;
     load_job(&job, "jobs/tiny.json");
     job.distance = DIST_L1;
-    run_config("tiny job, L1", job, &data);
+    run_config("tiny job, L1", job, &data, 2);
     job.distance = DIST_L2;
-    run_config("tiny job, L2", job, &data);
+    run_config("tiny job, L2", job, &data, 2);
     const char *quick = getenv("HT_GPU_TEST_QUICK"); // the CPU emulation's short mode: tiny jobs only
     if (quick && quick[0] == '1') {
         printf("HT_GPU_TEST_QUICK=1: the paper job is not run\n");
@@ -372,7 +640,7 @@ int main(int argc, char **argv) {
         load_job(&job, "jobs/mnist.json");
         job.val_samples = 32;
         job.val_images = 500;
-        run_config("paper job", job, &data);
+        run_config("paper job", job, &data, 1);
     }
     if (real) mnist_free(&data);
     else free_mnist(&data);

@@ -7,7 +7,9 @@
 #include <setjmp.h>
 #include <ucontext.h>
 
+#include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,7 +74,7 @@ void __syncthreads(void) {
     if (!_setjmp(g_fibers[g_cur].jb)) _longjmp(g_main, 1);
 }
 
-void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, int barrier) {
+static void emu_run(dim3 grid, dim3 block, const std::function<void()> &body, int barrier) {
     gridDim = grid;
     blockDim = block;
     const int nt = (int)(block.x * block.y * block.z);
@@ -105,9 +107,91 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, int ba
     g_body = nullptr;
 }
 
+// ---------------------------------------------------------------- streams, events, capture
+
+// A stream records instead of running while it belongs to a capture (the capturing stream itself,
+// or a stream that joined it by waiting on an event recorded inside the capture).
+struct emu_graph {
+    std::vector<std::function<void()>> ops;
+    cudaStream_t origin;
+    std::set<cudaStream_t> forked;  // streams that joined the capture
+    int invalid;                    // an illegal call happened: EndCapture fails
+    std::string why;
+};
+struct emu_stream {
+    emu_graph *cap;   // the capture this stream records into (NULL: runs at once)
+    long ops;         // operations recorded into cap by this stream
+    long joined;      // ops of this stream that the capture has waited for (rejoin check)
+};
+struct emu_event {
+    emu_graph *cap;   // recorded inside this capture (NULL: outside)
+    cudaStream_t src;
+    long seq;         // src->ops at the record
+    int timing;
+    double t;         // host seconds at the (replayed) record
+};
+struct emu_graph_exec { std::vector<std::function<void()>> ops; };
+
+namespace {
+std::set<emu_graph *> g_captures;  // live captures (global mode: any of them forbids unsafe calls)
+cudaError_t g_last_error = cudaSuccess;
+long g_graph_launches = 0, g_ops_replayed = 0;
+std::map<uintptr_t, size_t> g_pinned_sz; // cudaMallocHost allocations (base -> bytes)
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Any live capture makes `what` illegal (cudaStreamCaptureModeGlobal): report it loudly, invalidate
+// the captures and return the error a GPU returns.
+cudaError_t capture_forbids(const char *what) {
+    if (g_captures.empty()) return cudaSuccess;
+    fprintf(stderr, "emu: ILLEGAL DURING STREAM CAPTURE: %s (a real GPU returns "
+                    "cudaErrorStreamCaptureUnsupported and invalidates the capture)\n", what);
+    for (emu_graph *g : g_captures) { g->invalid = 1; g->why = what; }
+    g_last_error = cudaErrorStreamCaptureUnsupported;
+    return cudaErrorStreamCaptureUnsupported;
+}
+
+int is_pinned(const void *p, size_t bytes) {
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g_pinned_sz.upper_bound(a);
+    if (it == g_pinned_sz.begin()) return 0;
+    --it;
+    return a >= it->first && a + bytes <= it->first + it->second;
+}
+
+// Runs f now, or records it when s is capturing. The legacy stream 0 is illegal during a capture.
+cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void()> f) {
+    if (!s) {
+        if (!g_captures.empty()) {
+            char b[160];
+            snprintf(b, sizeof(b), "%s on the legacy stream 0", what);
+            capture_forbids(b);
+            return cudaErrorStreamCaptureImplicit;
+        }
+        f();
+        return cudaSuccess;
+    }
+    if (!s->cap) { f(); return cudaSuccess; }
+    s->cap->ops.push_back(std::move(f));
+    s->ops++;
+    return cudaSuccess;
+}
+} // namespace
+
+void emu_launch(dim3 grid, dim3 block, cudaStream_t s, const std::function<void()> &body, int barrier) {
+    std::function<void()> b = body; // owns copies of the launch-time arguments (prep.py)
+    cudaError_t e = enqueue(s, "a kernel launch", [grid, block, b, barrier]() { emu_run(grid, block, b, barrier); });
+    if (e != cudaSuccess) g_last_error = e;
+}
+
 // ---------------------------------------------------------------- runtime
 
 extern "C" {
+long emu_graph_launches(void) { return g_graph_launches; }
+long emu_graph_ops_replayed(void) { return g_ops_replayed; }
+
 // Device allocations (base -> bytes), so that the emulated NCCL can check its buffers.
 static std::map<uintptr_t, size_t> g_allocs;
 static int in_device_alloc(const void *p, size_t bytes) {
@@ -138,54 +222,218 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
 }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = (size_t)8 << 30; return cudaSuccess; }
 cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (capture_forbids("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     *p = malloc(bytes ? bytes : 1);
     if (!*p) return cudaErrorMemoryAllocation;
     g_allocs[(uintptr_t)*p] = bytes;
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
+    if (capture_forbids("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     if (p && !g_allocs.erase((uintptr_t)p)) return cudaErrorInvalidValue;
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    if (capture_forbids("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     *p = malloc(bytes ? bytes : 1);
-    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+    if (!*p) return cudaErrorMemoryAllocation;
+    g_pinned_sz[(uintptr_t)*p] = bytes ? bytes : 1;
+    return cudaSuccess;
 }
-cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFreeHost(void *p) {
+    if (capture_forbids("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
+    if (p && !g_pinned_sz.erase((uintptr_t)p)) return cudaErrorInvalidValue;
+    free(p);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+    if (capture_forbids("synchronous cudaMemcpy")) return cudaErrorStreamCaptureImplicit;
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k, cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, k);
-}
-cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind, cudaStream_t) {
-    if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
-    for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+// A captured copy reads and writes host memory when the graph runs: it must be pinned.
+static cudaError_t check_host_side(cudaStream_t s, const void *dst, const void *src, size_t bytes, cudaMemcpyKind k,
+                                   const char *what) {
+    if (!s || !s->cap) return cudaSuccess;
+    const void *host = k == cudaMemcpyHostToDevice ? src : k == cudaMemcpyDeviceToHost ? dst : NULL;
+    if (host && !is_pinned(host, bytes)) {
+        char b[160];
+        snprintf(b, sizeof(b), "%s from/to pageable host memory (not cudaMallocHost)", what);
+        return capture_forbids(b);
+    }
     return cudaSuccess;
 }
-cudaError_t cudaMemset(void *p, int v, size_t bytes) { memset(p, v, bytes); return cudaSuccess; }
-cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (cudaStream_t)malloc(1); return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = (cudaEvent_t)malloc(1); return cudaSuccess; }
-cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
-cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated CUDA error"; }
-const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k, cudaStream_t s) {
+    cudaError_t e = check_host_side(s, dst, src, bytes, k, "cudaMemcpyAsync");
+    if (e != cudaSuccess) return e;
+    return enqueue(s, "cudaMemcpyAsync", [=]() { if (bytes) memmove(dst, src, bytes); });
+}
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind k, cudaStream_t s) {
+    if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
+    cudaError_t e = check_host_side(s, dst, src, height ? (height - 1) * std::max(dpitch, spitch) + width : 0, k,
+                                    "cudaMemcpy2DAsync");
+    if (e != cudaSuccess) return e;
+    return enqueue(s, "cudaMemcpy2DAsync", [=]() {
+        for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    });
+}
+cudaError_t cudaMemset(void *p, int v, size_t bytes) {
+    if (capture_forbids("synchronous cudaMemset")) return cudaErrorStreamCaptureImplicit;
+    memset(p, v, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
+    return enqueue(s, "cudaMemsetAsync", [=]() { memset(p, v, bytes); });
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    *s = new emu_stream{nullptr, 0, 0};
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s && s->cap) return capture_forbids("cudaStreamDestroy of a capturing stream");
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    return capture_forbids("cudaStreamSynchronize");
+}
+cudaError_t cudaDeviceSynchronize(void) { return capture_forbids("cudaDeviceSynchronize"); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    *e = new emu_event{nullptr, nullptr, 0, !(flags & cudaEventDisableTiming), -1.0};
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    if (s && s->cap) {
+        e->cap = s->cap;
+        e->src = s;
+        e->seq = s->ops;
+        s->cap->ops.push_back([e]() { e->t = now_s(); });
+        return cudaSuccess;
+    }
+    e->cap = nullptr;
+    e->src = s;
+    return enqueue(s, "cudaEventRecord", [e]() { e->t = now_s(); });
+}
+// Waiting on an event recorded inside a capture makes s join that capture (a fork), and tells the
+// capture that the event's stream has been waited for up to the record (a join).
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    if (!e->cap) return cudaSuccess;
+    if (!g_captures.count(e->cap)) return cudaSuccess; // the capture ended: an ordinary dependency
+    if (s->cap && s->cap != e->cap) return capture_forbids("cudaStreamWaitEvent across two captures");
+    if (!s->cap) {
+        s->cap = e->cap;
+        s->ops = s->joined = 0;
+        if (s != e->cap->origin) e->cap->forked.insert(s);
+    }
+    if (e->src && e->src != s) e->src->joined = std::max(e->src->joined, e->seq);
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return capture_forbids("cudaEventSynchronize"); }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a->timing || !b->timing || a->t < 0 || b->t < 0) return cudaErrorInvalidValue;
+    *ms = (float)(1e3 * (b->t - a->t));
+    return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    if (!s) return capture_forbids("cudaStreamBeginCapture on the legacy stream 0"), cudaErrorStreamCaptureImplicit;
+    if (s->cap) return cudaErrorIllegalState;
+    if (mode != cudaStreamCaptureModeGlobal) {
+        fprintf(stderr, "emu: only cudaStreamCaptureModeGlobal is emulated (the strictest mode)\n");
+        return cudaErrorInvalidValue;
+    }
+    emu_graph *g = new emu_graph();
+    g->origin = s;
+    g->invalid = 0;
+    g_captures.insert(g);
+    s->cap = g;
+    s->ops = s->joined = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *out) {
+    *out = nullptr;
+    if (!s || !s->cap || s->cap->origin != s) return cudaErrorIllegalState;
+    emu_graph *g = s->cap;
+    for (cudaStream_t f : g->forked)
+        if (f->ops > f->joined && !g->invalid) {
+            fprintf(stderr, "emu: cudaStreamEndCapture: a forked stream has %ld operation(s) the capturing stream "
+                            "never waited for (cudaErrorStreamCaptureUnjoined)\n", f->ops - f->joined);
+            g->invalid = 2;
+        }
+    for (cudaStream_t f : g->forked) f->cap = nullptr;
+    s->cap = nullptr;
+    g_captures.erase(g);
+    if (g->invalid) {
+        const cudaError_t e = g->invalid == 2 ? cudaErrorStreamCaptureUnjoined : cudaErrorStreamCaptureInvalidated;
+        if (g->invalid == 1)
+            fprintf(stderr, "emu: cudaStreamEndCapture: the capture was invalidated by %s\n", g->why.c_str());
+        delete g;
+        return e;
+    }
+    *out = g;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
+    *st = s && s->cap ? (s->cap->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
+                      : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long) {
+    if (!g) return cudaErrorInvalidValue;
+    *exec = new emu_graph_exec{g->ops};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (!exec) return cudaErrorInvalidValue;
+    return enqueue(s, "cudaGraphLaunch", [exec]() {
+        g_graph_launches++;
+        for (auto &op : exec->ops) { op(); g_ops_replayed++; }
+    });
+}
+cudaError_t cudaGraphGetNodes(cudaGraph_t g, cudaGraphNode_t *nodes, size_t *n) {
+    if (!g || nodes) return cudaErrorInvalidValue; // only the count is emulated
+    *n = g->ops.size();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { delete exec; return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t e = g_last_error;
+    g_last_error = cudaSuccess;
+    return e;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnjoined: return "capture was not joined";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    default: return "emulated CUDA error";
+    }
+}
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    default: return "cudaErrorEmulated";
+    }
+}
 } // extern "C"
 
 // ---------------------------------------------------------------- cuBLAS through CBLAS (column-major)
 
-cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = (cublasHandle_t)malloc(1); return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasDestroy(cublasHandle_t h) { free(h); return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+struct emu_blas { cudaStream_t s; };
+cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new emu_blas{nullptr}; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->s = s; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetPointerMode(cublasHandle_t, cublasPointerMode_t) { return CUBLAS_STATUS_SUCCESS; }
 
@@ -201,14 +449,18 @@ static cublasStatus_t check_dims(cublasOperation_t ta, cublasOperation_t tb, int
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+// Host pointer mode: alpha and beta are read at the call (a captured GEMM keeps their values).
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc) {
     cublasStatus_t s = check_dims(ta, tb, m, n, k, lda, ldb, ldc);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
-                m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
-    return CUBLAS_STATUS_SUCCESS;
+    const float al = *alpha, be = *beta;
+    const cudaError_t e = enqueue(h->s, "cublasSgemm", [=]() {
+        cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                    tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, A, lda, B, ldb, be, C, ldc);
+    });
+    return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -249,8 +501,16 @@ static ncclResult_t nccl_args(const char *what, ncclComm_t c, ncclDataType_t t, 
         return nccl_fail(ncclInvalidArgument, "%s: send buffer is not a device allocation of count elements", what);
     if (!in_device_alloc(r, r_elts * e))
         return nccl_fail(ncclInvalidArgument, "%s: receive buffer is not a device allocation of count elements", what);
-    g_nccl_collectives++;
     return ncclSuccess;
+}
+// The data movement of a checked collective: now, or recorded when st is capturing (NCCL >= 2.9
+// collectives can be captured into a CUDA graph).
+static ncclResult_t nccl_move(cudaStream_t st, void *r, const void *s, size_t bytes) {
+    const cudaError_t e = enqueue(st, "an NCCL collective", [=]() {
+        if (s != r) memmove(r, s, bytes);
+        g_nccl_collectives++;
+    });
+    return e == cudaSuccess ? ncclSuccess : ncclUnhandledCudaError;
 }
 
 extern "C" {
@@ -287,25 +547,23 @@ ncclResult_t ncclCommAbort(ncclComm_t c) {
     return ncclSuccess;
 }
 ncclResult_t ncclAllReduce(const void *s, void *r, size_t n, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
-                           cudaStream_t) {
+                           cudaStream_t st) {
     ncclResult_t e = nccl_args("ncclAllReduce", c, t, s, n, r, n);
     if (e != ncclSuccess) return e;
     if (op != ncclSum) return nccl_fail(ncclInvalidArgument, "%s: invalid operation", "ncclAllReduce");
-    if (s != r) memmove(r, s, n * nccl_size(t)); // the sum over one rank
-    return ncclSuccess;
+    return nccl_move(st, r, s, n * nccl_size(t)); // the sum over one rank
 }
-ncclResult_t ncclAllGather(const void *s, void *r, size_t n, ncclDataType_t t, ncclComm_t c, cudaStream_t) {
+ncclResult_t ncclAllGather(const void *s, void *r, size_t n, ncclDataType_t t, ncclComm_t c, cudaStream_t st) {
     ncclResult_t e = nccl_args("ncclAllGather", c, t, s, n, r, n); // recv holds nranks * n = n
     if (e != ncclSuccess) return e;
-    if (s != r) memmove(r, s, n * nccl_size(t));
-    return ncclSuccess;
+    return nccl_move(st, r, s, n * nccl_size(t));
 }
-ncclResult_t ncclBroadcast(const void *s, void *r, size_t n, ncclDataType_t t, int root, ncclComm_t c, cudaStream_t) {
+ncclResult_t ncclBroadcast(const void *s, void *r, size_t n, ncclDataType_t t, int root, ncclComm_t c,
+                           cudaStream_t st) {
     if (root != 0) return nccl_fail(ncclInvalidArgument, "%s: root out of range", "ncclBroadcast");
     ncclResult_t e = nccl_args("ncclBroadcast", c, t, s, n, r, n);
     if (e != ncclSuccess) return e;
-    if (s != r) memmove(r, s, n * nccl_size(t));
-    return ncclSuccess;
+    return nccl_move(st, r, s, n * nccl_size(t));
 }
 ncclResult_t ncclGroupStart(void) { g_group++; return ncclSuccess; }
 ncclResult_t ncclGroupEnd(void) {

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """prep.py (EMULATION): rewrites kernel launches of a .cu file for the CPU emulation.
 
-    name<<<grid, block, shmem, stream>>>(args);
+    name<<<grid, block, shmem, stream>>>(a, b);
 becomes
-    emu_launch(dim3(grid), dim3(block), [&]() { name(args); }, barrier);
+    emu_launch(dim3(grid), dim3(block), stream, [emu_a0 = (a), emu_a1 = (b)]() { name(emu_a0, emu_a1); },
+               barrier);
 where barrier = 1 when the kernel's body calls __syncthreads or block_sum_d (it then runs as
-fibers). Usage: prep.py IN.cu OUT.cpp
+fibers). The arguments are evaluated and copied at the launch, as CUDA does, so that a launch
+recorded into a graph (stream capture, emu.cpp) replays with its launch-time arguments after the
+launching function's locals are gone. No stream argument: the legacy stream 0. Usage: prep.py IN.cu OUT.cpp
 """
 import re
 import sys
@@ -40,6 +43,24 @@ def split_top(s):
     return [p.strip() for p in parts]
 
 
+def split_args(s):
+    """top-level comma split of a call's arguments: only (), [] and {} nest (a < or > in an
+    argument is a comparison or ->, not a bracket)"""
+    parts, depth, cur = [], 0, ""
+    for c in s:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        if c == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    parts.append(cur)
+    return [p.strip() for p in parts]
+
+
 def main():
     src = open(sys.argv[1]).read()
     barrier = {}
@@ -63,7 +84,12 @@ def main():
         if name not in barrier:
             raise SystemExit("prep.py: launch of unknown kernel %s" % name)
         out.append(src[pos:m.start()])
-        out.append("emu_launch(dim3(%s), dim3(%s), [&]() { %s(%s); }, %d)" % (cfg[0], cfg[1], name, args, barrier[name]))
+        argv = [a for a in split_args(args) if a] if args.strip() else []
+        caps = ", ".join("emu_a%d = (%s)" % (i, a) for i, a in enumerate(argv))
+        call = ", ".join("emu_a%d" % i for i in range(len(argv)))
+        stream = cfg[3] if len(cfg) >= 4 else "0"
+        out.append("emu_launch(dim3(%s), dim3(%s), %s, [%s]() { %s(%s); }, %d)"
+                   % (cfg[0], cfg[1], stream, caps, name, call, barrier[name]))
         pos = args_close + 1
     out.append(src[pos:])
     open(sys.argv[2], "w").write("".join(out))

@@ -19,7 +19,7 @@ BLAS="-lopenblas"; [ -f $OB/libopenblas.so ] && BLAS="-L$OB -Wl,-rpath,$OB -lope
 INC="-Itests/gpu/emu -Isrc -Impi -Icuda -Itests -Itests/gpu $(PKGC --cflags hdf5) $(PKGC --cflags libcjson) $(PKGC --cflags openblas)"
 LIBS="$(PKGC --libs hdf5 || echo -lhdf5) $(PKGC --libs libcjson || echo -lcjson) $BLAS -lz -lm"
 SAN=""; [ "${ASAN:-0}" = 1 ] && SAN="-fsanitize=address -fno-omit-frame-pointer"
-CFLAGS="-O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -DHT_CUDA=1 $SAN"
+CFLAGS="-O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -DHT_CUDA=1 -DHT_CUDA_EMU=1 $SAN"
 objs=()
 for c in src/*.c mpi/comm_single.c mpi/comm_nccl.c mpi/devsel.c; do
   [ "$c" = src/main.c ] && continue
