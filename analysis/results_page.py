@@ -30,6 +30,8 @@ RUNS = [  # name, λ, seed (as scripts/paper-runs.sh)
 # chi-square quantiles (0.025, 0.975) for 1..4 degrees of freedom: the 95% interval of a standard
 # deviation estimated from n = dof + 1 values is s·sqrt(dof / q975) .. s·sqrt(dof / q025)
 CHI2_95 = {1: (0.000982, 5.024), 2: (0.0506, 7.378), 3: (0.216, 9.348), 4: (0.484, 11.143)}
+# 97.5% quantiles of Student's t with df = seeds - 1 (two-sided 95% intervals)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 STEPS = (13000, 11000)  # the final checkpoint, the original code's evaluation point (--steps)
 
 
@@ -279,6 +281,15 @@ def sec_ensembles(runs, root, missing, steps):
                         f"{100 * s_seed * math.sqrt((n - 1) / hi):.3f}–{100 * s_seed * math.sqrt((n - 1) / lo):.3f} points.")
             else:
                 txt += "."
+            if n - 1 in T975:
+                t = T975[n - 1]
+                ci, pi = t * s_seed / math.sqrt(n), t * s_seed * math.sqrt(1 + 1 / n)
+                inside = lambda h: "inside" if abs(gap) <= h else "outside"
+                txt += (f" The paper's figure is one training run, so the comparison that fits it is the 95% prediction "
+                        f"interval of one more run of ours, m ± t·s·√(1 + 1/n) (Student t, {n - 1} degrees of freedom, "
+                        f"run means assumed normal): {100 * (m - pi):.3f}–{100 * (m + pi):.3f}%; 99.14% lies "
+                        f"{inside(pi)} it. The 95% confidence interval of our mean, m ± t·s/√n, is "
+                        f"{100 * (m - ci):.3f}–{100 * (m + ci):.3f}% ({inside(ci)}).")
         else:
             txt += f" ({gap / within:+.1f} ensemble-to-ensemble standard deviations; one seed, so no seed-level uncertainty yet)."
         out += [txt, ""]

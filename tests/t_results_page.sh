@@ -80,6 +80,8 @@ for step in (12, 8):
     want(f"| 1e3 | {step} | 2 | {p(m, 3)} ± {p(s, 3)} |", f"λ=1e3 step {step} pooled row")
     want(f"points from it", "the paper statement")
     want(f"{100 * (0.9914 - m):+.3f} points", f"the difference to 99.14% at step {step}")
+    pi = 12.706 * s * math.sqrt(1 + 1 / 2)       # t(0.975, 1 df): the prediction interval of one more run
+    want(f"{100 * (m - pi):.3f}–{100 * (m + pi):.3f}%", f"the 95% prediction interval at step {step}")
     want(f"| 1e5 | {step} | 1 |", f"λ=1e5 step {step} pooled row")
 val = [json.loads(l) for l in open(f"{root}/l1e3-s1/metrics.jsonl") if '"val"' in l]
 v = [r for r in val if r["step"] == 12][-1]
