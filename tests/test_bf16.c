@@ -47,6 +47,7 @@
 #include "common.h"
 #include "target.h"
 #include "target_bf16.h"
+#include "testarch.h"
 #include "testutil.h"
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
@@ -57,22 +58,6 @@ static double urand(void) { // splitmix64 -> [0, 1)
     return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
 }
 
-static void make_arch(TargetArch *a, int h, int w, int c, int classes, const char *const *spec, int n) {
-    Job job;
-    memset(&job, 0, sizeof(job));
-    job.input_h = h; job.input_w = w; job.input_c = c; job.classes = classes;
-    for (int i = 0; i < n; i++) {
-        LayerSpec *s = &job.layers[i];
-        switch (spec[i][0]) {
-        case 'c': s->type = OP_CONV; sscanf(spec[i] + 1, "%d:%d", &s->kernel, &s->filters); break;
-        case 'f': s->type = OP_FC; s->filters = atoi(spec[i] + 1); break;
-        case 'r': s->type = OP_RELU; break;
-        case 'p': s->type = OP_MAXPOOL; s->kernel = atoi(spec[i] + 1); break;
-        }
-    }
-    job.n_layers = n;
-    arch_build_target(a, &job);
-}
 
 static const char *const PAPER[] = {"c5:32", "r", "p2", "c5:16", "r", "p2", "f8", "r", "f10"};
 static const char *const A_ODD[] = {"c3:8", "r", "p2", "c3:16", "r", "p2", "f4", "r", "f3"};  // C = 1, F = 8

@@ -47,6 +47,7 @@
 #include "entropy.h"
 #include "gauge.h"
 #include "target.h"
+#include "testarch.h"
 #include "testutil.h"
 
 // ---- helpers ----
@@ -78,23 +79,6 @@ static TargetOp make_op(OpType type, int h, int w, int c, int kernel, int out_c)
 static size_t in_size(const TargetOp *op) { return (size_t)op->in_h * op->in_w * op->in_c; }
 static size_t out_size(const TargetOp *op) { return (size_t)op->out_h * op->out_w * op->out_c; }
 
-// Layer spec list: "c5:32" conv k5 32 filters, "r" relu, "p2" pool 2, "f8" fc 8 units.
-static void make_arch(TargetArch *a, int h, int w, int c, int classes, const char *const *spec, int n) {
-    Job job;
-    memset(&job, 0, sizeof(job));
-    job.input_h = h; job.input_w = w; job.input_c = c; job.classes = classes;
-    for (int i = 0; i < n; i++) {
-        LayerSpec *s = &job.layers[i];
-        switch (spec[i][0]) {
-        case 'c': s->type = OP_CONV; sscanf(spec[i] + 1, "%d:%d", &s->kernel, &s->filters); break;
-        case 'f': s->type = OP_FC; s->filters = atoi(spec[i] + 1); break;
-        case 'r': s->type = OP_RELU; break;
-        case 'p': s->type = OP_MAXPOOL; s->kernel = atoi(spec[i] + 1); break;
-        }
-    }
-    job.n_layers = n;
-    arch_build_target(a, &job);
-}
 
 static const char *const PAPER[] = {"c5:32", "r", "p2", "c5:16", "r", "p2", "f8", "r", "f10"};
 static const char *const SMALL[] = {"c3:2", "r", "p2", "c3:3", "r", "p2", "f4", "r", "f3"};
