@@ -294,6 +294,9 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     ct->graph_allowed = !(sy && sy[0] && strcmp(sy, "0") != 0);
     ct->use_graph = ct->graph_allowed && !(g && !strcmp(g, "0"));
     cuda_ctx_sync(&ct->ctx);
+    if (!tr->comm || tr->comm->rank == 0)
+        printf("cuda: convolutions %s (HT_CUDA_CONV), step %s (HT_CUDA_GRAPH)\n", cuda_conv_impl_name(ct->tn.conv),
+               ct->use_graph ? "captured in a CUDA graph" : "as plain launches");
     return ct;
 }
 
