@@ -8,7 +8,8 @@
 #      - test_nccl: every collective of mpi/comm_nccl.c on known values, with guard regions
 #      - test_cuda_conv: the implicit-GEMM conv blocks (cuda/conv_igemm.cu) against src/ and im2col
 #      - the forced-NCCL training step: HYPERTRAIN_COMM=nccl test_cuda_step (tiny jobs, lockstep and
-#        free-running against the CPU trainer; every collective must have gone through NCCL)
+#        free-running against the CPU trainer; every collective must have gone through NCCL), with
+#        the default conv path (igemm), then the same step with HT_CUDA_CONV=im2col
 #      - a NaN (and an Inf) in the generated weights ends the GPU step in the same "training
 #        diverged at step 1" error as the CPU step (no read of neighbour -1)
 # The emulation needs g++, python3 and the CPU build's libraries, not nvcc. The first run builds
@@ -58,6 +59,13 @@ else
   [ $rc -eq 0 ] && [ "$n" -ge 4 ] \
     && pass "forced-NCCL step (HYPERTRAIN_COMM=nccl), GPU vs CPU: $(tail -1 "$T/step.log"); $(grep -m1 -o 'collectives through NCCL: [0-9]*' "$T/step.log") in the first run" \
     || { fail "forced-NCCL step: exit $rc, $n runs with NCCL collectives"; grep -E "FAIL|error" "$T/step.log" | head -8 | sed 's/^/      /'; }
+  # igemm is the default conv path, so the run above trains with it; the whole step once more with
+  # the im2col path (the cuda_trainer_create line must name it: no silent fallback)
+  HT_CUDA_CONV=im2col HT_GPU_TEST_QUICK=1 timeout 600 "$E/test_cuda_step" >"$T/im2col.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] && grep -q "^cuda: convolutions im2col" "$T/im2col.log" && ! grep -q "^cuda: convolutions igemm" "$T/im2col.log" \
+    && pass "step with HT_CUDA_CONV=im2col, GPU vs CPU: $(tail -1 "$T/im2col.log")" \
+    || { fail "step with HT_CUDA_CONV=im2col: exit $rc"; grep -E "FAIL|error|^cuda:" "$T/im2col.log" | head -8 | sed 's/^/      /'; }
   for what in nan inf; do
     for side in gpu cpu; do
       timeout 120 "$E/test_cuda_step" --inject-nan $side $what >"$T/$side-$what.log" 2>&1
