@@ -27,12 +27,13 @@ def match_close(s, i, open_ch, close_ch):
     raise SystemExit("prep.py: unbalanced %s at %d" % (open_ch, i))
 
 
-def split_top(s):
+def split_commas(s, opening, closing):
+    """top-level comma split of s: the characters of opening/closing nest"""
     parts, depth, cur = [], 0, ""
     for c in s:
-        if c in "([{<":
+        if c in opening:
             depth += 1
-        elif c in ")]}>":
+        elif c in closing:
             depth -= 1
         if c == "," and depth == 0:
             parts.append(cur)
@@ -41,24 +42,17 @@ def split_top(s):
             cur += c
     parts.append(cur)
     return [p.strip() for p in parts]
+
+
+def split_top(s):
+    """top-level comma split of a template or launch configuration: (), [], {} and <> nest"""
+    return split_commas(s, "([{<", ")]}>")
 
 
 def split_args(s):
     """top-level comma split of a call's arguments: only (), [] and {} nest (a < or > in an
     argument is a comparison or ->, not a bracket)"""
-    parts, depth, cur = [], 0, ""
-    for c in s:
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        if c == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += c
-    parts.append(cur)
-    return [p.strip() for p in parts]
+    return split_commas(s, "([{", ")]}")
 
 
 def main():
