@@ -433,8 +433,10 @@ static void mark(CudaTrainer *ct, int i) {
 }
 
 // Hypernetwork and gauge fixing of samples [g0, g0 + n) of global_n (z already in d_z) into d_all,
-// and the all-gather. marks: record phase boundaries 2 and 3 (the training step).
-static void generate_device(CudaTrainer *ct, int n, int global_n, int g0, int train, int marks) {
+// and the all-gather. marks: record phase boundaries 2 and 3 (the training step). overlap: leave
+// the all-gather running on the communication stream (the caller runs work on the local rows and
+// then devcomm_join: see step_device).
+static void generate_device(CudaTrainer *ct, int n, int global_n, int g0, int train, int marks, int overlap) {
     Model *m = ct->m;
     const size_t W = m->tarch.n_weights;
     cuda_hyper_forward(&ct->ctx, &ct->hn, ct->d_params, ct->d_stats, ct->d_z, n, global_n, train, &ct->tr->bn,
@@ -446,7 +448,8 @@ static void generate_device(CudaTrainer *ct, int n, int global_n, int g0, int tr
                                     ct->ctx.stream));
     if (marks) mark(ct, 3);
     shards(ct, global_n, W);
-    devcomm_allgatherv_f32(&ct->dc, out, ct->d_all, ct->counts, ct->displs, ct->ctx.stream);
+    if (overlap) devcomm_allgatherv_f32_start(&ct->dc, out, ct->d_all, ct->counts, ct->displs, ct->ctx.stream);
+    else devcomm_allgatherv_f32(&ct->dc, out, ct->d_all, ct->counts, ct->displs, ct->ctx.stream);
 }
 
 // Nearest neighbours of the local samples among all N, all-gathered; the gradient of scale * H
@@ -499,12 +502,16 @@ static void step_device(CudaTrainer *ct) {
     mark(ct, 0);
     k_gather_rows(s, (int)n_img, m->tarch.in_size, ct->d_train, ct->d_idx, ct->d_images);
     mark(ct, 1);
-    generate_device(ct, tr->n_local, tr->B, tr->start, 1, 1);
+    // The all-gather of the weights runs beside the target network, which reads only this rank's
+    // rows (the gather's send buffer, which NCCL only reads) and writes neither; the entropy is the
+    // first reader of the other ranks' rows (docs/performance-gpu.md: the overlap of the model).
+    generate_device(ct, tr->n_local, tr->B, tr->start, 1, 1, 1);
     mark(ct, 4);
     const float *local = ct->d_all + (size_t)tr->start * W;
     cuda_target_loss_grad(&ct->ctx, &ct->tn, tr->n_local, local, ips, ct->d_images, (size_t)ips * m->tarch.in_size,
                           ct->d_labels, (size_t)ips, (float)(1.0 / count), ct->d_loss_k, ct->d_correct_k,
                           ct->d_dtheta);
+    devcomm_join(&ct->dc, s);
     mark(ct, 5);
     entropy_queue(ct, tr->B, tr->start, tr->n_local, -1.0f, ct->d_dtheta, ct->d_par);
     mark(ct, 6);
@@ -636,7 +643,7 @@ static void val_generate(CudaTrainer *ct) {
     draw_z(ct, RNG_STREAM_VAL_Z, tr->vstart, tr->v_local, ct->h_z);
     CUDA_CHECK(cudaMemcpyAsync(ct->d_z, ct->h_z, (size_t)tr->v_local * job->z_dim * sizeof(float),
                                cudaMemcpyHostToDevice, ct->ctx.stream));
-    generate_device(ct, tr->v_local, tr->V, tr->vstart, 0, 0);
+    generate_device(ct, tr->v_local, tr->V, tr->vstart, 0, 0, 0);
     entropy_queue(ct, tr->V, tr->vstart, tr->v_local, 0.0f, NULL, NULL);
 }
 

@@ -138,6 +138,8 @@ void devcomm_free(DevComm *d) {
 
 // Hand-off from the caller's stream to the communication stream and back.
 static cudaStream_t begin(DevComm *d, void *stream) {
+    HT_CHECK(!d->pending, "rank %d: a collective was issued while an all-gather started by "
+             "devcomm_allgatherv_f32_start was not joined (devcomm_join first)", d->rank);
     CUDA_CHECK(cudaEventRecord((cudaEvent_t)d->ready, (cudaStream_t)stream));
     CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->stream, (cudaEvent_t)d->ready, 0));
     return (cudaStream_t)d->stream;
@@ -170,8 +172,9 @@ void devcomm_bn_allreduce(DevComm *d, double *buf, size_t n, void *stream) {
     allreduce(d, buf, n, ncclFloat64, sizeof(double), stream, &d->bytes_bn);
 }
 
+// join = 0: leave the gather running on the communication stream (d->pending; devcomm_join ends it).
 static void allgatherv(DevComm *d, const void *send, void *recv, const int *counts, const int *displs,
-                       ncclDataType_t type, size_t elt, void *stream) {
+                       ncclDataType_t type, size_t elt, void *stream, int join) {
     char *mine = (char *)recv + (size_t)displs[d->rank] * elt;
     if (!d->nccl) {
         if ((const char *)send != mine && counts[d->rank] > 0)
@@ -194,7 +197,8 @@ static void allgatherv(DevComm *d, const void *send, void *recv, const int *coun
         }
         NCCL_CHECK(ncclGroupEnd());
     }
-    end(d, stream);
+    if (join) end(d, stream);
+    else d->pending = 1;
     d->nccl_calls++;
     size_t others = 0;
     for (int r = 0; r < d->size; r++)
@@ -204,10 +208,21 @@ static void allgatherv(DevComm *d, const void *send, void *recv, const int *coun
 
 void devcomm_allgatherv_f32(DevComm *d, const float *send, float *recv, const int *counts,
                             const int *displs, void *stream) {
-    allgatherv(d, send, recv, counts, displs, ncclFloat32, sizeof(float), stream);
+    allgatherv(d, send, recv, counts, displs, ncclFloat32, sizeof(float), stream, 1);
+}
+
+void devcomm_allgatherv_f32_start(DevComm *d, const float *send, float *recv, const int *counts,
+                                  const int *displs, void *stream) {
+    allgatherv(d, send, recv, counts, displs, ncclFloat32, sizeof(float), stream, 0);
+}
+
+void devcomm_join(DevComm *d, void *stream) {
+    if (!d->pending) return;
+    d->pending = 0;
+    end(d, stream);
 }
 
 void devcomm_allgatherv_i32(DevComm *d, const int *send, int *recv, const int *counts,
                             const int *displs, void *stream) {
-    allgatherv(d, send, recv, counts, displs, ncclInt32, sizeof(int), stream);
+    allgatherv(d, send, recv, counts, displs, ncclInt32, sizeof(int), stream, 1);
 }

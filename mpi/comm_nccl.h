@@ -32,6 +32,7 @@ typedef struct DevComm {
     void *ready, *done;      // cudaEvent_t for the hand-offs
     double bytes_allgather, bytes_allreduce, bytes_bn;   // bytes this rank sent/received
     long nccl_calls;         // collectives issued through NCCL (0 when nccl is NULL)
+    int pending;             // an all-gather from devcomm_allgatherv_f32_start awaits devcomm_join
 } DevComm;
 
 // Number of CUDA devices visible to this process; 0 when there are none or the driver cannot be
@@ -67,6 +68,16 @@ void devcomm_allgatherv_f32(DevComm *d, const float *send, float *recv, const in
                             const int *displs, void *stream);
 void devcomm_allgatherv_i32(DevComm *d, const int *send, int *recv, const int *counts,
                             const int *displs, void *stream);
+
+// The same all-gather, left running on the communication stream: later work on `stream` does NOT
+// wait for it until devcomm_join(d, stream). For overlapping the gather with work that reads only
+// the local rows (in place: they are the send buffer, which NCCL only reads) and writes neither
+// recv nor send. No other collective may be issued before the join (fatal: it would reuse the
+// hand-off events). Without a communicator it is devcomm_allgatherv_f32 (a copy on `stream`) and
+// the join does nothing.
+void devcomm_allgatherv_f32_start(DevComm *d, const float *send, float *recv, const int *counts,
+                                  const int *displs, void *stream);
+void devcomm_join(DevComm *d, void *stream);
 
 // The NCCL_CHECK failure path for NCCL calls made outside comm_nccl.c (tests): reports the call
 // and NCCL's last error, aborts the communicator and ends every rank. result is an ncclResult_t.

@@ -138,6 +138,35 @@ int main(int argc, char **argv) {
         ht_cuda_free(d);
         free(h); free(counts); free(displs);
     }
+    // 3b. the same gather left running (devcomm_allgatherv_f32_start), other work queued on the
+    // caller's stream meanwhile, then devcomm_join: the pending flag and the gathered rows
+    {
+        const int per = 7;
+        const size_t n = (size_t)per * P;
+        int *counts = (int *)malloc(sizeof(int) * P), *displs = (int *)malloc(sizeof(int) * P);
+        for (int q = 0; q < P; q++) { counts[q] = per; displs[q] = q * per; }
+        float *h = (float *)malloc((n + GUARD) * sizeof(float));
+        for (size_t i = 0; i < n + GUARD; i++) h[i] = i < n ? -1.0f : SENTINEL;
+        for (int j = 0; j < per; j++) h[r * per + j] = (float)(r * 1000 + 3 * j);
+        float *d = DALLOC(float, n + GUARD, "allgather start/join"), *other = DALLOC(float, 64, "other work");
+        CUDA_CHECK(cudaMemcpyAsync(d, h, (n + GUARD) * sizeof(float), cudaMemcpyHostToDevice, st));
+        devcomm_allgatherv_f32_start(&dc, d + displs[r], d, counts, displs, st);
+        const int pending_after_start = dc.pending;
+        CUDA_CHECK(cudaMemsetAsync(other, 0, 64 * sizeof(float), st)); // work beside the gather
+        devcomm_join(&dc, st);
+        const int pending_after_join = dc.pending;
+        CUDA_CHECK(cudaMemcpyAsync(h, d, (n + GUARD) * sizeof(float), cudaMemcpyDeviceToHost, st));
+        CUDA_CHECK(cudaStreamSynchronize(st));
+        size_t bad = 0;
+        for (int q = 0; q < P; q++)
+            for (int j = 0; j < per; j++) bad += h[q * per + j] != (float)(q * 1000 + 3 * j);
+        T_CHECK(&g_ts, bad == 0 && pending_after_start == 1 && pending_after_join == 0,
+                "rank %d: all-gather f32 started, joined after other work: %zu wrong; pending %d after the start "
+                "(expected 1), %d after the join (expected 0)", r, bad, pending_after_start, pending_after_join);
+        check_guard("all-gather f32 start/join", h, n);
+        ht_cuda_free(d); ht_cuda_free(other);
+        free(h); free(counts); free(displs);
+    }
     // 4. all-gather i32, uneven shards
     {
         int *counts = (int *)malloc(sizeof(int) * P), *displs = (int *)malloc(sizeof(int) * P);
