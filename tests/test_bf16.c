@@ -40,11 +40,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "arch.h"
 #include "common.h"
+#include "forkcheck.h"
 #include "target.h"
 #include "target_bf16.h"
 #include "testarch.h"
@@ -305,46 +304,29 @@ static void check_round(TestState *ts) {
             "precision names: fp32, bf16 (BF16, fp16 refused)");
 }
 
+typedef struct { const TargetArch *a; const char *value; int apply; } EnvChild;
+
 // Child: target_init with HT_EVAL_PRECISION=value (and arch a) must exit with one line.
-static void env_child(const TargetArch *a, const char *value, int fd, int apply) {
-    t_child_no_leak_check();
-    dup2(fd, 2);
+static void env_child(void *ctx) {
+    const EnvChild *c = (const EnvChild *)ctx;
     TargetNet t;
-    if (apply) { // the job key's path: target_apply_eval_precision
+    if (c->apply) { // the job key's path: target_apply_eval_precision
         unsetenv("HT_EVAL_PRECISION");
-        target_init(&t, a, 4, 1);
+        target_init(&t, c->a, 4, 1);
         target_apply_eval_precision(&t, TARGET_EVAL_BF16, "eval_precision");
     } else {
-        setenv("HT_EVAL_PRECISION", value, 1);
-        target_init(&t, a, 4, 1);
+        setenv("HT_EVAL_PRECISION", c->value, 1);
+        target_init(&t, c->a, 4, 1);
     }
-    _exit(0);
 }
 
 static void check_refused(TestState *ts, const TargetArch *a, const char *value, int apply, const char *want,
                           const char *why) {
-    int fds[2];
-    HT_CHECK(pipe(fds) == 0, "pipe failed");
-    fflush(stdout);
-    fflush(stderr);
-    const pid_t pid = fork();
-    HT_CHECK(pid >= 0, "fork failed");
-    if (pid == 0) { close(fds[0]); env_child(a, value, fds[1], apply); }
-    close(fds[1]);
-    char err[512];
-    size_t n = 0;
-    ssize_t got;
-    while (n + 1 < sizeof(err) && (got = read(fds[0], err + n, sizeof(err) - 1 - n)) > 0) n += (size_t)got;
-    err[n] = '\0';
-    close(fds[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += err[i] == '\n';
-    if (n && err[n - 1] == '\n') err[n - 1] = '\0';
-    T_CHECK(ts, WIFEXITED(st) && WEXITSTATUS(st) != 0 && lines == 1 && strstr(err, want),
-            "%s: an error: exit %d, %d line(s) naming '%s': %s", why, WIFEXITED(st) ? WEXITSTATUS(st) : -1, lines,
-            want, n ? err : "(empty)");
+    EnvChild c = {a, value, apply};
+    const ChildResult r = t_run_child(env_child, &c);
+    T_CHECK(ts, r.exit_code > 0 && r.lines == 1 && strstr(r.err, want),
+            "%s: an error: exit %d, %d line(s) naming '%s': %s", why, r.exit_code, r.lines, want,
+            r.err[0] ? r.err : "(empty)");
 }
 
 // Refusals: run first, before any OpenMP thread exists (forked children; see test_target.c).

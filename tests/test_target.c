@@ -37,13 +37,12 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "arch.h"
 #include "adam.h"
 #include "comm.h"
 #include "common.h"
+#include "forkcheck.h"
 #include "entropy.h"
 #include "gauge.h"
 #include "target.h"
@@ -844,40 +843,23 @@ static void check_impls_match(TestState *ts, const char *name, const TargetArch 
     for (int m = 0; m < n_impl; m++) { free(d[m]); free(p[m]); free(loss[m]); free(cor[m]); }
 }
 
+typedef struct { const TargetArch *a; const char *value; } ImplChild;
+
 // Child of check_bad_impl_env: target_init with HT_TARGET_IMPL=value must exit with one line.
-static void bad_impl_child(const TargetArch *a, const char *value, int fd) {
-    t_child_no_leak_check();
-    dup2(fd, 2);
-    setenv("HT_TARGET_IMPL", value, 1);
+static void bad_impl_child(void *ctx) {
+    const ImplChild *c = (const ImplChild *)ctx;
+    setenv("HT_TARGET_IMPL", c->value, 1);
     TargetNet t;
-    target_init(&t, a, 4, 1);
-    _exit(0);
+    target_init(&t, c->a, 4, 1);
 }
 
 // HT_TARGET_IMPL=value is refused: non-zero exit, one line on stderr naming the variable and the value.
 static void check_bad_impl_env(TestState *ts, const TargetArch *a, const char *value, const char *why) {
-    int fds[2];
-    HT_CHECK(pipe(fds) == 0, "pipe failed");
-    fflush(stdout);
-    fflush(stderr);
-    const pid_t pid = fork();
-    HT_CHECK(pid >= 0, "fork failed");
-    if (pid == 0) { close(fds[0]); bad_impl_child(a, value, fds[1]); }
-    close(fds[1]);
-    char err[512];
-    size_t n = 0;
-    ssize_t got;
-    while (n + 1 < sizeof(err) && (got = read(fds[0], err + n, sizeof(err) - 1 - n)) > 0) n += (size_t)got;
-    err[n] = '\0';
-    close(fds[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += err[i] == '\n';
-    if (n && err[n - 1] == '\n') err[n - 1] = '\0'; // printed on the check's own line
-    T_CHECK(ts, WIFEXITED(st) && WEXITSTATUS(st) != 0 && lines == 1 && strstr(err, "HT_TARGET_IMPL") && strstr(err, value),
-            "HT_TARGET_IMPL=%s (%s) is an error: exit %d, %d line(s) on stderr: %s", value, why,
-            WIFEXITED(st) ? WEXITSTATUS(st) : -1, lines, n ? err : "(empty)\n");
+    ImplChild c = {a, value};
+    const ChildResult r = t_run_child(bad_impl_child, &c);
+    T_CHECK(ts, r.exit_code > 0 && r.lines == 1 && strstr(r.err, "HT_TARGET_IMPL") && strstr(r.err, value),
+            "HT_TARGET_IMPL=%s (%s) is an error: exit %d, %d line(s) on stderr: %s", value, why, r.exit_code,
+            r.lines, r.err[0] ? r.err : "(empty)");
 }
 
 // Bad HT_TARGET_IMPL values. Run first in main, before any OpenMP thread exists: a forked child
