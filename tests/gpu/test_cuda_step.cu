@@ -375,6 +375,96 @@ static void run_config(const char *what, Job job, const Mnist *data, int graphs)
         }
 }
 
+// cuda_math = tf32 (the conv GEMMs on TF32 tensor cores, im2col path), lockstep against the CPU
+// step. Budgets (docs/cuda.md, "TF32"): each conv GEMM output carries a TF32 error of up to
+// (2 u_t + u_t^2) sum|a||b|, u_t = 2^-10 (rel-L2 measured 2.3e-4..2.9e-4 per conv GEMM in
+// test_cuda_conv), against 16 sqrt(K) u for FP32: about 100x the FP32 lockstep budgets for the
+// quantities the target network feeds (loss, cross-entropy, gradient norm, parameters, Adam
+// moments), accuracy 8 images (more near-tied logits flip); the entropy and the batch-norm
+// statistics depend only on the hypernetwork, which stays FP32: the FP32 budgets, unchanged.
+static const Budget TF32_LOCKSTEP = {1e-3, 1e-3, 1e-6, 8, 1e-2, 5e-2, 5e-2, 1e-3, 1e-3};
+
+// Three steps of `job` with cuda_math = tf32 in lockstep with the CPU (each from the CPU's state),
+// and the same steps on an FP32 GPU trainer from the same state: the TF32 step must differ from
+// the FP32 one (else TF32 was not applied) and stay within TF32_LOCKSTEP of the CPU.
+static void tf32_lockstep(const char *what, Job job, const Mnist *data) {
+    job.cuda_math = CUDA_MATH_TF32;
+    Job jf = job;
+    jf.cuda_math = CUDA_MATH_FP32;
+    printf("%s: cuda_math tf32, lockstep against the CPU and an FP32 GPU trainer (both im2col)\n", what);
+    const char *env = getenv("HT_CUDA_CONV");
+    char *saved = env ? XSTRDUP(env) : NULL;
+    setenv("HT_CUDA_CONV", "im2col", 1); // both GPU trainers on the same conv path (tf32 needs im2col)
+    Model mc, mg, mf;
+    model_init(&mc, &job);
+    model_init(&mg, &job);
+    model_init(&mf, &jf);
+    const ParamTable *t = &mc.harch.table;
+    const size_t np = t->n_params;
+    float *start = XALLOC_FLOATS(np);
+    Trainer tc, tg, tf;
+    trainer_init(&tc, &mc, &g_comm, data);
+    trainer_init(&tg, &mg, &g_comm, data);
+    trainer_init(&tf, &mf, &g_comm, data);
+    CudaTrainer *ct = cuda_trainer_create(&tg), *cf = cuda_trainer_create(&tf);
+    if (saved) { setenv("HT_CUDA_CONV", saved, 1); free(saved); } else unsetenv("HT_CUDA_CONV");
+    char name[256];
+    for (int s = 1; s <= 3; s++) {
+        memcpy(mg.flat, mc.flat, 4 * np * sizeof(float));
+        memcpy(mg.stats, mc.stats, t->n_stat * sizeof(float));
+        memcpy(mf.flat, mc.flat, 4 * np * sizeof(float));
+        memcpy(mf.stats, mc.stats, t->n_stat * sizeof(float));
+        mg.step = mf.step = mc.step;
+        cuda_trainer_from_host(ct);
+        cuda_trainer_from_host(cf);
+        memcpy(start, mc.params, np * sizeof(float));
+        StepStats sc, sg, sf;
+        trainer_step(&tc, &sc);
+#ifdef HT_CUDA_EMU
+        const long n0 = emu_tf32_gemms();
+#endif
+        cuda_trainer_step(ct, &sg);
+#ifdef HT_CUDA_EMU
+        const long n1 = emu_tf32_gemms();
+#endif
+        cuda_trainer_step(cf, &sf);
+#ifdef HT_CUDA_EMU
+        T_CHECK(&g_ts, n1 > n0 && emu_tf32_gemms() == n1, "%s, step %d: TF32 GEMMs issued by the tf32 trainer %ld, "
+                "by the FP32 trainer %ld (emulation)", what, s, n1 - n0, emu_tf32_gemms() - n1);
+#endif
+        const int differ = compare_neighbours(what, s, &tc, ct, &job);
+        T_CHECK(&g_ts, differ != 2, "%s, tf32 lockstep step %d: nearest neighbours agree (or tie): the entropy "
+                "does not see the conv math", what, s);
+        T_CHECK(&g_ts, sg.ce != sf.ce && sg.grad_norm != sf.grad_norm, "%s, step %d: TF32 applied: cross-entropy "
+                "%.12g (tf32) vs %.12g (fp32, the same state), gradient norm %.9g vs %.9g", what, s, sg.ce, sf.ce,
+                sg.grad_norm, sf.grad_norm);
+        const Budget *b = &TF32_LOCKSTEP;
+        const int B = job.batch, ips = job.images_per_sample;
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: loss", what, s);
+        gc_scalar(name, sg.loss, sc.loss, b->loss, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: cross-entropy", what, s);
+        gc_scalar(name, sg.ce, sc.ce, b->ce, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: entropy", what, s);
+        gc_scalar(name, sg.entropy, sc.entropy, b->entropy, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: accuracy", what, s);
+        gc_scalar(name, sg.acc, sc.acc, 0.0, b->acc_images / ((double)B * ips));
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: gradient norm", what, s);
+        gc_scalar(name, sg.grad_norm, sc.grad_norm, b->grad_norm, 0.0);
+        cuda_trainer_to_host(ct);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d", what, s);
+        compare_state(name, &mg, &mc, start, b);
+    }
+    free(start);
+    cuda_trainer_destroy(ct);
+    cuda_trainer_destroy(cf);
+    trainer_free(&tc);
+    trainer_free(&tg);
+    trainer_free(&tf);
+    model_free(&mc);
+    model_free(&mg);
+    model_free(&mf);
+}
+
 static void load_job(Job *job, const char *path) {
     job_defaults(job);
     if (path) job_load_file(job, path);
@@ -640,6 +730,7 @@ int main(int argc, char **argv) {
     run_config("tiny job, L1", job, &data, 2);
     job.distance = DIST_L2;
     run_config("tiny job, L2", job, &data, 2);
+    tf32_lockstep("tiny job, L2", job, &data);
     const char *quick = getenv("HT_GPU_TEST_QUICK"); // the CPU emulation's short mode: tiny jobs only
     if (quick && quick[0] == '1') {
         printf("HT_GPU_TEST_QUICK=1: the paper job is not run\n");
@@ -648,6 +739,7 @@ int main(int argc, char **argv) {
         job.val_samples = 32;
         job.val_images = 500;
         run_config("paper job", job, &data, 1);
+        tf32_lockstep("paper job", job, &data);
     }
     if (real) mnist_free(&data);
     else free_mnist(&data);

@@ -43,8 +43,8 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           long long sA, const void *B, cudaDataType Btype, int ldb, long long sB,
                                           const void *beta, void *C, cudaDataType Ctype, int ldc, long long sC,
                                           int batch, cublasComputeType_t compute, cublasGemmAlgo_t algo);
-// Emulation only: GEMMs issued with CUBLAS_COMPUTE_32F_FAST_TF32 since the start of the process
-// (tests check that a TF32 run really asked for it).
+// Emulation only: GEMMs (batch entries) run with CUBLAS_COMPUTE_32F_FAST_TF32 since the start of the
+// process, counted when they run (a graph replay counts again): tests check that TF32 was applied.
 long emu_tf32_gemms(void);
 
 #endif

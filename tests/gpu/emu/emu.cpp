@@ -521,9 +521,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
         float *Cb = fc + b * sC;
         const int ra = ta == CUBLAS_OP_N ? m : k, ca = ta == CUBLAS_OP_N ? k : m;
         const int rb = tb == CUBLAS_OP_N ? k : n, cb = tb == CUBLAS_OP_N ? n : k;
-        g_tf32_gemms++;
-        // the operands are read when the GEMM runs (in stream order, or at a graph's replay)
+        // the operands are read, and the GEMM counted, when it runs (in stream order, or at a graph's replay)
         const cudaError_t e = enqueue(h->s, "cublasGemmStridedBatchedEx (TF32)", [=]() {
+            g_tf32_gemms++;
             const std::vector<float> a = emu_tf32_copy(Ab, ra, ca, lda), bb = emu_tf32_copy(Bb, rb, cb, ldb);
             cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
                         tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, a.data(), std::max(ra, 1),
