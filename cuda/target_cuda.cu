@@ -84,8 +84,8 @@ void cuda_fc_forward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, co
                      const float *w, size_t w_stride, float *out) {
     const int K = op_fan_in(op), F = op->out_c;
     k_fill_bias(ctx->stream, n_nets, (size_t)n_img, F, K, w, w_stride, out);
-    gemm_xwt(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, in, (long long)in_stride, w, K + 1, (long long)w_stride, 1.0f, out,
-             (long long)n_img * F);
+    gemm_xwt(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, in, (long long)in_stride, w, K + 1, (long long)w_stride, 1.0f,
+             out, (long long)n_img * F);
 }
 
 void cuda_fc_backward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, const float *in, size_t in_stride,
@@ -95,8 +95,8 @@ void cuda_fc_backward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, c
             (long long)dw_stride);
     k_bias_grad(ctx->stream, n_nets, (size_t)n_img, F, K, dout, dw, dw_stride);
     if (din)
-        gemm_dx(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, dout, (long long)n_img * F, w, K + 1, (long long)w_stride, din,
-                (long long)n_img * K);
+        gemm_dx(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, dout, (long long)n_img * F, w, K + 1, (long long)w_stride,
+                din, (long long)n_img * K);
 }
 
 // ---------------------------------------------------------------- whole network

@@ -474,7 +474,10 @@ static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, 
         float *th = tf32_copy(theta, (size_t)nb * WS, trunc), *x = tf32_copy(in, (size_t)nb * isz, trunc);
         float *d = tf32_copy(dout, (size_t)nb * csz, trunc);
         for (int b = 0; b < nb; b++)
-            for (int fi = 0; fi < F; fi++) th[b * WS + (size_t)fi * (K + 1) + K] = theta[b * WS + (size_t)fi * (K + 1) + K];
+            for (int fi = 0; fi < F; fi++) {
+                const size_t o = b * WS + (size_t)fi * (K + 1) + K;
+                th[o] = theta[o];
+            }
         float **rr = trunc ? rt : rn;
         cpu_conv(&a, nb, n_img, th, x, d, rr[0], rr[1], rr[2]);
         for (int b = 0; b < nb; b++) // dbias: the float column sums of the unrounded dOut (no GEMM)
