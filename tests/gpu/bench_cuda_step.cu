@@ -130,13 +130,15 @@ static void parse(int argc, char **argv, Options *o) {
              "--steps must be >= 1, --warmup and --profile >= 0 (got %d, %d, %d)", o->steps, o->warmup, o->profile);
 }
 
-static void write_json(const Options *o, const Job *job, const char *desc, const StepResult *res, int n_res,
-                       const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val, double total) {
+static void write_json(const Options *o, const Job *job, CudaMath math, const char *desc, const StepResult *res,
+                       int n_res, const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val,
+                       double total) {
     FILE *f = XFOPEN(o->json, "w");
     const char *conv = getenv("HT_CUDA_CONV");
     fprintf(f, "{\"gpu\":\"%s\",\"job\":\"%s\",\"batch\":%d,\"images_per_sample\":%d,\"steps\":%d,\"warmup\":%d,"
-               "\"conv\":\"%s\",\"configs\":[", desc, job->name, job->batch, job->images_per_sample, o->steps,
-            o->warmup, conv && conv[0] ? conv : "default");
+               "\"conv\":\"%s\",\"cuda_math\":\"%s\",\"configs\":[", desc, job->name, job->batch,
+            job->images_per_sample, o->steps, o->warmup, conv && conv[0] ? conv : "default",
+            math == CUDA_MATH_TF32 ? "tf32" : "fp32");
     for (int i = 0; i < n_res; i++)
         fprintf(f, "%s{\"label\":\"%s\",\"graph\":%d,\"ms_per_step\":%.6g,\"kernel_launches_per_step\":%.6g,"
                    "\"graph_nodes\":%ld}", i ? "," : "", res[i].cfg.label, res[i].cfg.graph, res[i].ms_per_step,
@@ -202,7 +204,7 @@ static void bench_trainer(Trainer *trp, Model *mp, Job *jobp, const Options *op)
     printf("projected: %d steps x %.3f ms = %.1f s, + %d validations x %.2f s = %.1f s; total %.1f s (%.1f min) for "
            "the paper's run (checkpoints not included)\n", paper_steps, ms, paper_steps * ms / 1e3, n_val, val_s,
            n_val * val_s, total, total / 60.0);
-    if (o.json) write_json(&o, &job, desc, res, n_cfg, ph_names, ph_ms, n_ph, val_s, n_val, total);
+    if (o.json) write_json(&o, &job, m.job.cuda_math, desc, res, n_cfg, ph_names, ph_ms, n_ph, val_s, n_val, total);
     cuda_trainer_destroy(ct);
 }
 
