@@ -3,9 +3,10 @@
 // handle, the device communicator).
 //
 // Numerics (the parity path with src/): no fast math, FMA contraction off (--fmad=false, set in the
-// Makefile), cuBLAS in plain FP32 (no TF32), every reduction that src/ does in double done in
-// double here, with a fixed reduction tree (deterministic run to run). Results differ from the CPU
-// only by the summation order of float GEMMs and double sums; tests/gpu/ measure that.
+// Makefile), cuBLAS in plain FP32 (TF32 only for the conv GEMMs of a cuda_math = tf32 job), every
+// reduction that src/ does in double done in double here, with a fixed reduction tree
+// (deterministic run to run). Results differ from the CPU only by the summation order of float
+// GEMMs and double sums (and TF32 rounding where asked for); tests/gpu/ measure that.
 #ifndef HT_CUDA_COMMON_CUH
 #define HT_CUDA_COMMON_CUH
 

@@ -11,7 +11,7 @@
 
 #include "kernels.cuh"
 
-static const float k_one = 1.0f, k_zero = 0.0f;
+static const float k_one = 1.0f;
 
 static size_t op_in_size(const TargetOp *op) { return (size_t)op->in_h * op->in_w * op->in_c; }
 static size_t op_out_size(const TargetOp *op) { return (size_t)op->out_h * op->out_w * op->out_c; }
@@ -19,48 +19,63 @@ static int op_fan_in(const TargetOp *op) {
     return op->type == OP_CONV ? op->kernel * op->kernel * op->in_c : (int)op_in_size(op);
 }
 
+// One batched GEMM of the target network: plain FP32 (cublasSgemmStridedBatched, the parity path)
+// or, for the conv layers of a cuda_math = tf32 job, on TF32 tensor cores
+// (cublasGemmStridedBatchedEx with CUBLAS_COMPUTE_32F_FAST_TF32: A and B rounded to TF32, products
+// accumulated in float). A per-call compute type, not the handle's math mode: the fc layers and the
+// hypernetwork's GEMMs on the same handle stay FP32 whatever ran before them.
+static void gemm_batched(CudaCtx *ctx, CudaMath math, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         const float *A, int lda, long long sA, const float *B, int ldb, long long sB, float beta,
+                         float *C, int ldc, long long sC, int nb) {
+    if (math == CUDA_MATH_TF32) {
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx->blas, ta, tb, m, n, k, &k_one, A, CUDA_R_32F, lda, sA, B,
+                                                CUDA_R_32F, ldb, sB, &beta, C, CUDA_R_32F, ldc, sC, nb,
+                                                CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
+    CUBLAS_CHECK(cublasSgemmStridedBatched(ctx->blas, ta, tb, m, n, k, &k_one, A, lda, sA, B, ldb, sB, &beta, C, ldc,
+                                           sC, nb));
+}
+
 // out_b = beta * out_b + X_b . W_b^T for b < nb.
-static void gemm_xwt(CudaCtx *ctx, int nb, int P, int F, int K, const float *X, long long sX, const float *W,
-                     int ldw, long long sW, float beta, float *out, long long sO) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, F, P, K, &k_one, W, ldw, sW, X, K,
-                                           sX, &beta, out, F, sO, nb));
+static void gemm_xwt(CudaCtx *ctx, CudaMath math, int nb, int P, int F, int K, const float *X, long long sX,
+                     const float *W, int ldw, long long sW, float beta, float *out, long long sO) {
+    gemm_batched(ctx, math, CUBLAS_OP_T, CUBLAS_OP_N, F, P, K, W, ldw, sW, X, K, sX, beta, out, F, sO, nb);
 }
 
 // dW_b (F rows of K, row stride ldw) = dOut_b^T . X_b (the bias column is not touched).
-static void gemm_dw(CudaCtx *ctx, int nb, int P, int F, int K, const float *X, long long sX, const float *dout,
-                    long long sD, float *dW, int ldw, long long sW) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, K, F, P, &k_one, X, K, sX, dout, F,
-                                           sD, &k_zero, dW, ldw, sW, nb));
+static void gemm_dw(CudaCtx *ctx, CudaMath math, int nb, int P, int F, int K, const float *X, long long sX,
+                    const float *dout, long long sD, float *dW, int ldw, long long sW) {
+    gemm_batched(ctx, math, CUBLAS_OP_N, CUBLAS_OP_T, K, F, P, X, K, sX, dout, F, sD, 0.0f, dW, ldw, sW, nb);
 }
 
 // dX_b (P, K) = dOut_b . W_b.
-static void gemm_dx(CudaCtx *ctx, int nb, int P, int F, int K, const float *dout, long long sD, const float *W,
-                    int ldw, long long sW, float *dX, long long sX) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, K, P, F, &k_one, W, ldw, sW, dout, F,
-                                           sD, &k_zero, dX, K, sX, nb));
+static void gemm_dx(CudaCtx *ctx, CudaMath math, int nb, int P, int F, int K, const float *dout, long long sD,
+                    const float *W, int ldw, long long sW, float *dX, long long sX) {
+    gemm_batched(ctx, math, CUBLAS_OP_N, CUBLAS_OP_N, K, P, F, W, ldw, sW, dout, F, sD, 0.0f, dX, K, sX, nb);
 }
 
 void cuda_conv_forward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, const float *in,
-                       size_t in_stride, const float *w, size_t w_stride, float *col, float *out) {
+                       size_t in_stride, const float *w, size_t w_stride, float *col, float *out, CudaMath math) {
     const int H = op->in_h, Wd = op->in_w, C = op->in_c, k = op->kernel, F = op->out_c, K = op_fan_in(op);
     const size_t P = (size_t)n_img * H * Wd;
     HT_CHECK(P * (size_t)K < ((size_t)1 << 40) && P < (size_t)INT32_MAX, "conv: %zu output pixels are too many", P);
     k_im2col(ctx->stream, in_stride ? n_nets : 1, n_img, H, Wd, C, k, in, in_stride, col);
     k_fill_bias(ctx->stream, n_nets, P, F, K, w, w_stride, out);
-    gemm_xwt(ctx, n_nets, (int)P, F, K, col, in_stride ? (long long)(P * K) : 0, w, K + 1, (long long)w_stride, 1.0f,
-             out, (long long)(P * F));
+    gemm_xwt(ctx, math, n_nets, (int)P, F, K, col, in_stride ? (long long)(P * K) : 0, w, K + 1, (long long)w_stride,
+             1.0f, out, (long long)(P * F));
 }
 
 void cuda_conv_backward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, float *col, const float *w,
-                        size_t w_stride, const float *dout, float *dw, size_t dw_stride, float *din) {
+                        size_t w_stride, const float *dout, float *dw, size_t dw_stride, float *din, CudaMath math) {
     const int H = op->in_h, Wd = op->in_w, C = op->in_c, k = op->kernel, F = op->out_c, K = op_fan_in(op);
     const size_t P = (size_t)n_img * H * Wd;
-    gemm_dw(ctx, n_nets, (int)P, F, K, col, (long long)(P * K), dout, (long long)(P * F), dw, K + 1,
+    gemm_dw(ctx, math, n_nets, (int)P, F, K, col, (long long)(P * K), dout, (long long)(P * F), dw, K + 1,
             (long long)dw_stride);
     k_bias_grad(ctx->stream, n_nets, P, F, K, dout, dw, dw_stride);
     if (!din) return;
     // dCol = dOut . W into the im2col block (no longer needed), then col2im.
-    gemm_dx(ctx, n_nets, (int)P, F, K, dout, (long long)(P * F), w, K + 1, (long long)w_stride, col,
+    gemm_dx(ctx, math, n_nets, (int)P, F, K, dout, (long long)(P * F), w, K + 1, (long long)w_stride, col,
             (long long)(P * K));
     k_col2im(ctx->stream, n_nets, n_img, H, Wd, C, k, col, din);
 }
@@ -69,29 +84,38 @@ void cuda_fc_forward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, co
                      const float *w, size_t w_stride, float *out) {
     const int K = op_fan_in(op), F = op->out_c;
     k_fill_bias(ctx->stream, n_nets, (size_t)n_img, F, K, w, w_stride, out);
-    gemm_xwt(ctx, n_nets, n_img, F, K, in, (long long)in_stride, w, K + 1, (long long)w_stride, 1.0f, out,
-             (long long)n_img * F);
+    gemm_xwt(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, in, (long long)in_stride, w, K + 1, (long long)w_stride, 1.0f,
+             out, (long long)n_img * F);
 }
 
 void cuda_fc_backward(CudaCtx *ctx, const TargetOp *op, int n_nets, int n_img, const float *in, size_t in_stride,
                       const float *w, size_t w_stride, const float *dout, float *dw, size_t dw_stride, float *din) {
     const int K = op_fan_in(op), F = op->out_c;
-    gemm_dw(ctx, n_nets, n_img, F, K, in, (long long)in_stride, dout, (long long)n_img * F, dw, K + 1,
+    gemm_dw(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, in, (long long)in_stride, dout, (long long)n_img * F, dw, K + 1,
             (long long)dw_stride);
     k_bias_grad(ctx->stream, n_nets, (size_t)n_img, F, K, dout, dw, dw_stride);
     if (din)
-        gemm_dx(ctx, n_nets, n_img, F, K, dout, (long long)n_img * F, w, K + 1, (long long)w_stride, din,
-                (long long)n_img * K);
+        gemm_dx(ctx, CUDA_MATH_FP32, n_nets, n_img, F, K, dout, (long long)n_img * F, w, K + 1, (long long)w_stride,
+                din, (long long)n_img * K);
 }
 
 // ---------------------------------------------------------------- whole network
 
 const char *cuda_conv_impl_name(CudaConvImpl c) { return c == CUDA_CONV_IGEMM ? "igemm" : "im2col"; }
 
-CudaConvImpl cuda_conv_impl_from_env(const TargetArch *a) {
+CudaConvImpl cuda_conv_impl_choose(const TargetArch *a, CudaMath math) {
     char why[160];
     const int fits = igemm_arch_fits(a, why, sizeof(why));
     const char *env = getenv("HT_CUDA_CONV");
+    if (math == CUDA_MATH_TF32) { // TF32 is cuBLAS's tensor-core GEMM: the im2col path
+        HT_CHECK(!env || !*env || !strcmp(env, "im2col") || strcmp(env, "igemm"),
+                 "HT_CUDA_CONV=igemm: cuda_math \"tf32\" runs the convolutions as cuBLAS TF32 GEMMs on the im2col "
+                 "path, and the implicit-GEMM kernels are FP32 only (unset HT_CUDA_CONV, set it to im2col, or use "
+                 "cuda_math \"fp32\")");
+        HT_CHECK(!env || !*env || !strcmp(env, "im2col"),
+                 "HT_CUDA_CONV=%s: unknown conv implementation (expected im2col or igemm)", env);
+        return CUDA_CONV_IM2COL;
+    }
     if (!env || !*env) return fits ? CUDA_CONV_IGEMM : CUDA_CONV_IM2COL;
     if (!strcmp(env, "im2col")) return CUDA_CONV_IM2COL;
     HT_CHECK(!strcmp(env, "igemm"), "HT_CUDA_CONV=%s: unknown conv implementation (expected im2col or igemm)", env);
@@ -99,13 +123,17 @@ CudaConvImpl cuda_conv_impl_from_env(const TargetArch *a) {
     return CUDA_CONV_IGEMM;
 }
 
+CudaConvImpl cuda_conv_impl_from_env(const TargetArch *a) { return cuda_conv_impl_choose(a, CUDA_MATH_FP32); }
+
+const char *cuda_math_name(CudaMath m) { return m == CUDA_MATH_TF32 ? "tf32" : "fp32"; }
+
 // igemm: conv op i runs fused with its ReLU (i + 1) and max pool (i + 2).
 static int fused_conv(const CudaTarget *t, int i) { return t->conv == CUDA_CONV_IGEMM && t->arch->ops[i].type == OP_CONV; }
 static int fused_tail(const CudaTarget *t, int i) {
     return t->conv == CUDA_CONV_IGEMM && i >= 2 && t->arch->ops[i - 2].type == OP_CONV;
 }
 
-void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_backward) {
+void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_backward, CudaMath math) {
     HT_CHECK(cap >= 1, "cuda_target_init: capacity must be >= 1 (got %d)", cap);
     HT_CHECK(a->n_ops >= 1 && a->ops[a->n_ops - 1].type == OP_FC,
              "target network: the last op must be an fc layer");
@@ -115,7 +143,8 @@ void cuda_target_init(CudaTarget *t, const TargetArch *a, int cap, int with_back
     t->arch = a;
     t->cap = cap;
     t->with_backward = with_backward;
-    t->conv = cuda_conv_impl_from_env(a);
+    t->math = math;
+    t->conv = cuda_conv_impl_choose(a, math);
     for (int i = 0; i < a->n_ops; i++) {
         const TargetOp *op = &a->ops[i];
         HT_CHECK(op->type != OP_CONV || (op->kernel >= 1 && op->kernel % 2 == 1),
@@ -198,7 +227,7 @@ static const float *net_forward(CudaCtx *ctx, CudaTarget *t, int n_nets, const f
         float *out = t->act[i];
         const float *w = op->layer >= 0 ? theta + a->layers[op->layer].offset : NULL;
         switch (op->type) {
-        case OP_CONV: cuda_conv_forward(ctx, op, n_nets, n_img, in, in_stride, w, W, t->col[i], out); break;
+        case OP_CONV: cuda_conv_forward(ctx, op, n_nets, n_img, in, in_stride, w, W, t->col[i], out, t->math); break;
         case OP_FC: cuda_fc_forward(ctx, op, n_nets, n_img, in, in_stride, w, W, out); break;
         case OP_RELU: k_relu_forward(ctx->stream, (size_t)nb * n_img * osz, in, out); break;
         case OP_MAXPOOL:
@@ -241,7 +270,7 @@ static void net_backward(CudaCtx *ctx, CudaTarget *t, int n_nets, const float *t
         const float *w = op->layer >= 0 ? theta + a->layers[op->layer].offset : NULL;
         float *dw = op->layer >= 0 ? dtheta + a->layers[op->layer].offset : NULL;
         switch (op->type) {
-        case OP_CONV: cuda_conv_backward(ctx, op, n_nets, n_img, t->col[i], w, W, g, dw, W, din); break;
+        case OP_CONV: cuda_conv_backward(ctx, op, n_nets, n_img, t->col[i], w, W, g, dw, W, din, t->math); break;
         case OP_FC: cuda_fc_backward(ctx, op, n_nets, n_img, in, in_stride, w, W, g, dw, W, din); break;
         case OP_RELU:
             k_relu_backward(ctx->stream, (size_t)n_nets * n_img * op_out_size(op), t->act[i], g, g);

@@ -242,7 +242,7 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     ct->max_local = imax(tr->n_local, tr->v_local);
     cuda_hyper_init(&ct->hn, &m->harch, &m->tarch, ct->max_local);
     ct->cap = imax(tr->n_local * ips, VAL_CAP);
-    cuda_target_init(&ct->tn, &m->tarch, ct->cap, 1);
+    cuda_target_init(&ct->tn, &m->tarch, ct->cap, 1, job->cuda_math); // tf32: the im2col path
     ct->d_z = DALLOC(float, (size_t)ct->max_local * job->z_dim, "noise z");
     ct->d_raw = DALLOC(float, (size_t)ct->max_local * W, "generated weights");
     ct->d_all = DALLOC(float, (size_t)NB * W, "gauge-fixed weights of all samples");
@@ -295,7 +295,9 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     ct->use_graph = ct->graph_allowed && !(g && !strcmp(g, "0"));
     cuda_ctx_sync(&ct->ctx);
     if (!tr->comm || tr->comm->rank == 0)
-        printf("cuda: convolutions %s (HT_CUDA_CONV), step %s (HT_CUDA_GRAPH)\n", cuda_conv_impl_name(ct->tn.conv),
+        printf("cuda: convolutions %s (HT_CUDA_CONV) in %s (cuda_math%s), step %s (HT_CUDA_GRAPH)\n",
+               cuda_conv_impl_name(ct->tn.conv), cuda_math_name(ct->tn.math),
+               ct->tn.math == CUDA_MATH_TF32 ? ": TF32 tensor cores for the conv GEMMs" : "",
                ct->use_graph ? "captured in a CUDA graph" : "as plain launches");
     return ct;
 }

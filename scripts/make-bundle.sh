@@ -22,7 +22,7 @@ for b in "$STAGE"/*; do
 done
 cp scripts/gpu-env.sh "$R/bin/ht-env"
 cp -r jobs "$R/"
-cp tests/gpu/run-all.sh "$R/tests/gpu/"
+cp tests/gpu/run-all.sh tests/gpu/tf32-compare.sh "$R/tests/gpu/"
 cp docs/cuda.md "$R/docs/"
 if [ -n "${BUNDLE_DATA:-}" ]; then
   mkdir -p "$R/data/mnist"

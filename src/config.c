@@ -25,7 +25,7 @@
 #define KEY_MAX 256
 
 typedef enum {
-    K_SECTION, K_INT, K_DOUBLE, K_BOOL, K_STRING, K_SEED, K_TASK, K_DIST, K_EVALP, K_DATASET,
+    K_SECTION, K_INT, K_DOUBLE, K_BOOL, K_STRING, K_SEED, K_TASK, K_DIST, K_EVALP, K_CMATH, K_DATASET,
     K_HIDDEN, K_INPUT, K_LAYERS, K_MEANS
 } Kind;
 
@@ -79,6 +79,7 @@ static const KeyDef KEYS[] = {
     {"val_samples",       K_INT,    F(val_samples), 0, 2, INT_MAX, 0, 0},
     {"val_images",        K_INT,    F(val_images), 0, 0, INT_MAX, 0, 0},
     {"eval_precision",    K_EVALP,  F(eval_precision), 0, 0, 0, 0, 0},
+    {"cuda_math",         K_CMATH,  F(cuda_math), 0, 0, 0, 0, 0},
     {"checkpoint_every",  K_INT,    F(ckpt_every), 0, 0, INT_MAX, 0, 0},
     {"keep_checkpoints",  K_INT,    F(keep_ckpt), 0, 1, INT_MAX, 0, 0},
     {"log_every",         K_INT,    F(log_every), 0, 1, INT_MAX, 0, 0},
@@ -96,6 +97,7 @@ static const char *const OP_NAMES[] = {"conv", "fc", "relu", "maxpool"};
 static const char *const TASK_NAMES[] = {"mnist", "toy"};
 static const char *const DIST_NAMES[] = {"l1", "l2"};
 static const char *const EVALP_NAMES[] = {"fp32", "bf16"};
+static const char *const CMATH_NAMES[] = {"fp32", "tf32"};
 
 // The data sets' names (data.h), in DataSetId order, for get_enum.
 static void dataset_names(const char *names[DATA_N_SETS]) {
@@ -640,6 +642,7 @@ static void apply_value(Job *job, const KeyDef *d, const cJSON *v, const char *s
     case K_TASK: job->task = (Task)get_enum(src, d->key, v, TASK_NAMES, 2); break;
     case K_DIST: job->distance = (Distance)get_enum(src, d->key, v, DIST_NAMES, 2); break;
     case K_EVALP: job->eval_precision = (EvalPrecision)get_enum(src, d->key, v, EVALP_NAMES, 2); break;
+    case K_CMATH: job->cuda_math = (CudaMath)get_enum(src, d->key, v, CMATH_NAMES, 2); break;
     case K_DATASET: {
         const char *names[DATA_N_SETS];
         dataset_names(names);
@@ -799,6 +802,7 @@ static cJSON *value_json(const Job *job, const KeyDef *d) {
     case K_TASK: return cJSON_CreateString(TASK_NAMES[job->task == TASK_TOY]);
     case K_DIST: return cJSON_CreateString(DIST_NAMES[job->distance == DIST_L2]);
     case K_EVALP: return cJSON_CreateString(EVALP_NAMES[job->eval_precision == EVAL_BF16]);
+    case K_CMATH: return cJSON_CreateString(CMATH_NAMES[job->cuda_math == CUDA_MATH_TF32]);
     case K_DATASET: { // an id that is no data set prints as null, which job_validate rejects
         const char *name = data_set_name(job->dataset);
         return name ? cJSON_CreateString(name) : cJSON_CreateNull();
@@ -917,7 +921,7 @@ void job_set(Job *job, const char *assignment) {
     const KeyDef *d = index >= 0 ? NULL : find_key(key);
     if (index < 0 && !d) unknown_key("--set", "", key, 1);
     int wants_string = d && (d->kind == K_STRING || d->kind == K_TASK || d->kind == K_DIST || d->kind == K_EVALP ||
-                             d->kind == K_DATASET);
+                             d->kind == K_CMATH || d->kind == K_DATASET);
     if (index >= 0 && field && strcmp(field, "type") == 0) wants_string = 1;
     if (!v || (wants_string && !cJSON_IsString(v))) { // e.g. name=123 means the string "123"
         cJSON_Delete(v);

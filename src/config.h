@@ -27,6 +27,7 @@ typedef struct {
 typedef enum { TASK_MNIST = 0, TASK_TOY = 1 } Task;
 typedef enum { DIST_L1 = 0, DIST_L2 = 1 } Distance;
 typedef enum { EVAL_FP32 = 0, EVAL_BF16 = 1 } EvalPrecision;
+typedef enum { CUDA_MATH_FP32 = 0, CUDA_MATH_TF32 = 1 } CudaMath;
 
 typedef struct {
     char name[64];                 // "name": run name (default "run")
@@ -67,6 +68,9 @@ typedef struct {
     int val_images;                // "val_images": validation images used (0 = all)
     EvalPrecision eval_precision;  // "eval_precision": "fp32" (default) | "bf16": the validation's
                                    // target network forward (bf16 dot products; never training)
+    CudaMath cuda_math;            // "cuda_math": "fp32" (default) | "tf32": the GPU trainer's conv
+                                   // GEMMs on TF32 tensor cores (cuBLAS, im2col path); a CPU run
+                                   // refuses "tf32"
     int ckpt_every;                // "checkpoint_every": checkpoint every K steps (0 = only at end)
     int keep_ckpt;                 // "keep_checkpoints": how many recent checkpoints to keep, >= 1
     int log_every;                 // "log_every": progress line every K steps

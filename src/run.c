@@ -603,6 +603,11 @@ int run_train(Comm *comm, const Job *job, const RunOptions *opt) {
     if (job->threads > 0) omp_set_num_threads(job->threads);
     open_run(&r, job);
     const int use_gpu = choose_device(&r, job);
+    // cuda_math: TF32 is the GPU's tensor-core math; the CPU trainer has none, so a CPU run (a CPU
+    // build, --device cpu, or auto without a usable GPU) refuses it rather than train in fp32 unasked.
+    HT_CHECK(use_gpu || job->cuda_math == CUDA_MATH_FP32, "cuda_math: \"tf32\" is the GPU trainer's tensor-core "
+             "math for the convolutions, and this run trains on the CPU (use \"fp32\", or --device cuda in a "
+             "CUDA build)");
     if (job->task == TASK_MNIST) {
         const char *dir = data_resolve_dir_for(job->dataset, job->data_dir);
         data_load(&r.data, job->dataset, dir, job->n_train, job->n_val, job->verify_checksums);

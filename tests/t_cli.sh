@@ -36,6 +36,9 @@ expect_fail "wrong type" "steps" $BIN "$T/type.json" --print-job
 expect_fail "out-of-range value" "lr" $BIN --set lr=-1 --print-job
 expect_fail "missing job file" "nope.json" $BIN "$T/nope.json" --print-job
 expect_fail "unknown option" "--frobnicate" $BIN --frobnicate
+# cuda_math=tf32 is GPU math: a CPU run refuses it (no silent fp32), and writes no run files
+expect_fail "cuda_math=tf32 on the CPU" 'cuda_math: "tf32".*trains on the CPU' $BIN jobs/toy.json --set cuda_math=tf32 --device cpu --out "$T/tf32" --quiet
+[ -z "$(ls -A "$T/tf32" 2>/dev/null)" ] && pass "cuda_math=tf32 on the CPU: no file written" || fail "cuda_math=tf32 on the CPU wrote $(ls "$T/tf32")"
 
 # ---- run directories and resume on the toy job (no data needed) ----
 TOY=jobs/toy.json

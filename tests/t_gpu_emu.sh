@@ -12,6 +12,9 @@
 #        the default conv path (igemm), then the same step with HT_CUDA_CONV=im2col
 #      - a NaN (and an Inf) in the generated weights ends the GPU step in the same "training
 #        diverged at step 1" error as the CPU step (no read of neighbour -1)
+#      - cuda_math = tf32: the TF32 conv checks run inside test_cuda_conv and test_cuda_step (above);
+#        here the plumbing of tests/gpu/tf32-compare.sh (the 2,000-step fp32/tf32 comparison on a
+#        GPU) end to end on an emulated hypertrain: jobs/tiny.json, 4 steps, synthetic images
 # The emulation needs g++, python3 and the CPU build's libraries, not nvcc. The first run builds
 # build-emu/ (about 2 minutes on 2 cores); later runs rebuild what changed.
 set -u
@@ -42,7 +45,7 @@ else echo "  (no mpicc/mpirun: the 3-rank node-local check is not run)"; fi
 echo "2. the CPU emulation of the CUDA backend"
 if ! command -v g++ >/dev/null || ! command -v python3 >/dev/null; then
   echo "  (no g++ or python3: the emulated checks are not run)"
-elif ! nice tests/gpu/emu/run-emulated.sh --build-only test_nccl test_cuda_conv test_cuda_step >"$T/build.log" 2>&1; then
+elif ! nice tests/gpu/emu/run-emulated.sh --build-only test_nccl test_cuda_conv test_cuda_step hypertrain >"$T/build.log" 2>&1; then
   fail "building the emulation:"; tail -15 "$T/build.log" | sed 's/^/      /'
 else
   E=build-emu
@@ -66,6 +69,18 @@ else
   [ $rc -eq 0 ] && grep -q "^cuda: convolutions im2col" "$T/im2col.log" && ! grep -q "^cuda: convolutions igemm" "$T/im2col.log" \
     && pass "step with HT_CUDA_CONV=im2col, GPU vs CPU: $(tail -1 "$T/im2col.log")" \
     || { fail "step with HT_CUDA_CONV=im2col: exit $rc"; grep -E "FAIL|error|^cuda:" "$T/im2col.log" | head -8 | sed 's/^/      /'; }
+  # tf32-compare.sh on the emulated device: both runs, the "cuda:" line naming each math, the tables
+  bash tests/synthetic_mnist.sh "$T/syn" >/dev/null 2>&1
+  timeout 300 bash tests/gpu/tf32-compare.sh --bin "$E/hypertrain" --job jobs/tiny.json --steps 4 --val-every 2 \
+    --data "$T/syn" --set data.verify=false --out "$T/cmp" >"$T/cmp.log" 2>&1
+  rc=$?
+  rows=$(grep -c '^[24],' "$T/cmp/tf32_compare.csv" 2>/dev/null)
+  if [ $rc -eq 0 ] && [ "$rows" = 2 ] && [ "$(grep -c '^[1-4],' "$T/cmp/tf32_train.csv")" = 4 ] \
+     && grep -q "^cuda: convolutions im2col .* in tf32 (cuda_math: TF32" "$T/cmp/tf32.log" \
+     && grep -q "^cuda: convolutions im2col .* in fp32 (cuda_math)" "$T/cmp/fp32.log" \
+     && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['summary']; assert s['validations']==2 and len(d['train'])==4 and s['fp32_final_mean_acc'] is not None" "$T/cmp/tf32_compare.json" 2>>"$T/cmp.log"; then
+    pass "tf32-compare.sh on the emulated device (tiny job, 4 steps): $(grep -m1 'mean accuracy fp32' "$T/cmp.log" | cut -c15-140)"
+  else fail "tf32-compare.sh on the emulated device: exit $rc, $rows validation rows"; tail -5 "$T/cmp.log" | sed 's/^/      /'; fi
   for what in nan inf; do
     for side in gpu cpu; do
       timeout 120 "$E/test_cuda_step" --inject-nan $side $what >"$T/$side-$what.log" 2>&1

@@ -126,7 +126,7 @@ static int jobs_equal(const Job *a, const Job *b) {
              a->lambda == b->lambda && a->lambda_growth == b->lambda_growth && a->lr == b->lr &&
              a->lr_decay == b->lr_decay && a->beta1 == b->beta1 && a->beta2 == b->beta2 &&
              a->adam_eps == b->adam_eps && a->distance == b->distance && a->z_dim == b->z_dim &&
-             a->eval_precision == b->eval_precision &&
+             a->eval_precision == b->eval_precision && a->cuda_math == b->cuda_math &&
              a->code_size == b->code_size && a->n_ext_hidden == b->n_ext_hidden &&
              memcmp(a->ext_hidden, b->ext_hidden, sizeof(a->ext_hidden)) == 0 &&
              a->leaky_alpha == b->leaky_alpha && a->bn_eps == b->bn_eps && a->bn_decay == b->bn_decay &&
@@ -305,6 +305,8 @@ static void test_set(void) {
     job_set(&j, "entropy_distance=l2");
     T_CHECK(&ts, j.eval_precision == EVAL_FP32, "eval_precision defaults to fp32");
     job_set(&j, "eval_precision=bf16");
+    T_CHECK(&ts, j.cuda_math == CUDA_MATH_FP32, "cuda_math defaults to fp32");
+    job_set(&j, "cuda_math=tf32");
     job_set(&j, "data={\"train\": 100, \"verify\": false}");
     job_set(&j, "lr=3e-4");
     job_set(&j, "toy.means=[[0, 0], [1, 1]]");
@@ -317,6 +319,7 @@ static void test_set(void) {
     T_CHECK(&ts, j.seed == 9007199254740992ULL, "seed 2^53 = %llu", (unsigned long long)j.seed);
     T_CHECK(&ts, !j.gauge_fixing && j.distance == DIST_L2 && j.eval_precision == EVAL_BF16, "booleans and enums "
             "(eval_precision=bf16 as a bare string)");
+    T_CHECK(&ts, j.cuda_math == CUDA_MATH_TF32, "cuda_math=tf32 as a bare string");
     T_CHECK(&ts, j.n_train == 100 && !j.verify_checksums && j.n_val == 5000,
             "an object value merges into the section (train %d, validation kept %d)", j.n_train, j.n_val);
     T_CHECK(&ts, j.lr == 3e-4, "lr=3e-4 exactly");
@@ -344,6 +347,14 @@ static void test_set(void) {
     job_validate(&j);
     T_CHECK(&ts, j.task == TASK_TOY && j.z_dim == 1, "task=toy, z_dim=1");
     check_round_trip("after --set", &j);
+    // cuda_math is written back into the resolved job (job.json, checkpoints); a job stored before
+    // the key existed (no "cuda_math") reads as fp32
+    char *js = job_to_json(&j);
+    T_CHECK(&ts, strstr(js, "\"cuda_math\": \"tf32\"") != NULL, "the resolved job holds \"cuda_math\": \"tf32\"");
+    free(js);
+    Job old;
+    job_from_json_string(&old, "{\"steps\": 5}", "old checkpoint");
+    T_CHECK(&ts, old.cuda_math == CUDA_MATH_FP32, "a stored job without cuda_math is fp32");
 }
 
 static void test_round_trip(void) {
@@ -448,6 +459,9 @@ static void test_bad_input(void) {
     bad_file("bad enum", "{\"entropy_distance\": \"l3\"}", "entropy_distance|\"l1\" or \"l2\"|\"l3\"");
     bad_file("bad eval_precision", "{\"eval_precision\": \"fp16\"}", "key \"eval_precision\"|\"fp32\" or \"bf16\"|\"fp16\"");
     bad_file("eval_precision not a string", "{\"eval_precision\": 16}", "key \"eval_precision\"|\"bf16\"|got 16");
+    bad_file("bad cuda_math", "{\"cuda_math\": \"tf16\"}", "key \"cuda_math\"|\"fp32\" or \"tf32\"|\"tf16\"");
+    bad_file("cuda_math not a string", "{\"cuda_math\": 32}", "key \"cuda_math\"|\"tf32\"|got 32");
+    bad_file("cuda_math in upper case", "{\"cuda_math\": \"TF32\"}", "key \"cuda_math\"|\"TF32\"");
     bad_file("bad task", "{\"task\": \"cifar\"}", "key \"task\"|\"mnist\" or \"toy\"");
     bad_file("bad data set", "{\"data\": {\"dataset\": \"cifar10\"}}",
              "key \"data.dataset\"|one of \"mnist\" or \"fashion-mnist\"|\"cifar10\"");
@@ -497,6 +511,7 @@ static void test_bad_input(void) {
     expect_fatal("missing file", BAD_FILE, "/nonexistent/job.json", NULL, "/nonexistent/job.json");
 
     bad_set("bad eval_precision via --set", "eval_precision=bf17", "key \"eval_precision\"|\"bf17\"");
+    bad_set("bad cuda_math via --set", "cuda_math=bf16", "key \"cuda_math\"|\"fp32\" or \"tf32\"|\"bf16\"");
     bad_set("--set without '='", "lambda", "\"lambda\"|key=value");
     bad_set("--set empty key", "=5", "empty");
     bad_set("--set unknown key", "lamda=1", "\"lamda\"|did you mean \"lambda\"");

@@ -16,9 +16,10 @@
 //   - one validation; the projected time of the paper's 13,000 steps with a validation every
 //     val_every steps.
 // --json FILE writes the figures as one JSON object (tests/gpu/run-all.sh: $LOGS/bench_cuda_step.json).
-// All of it once for each conv implementation (HT_CUDA_CONV=im2col, then igemm, the default; only
-// the one named when HT_CUDA_CONV is set), each on its own trainer, under a line
-// "== conv implementation: HT_CUDA_CONV=NAME"; the JSON holds the last one's figures. To compare
+// All of it once for each conv implementation (HT_CUDA_CONV=im2col with cuda_math = tf32, im2col,
+// then igemm, the default; only the one named when HT_CUDA_CONV is set, in the job's cuda_math),
+// each on its own trainer, under a line "== conv implementation: HT_CUDA_CONV=NAME[ cuda_math=tf32]";
+// the JSON holds the last one's figures. To compare
 // more step variants in one run, add entries to step_configs(): each becomes one line and one
 // element of "configs".
 //   build-cuda/tests/gpu/bench_cuda_step [--steps N] [--warmup N] [--profile N] [--no-val] [--job FILE]
@@ -129,13 +130,15 @@ static void parse(int argc, char **argv, Options *o) {
              "--steps must be >= 1, --warmup and --profile >= 0 (got %d, %d, %d)", o->steps, o->warmup, o->profile);
 }
 
-static void write_json(const Options *o, const Job *job, const char *desc, const StepResult *res, int n_res,
-                       const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val, double total) {
+static void write_json(const Options *o, const Job *job, CudaMath math, const char *desc, const StepResult *res,
+                       int n_res, const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val,
+                       double total) {
     FILE *f = XFOPEN(o->json, "w");
     const char *conv = getenv("HT_CUDA_CONV");
     fprintf(f, "{\"gpu\":\"%s\",\"job\":\"%s\",\"batch\":%d,\"images_per_sample\":%d,\"steps\":%d,\"warmup\":%d,"
-               "\"conv\":\"%s\",\"configs\":[", desc, job->name, job->batch, job->images_per_sample, o->steps,
-            o->warmup, conv && conv[0] ? conv : "default");
+               "\"conv\":\"%s\",\"cuda_math\":\"%s\",\"configs\":[", desc, job->name, job->batch,
+            job->images_per_sample, o->steps, o->warmup, conv && conv[0] ? conv : "default",
+            math == CUDA_MATH_TF32 ? "tf32" : "fp32");
     for (int i = 0; i < n_res; i++)
         fprintf(f, "%s{\"label\":\"%s\",\"graph\":%d,\"ms_per_step\":%.6g,\"kernel_launches_per_step\":%.6g,"
                    "\"graph_nodes\":%ld}", i ? "," : "", res[i].cfg.label, res[i].cfg.graph, res[i].ms_per_step,
@@ -201,7 +204,7 @@ static void bench_trainer(Trainer *trp, Model *mp, Job *jobp, const Options *op)
     printf("projected: %d steps x %.3f ms = %.1f s, + %d validations x %.2f s = %.1f s; total %.1f s (%.1f min) for "
            "the paper's run (checkpoints not included)\n", paper_steps, ms, paper_steps * ms / 1e3, n_val, val_s,
            n_val * val_s, total, total / 60.0);
-    if (o.json) write_json(&o, &job, desc, res, n_cfg, ph_names, ph_ms, n_ph, val_s, n_val, total);
+    if (o.json) write_json(&o, &job, m.job.cuda_math, desc, res, n_cfg, ph_names, ph_ms, n_ph, val_s, n_val, total);
     cuda_trainer_destroy(ct);
 }
 
@@ -223,15 +226,21 @@ int main(int argc, char **argv) {
     model_init(&m, &job);
     Trainer tr;
     trainer_init(&tr, &m, &comm, &data);
-    // Each conv implementation in turn (HT_CUDA_CONV, target_cuda.cuh): both unless the environment names one.
+    // Each conv implementation in turn (HT_CUDA_CONV, target_cuda.cuh): all unless the environment names
+    // one. First im2col with cuda_math = tf32 (the conv GEMMs on TF32 tensor cores), then the FP32
+    // paths; the last (igemm, the default) gives the figures run-all.sh reads.
     const char *conv_env = getenv("HT_CUDA_CONV");
-    const char *conv_impls[2] = {"im2col", "igemm"};
-    const int n_conv = conv_env && *conv_env ? 1 : 2;
+    const char *conv_impls[3] = {"im2col", "im2col", "igemm"};
+    const CudaMath conv_math[3] = {CUDA_MATH_TF32, CUDA_MATH_FP32, CUDA_MATH_FP32};
+    const int n_conv = conv_env && *conv_env ? 1 : 3;
     for (int ci = 0; ci < n_conv; ci++) {
-        if (n_conv == 2) HT_CHECK(setenv("HT_CUDA_CONV", conv_impls[ci], 1) == 0, "setenv HT_CUDA_CONV failed");
-        printf("== conv implementation: HT_CUDA_CONV=%s\n", getenv("HT_CUDA_CONV"));
+        if (n_conv > 1) HT_CHECK(setenv("HT_CUDA_CONV", conv_impls[ci], 1) == 0, "setenv HT_CUDA_CONV failed");
+        m.job.cuda_math = n_conv > 1 ? conv_math[ci] : job.cuda_math;
+        printf("== conv implementation: HT_CUDA_CONV=%s%s\n", getenv("HT_CUDA_CONV"),
+               m.job.cuda_math == CUDA_MATH_TF32 ? " cuda_math=tf32" : "");
         bench_trainer(&tr, &m, &job, &o);
     }
+    m.job.cuda_math = job.cuda_math;
     trainer_free(&tr);
     model_free(&m);
     Dataset *sets[3] = {&data.train, &data.val, &data.test};

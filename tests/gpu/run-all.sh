@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/run-all.sh: the complete verdict on the CUDA backend, in one command, on one GPU node.
 #
-#   tests/gpu/run-all.sh [--out DIR] [--quick]
+#   tests/gpu/run-all.sh [--out DIR] [--quick] [--tf32-compare]
 #
 # Runs from the GPU bundle (make CUDA=1 MPI=0 bundle; then bin/ holds prebuilt programs and
 # bin/ht-env finds the node's CUDA runtime, cuBLAS and NCCL) or from a source tree (then it builds
@@ -17,6 +17,10 @@
 #   smoke, resume      jobs/smoke.json on the GPU with NCCL (needs MNIST), and the same run split by
 #                      a checkpoint must log the same step-4 loss
 #   bench_cuda_step    ms/step of the paper job, one validation, projected time of 13,000 steps
+#                      (HT_CUDA_CONV=im2col with cuda_math tf32, im2col, igemm)
+#   tf32_compare       only with --tf32-compare (needs MNIST; up to 300 s more): tests/gpu/tf32-compare.sh,
+#                      jobs/mnist.json for 2,000 steps with cuda_math fp32 and tf32 (validation every
+#                      250); the tables go into the logs, the JSON into bench.json ("tf32_compare")
 #   memcheck_kernels, memcheck_steps, racecheck, initcheck   compute-sanitizer (the kernel test, two
 #                      paper steps; one tiny step each for racecheck and initcheck), when it exists
 #                      and can use this GPU
@@ -37,13 +41,14 @@
 set -u
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 cd "$ROOT"
-OUTDIR="" QUICK=0
+OUTDIR="" QUICK=0 TF32CMP=0
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUTDIR=${2:?--out needs a folder}; shift 2;;
     --quick) QUICK=1; shift;;
+    --tf32-compare) TF32CMP=1; shift;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0;;
-    *) echo "run-all.sh: error: unknown argument '$1' (usage: run-all.sh [--out DIR] [--quick])" >&2; exit 2;;
+    *) echo "run-all.sh: error: unknown argument '$1' (usage: run-all.sh [--out DIR] [--quick] [--tf32-compare])" >&2; exit 2;;
   esac
 done
 SCALE=${HT_GPU_LIMIT_SCALE:-1}
@@ -51,6 +56,7 @@ T_START=$(date +%s.%N)
 # The per-check limits below add up to 465 s (--quick: 165 s); the shared deadline only matters
 # in source-tree mode (the build's 240 s come first) or when a check overruns its limit's kill.
 TOTAL=${HT_GPU_TOTAL_S:-$([ $QUICK = 1 ] && echo 180 || echo 475)}  # seconds for all checks (+ packing)
+TF32_LIMIT=300; [ $TF32CMP = 1 ] && TOTAL=$((TOTAL + TF32_LIMIT))  # --tf32-compare: its own 300 s on top
 DEADLINE=$(awk -v t="$T_START" -v a="$TOTAL" -v s="$SCALE" 'BEGIN { printf "%.3f", t + a * s }')
 if [ -x "$ROOT/bin/hypertrain" ] && [ -f "$ROOT/BUNDLE" ]; then
   MODE=bundle; BIN=$ROOT/bin; G=$ROOT/bin; LOGS=$ROOT/gpu-logs
@@ -215,9 +221,10 @@ elif [ $QUICK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- benchmark
-# It runs each conv implementation (HT_CUDA_CONV=im2col, then igemm), each with the graph and plain
-# launches and per-phase CUDA events; the figures are the last (igemm, the default, with the graph),
-# conv_ms compares the two; the last one's figures as JSON in bench_cuda_step.json.
+# It runs each conv implementation (HT_CUDA_CONV=im2col with cuda_math tf32, im2col, then igemm),
+# each with the graph and plain launches and per-phase CUDA events; the figures are the last (igemm,
+# the default, with the graph), conv_ms compares the three ("tf32" = im2col with TF32 conv GEMMs);
+# the last one's figures as JSON in bench_cuda_step.json.
 if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val --json "$LOGS/bench_cuda_step.json"
 else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300 --json "$LOGS/bench_cuda_step.json"; fi
 ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
@@ -228,6 +235,25 @@ if [ $rc -eq 0 ] && skipped bench_cuda_step; then noGPU=$((noGPU + 1)); record S
 elif [ $rc -eq 0 ] && [ -n "$ms" ]; then
   record PASS bench_cuda_step "$secs" "$ms ms/step$([ -n "$conv_ms" ] && echo " (ms/step by conv: $conv_ms)")$([ -n "$val" ] && echo ", validation $val s"); 13,000 steps: $(awk -v p="${proj:-0}" -v m="$ms" 'BEGIN { if (p > 0) printf "%.1f min", p / 60; else printf "%.1f min of steps", 13000 * m / 60000 }')"
 else record FAIL bench_cuda_step "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)')"; show_tail bench_cuda_step 6; fi
+
+# ---------------------------------------------------------------- TF32 against FP32, 2,000 steps
+# Only with --tf32-compare: two trainings of the paper job (cuda_math fp32, then tf32; im2col),
+# their accuracy/loss trajectories and differences (tests/gpu/tf32-compare.sh). Reported, not judged.
+TF32_JSON=""
+if [ $TF32CMP = 1 ]; then
+  if [ -z "$DATA" ]; then record SKIP tf32_compare 0 "no MNIST (set HYPERTRAIN_DATA, or put it in data/mnist)"
+  elif [ $noGPU -gt 0 ] && ! grep -qE "^PASS +(test_|nan_|sync_|memcheck|bench)" "$SUMMARY"; then record SKIP tf32_compare 0 "no GPU"
+  else
+    T=$(mktemp -d /tmp/ht_gpu_tf32_XXXXXX)
+    run tf32_compare $TF32_LIMIT "${ENV[@]}" bash "$ROOT/tests/gpu/tf32-compare.sh" --bin "$BIN/hypertrain" --data "$DATA" \
+      --job jobs/mnist.json --steps 2000 --val-every 250 --out "$T/cmp"
+    for f in tf32_compare.json tf32_compare.csv tf32_train.csv fp32.log tf32.log; do [ -f "$T/cmp/$f" ] && cp "$T/cmp/$f" "$LOGS/"; done
+    fig=$(grep -m1 -o 'step [0-9]*: mean accuracy fp32 .*' "$LOGS/tf32_compare.log" | cut -c1-200)
+    if [ $rc -eq 0 ] && [ -s "$LOGS/tf32_compare.json" ]; then TF32_JSON=$LOGS/tf32_compare.json; record PASS tf32_compare "$secs" "$fig"
+    else record FAIL tf32_compare "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)')"; show_tail tf32_compare 6; fi
+    rm -rf "$T"
+  fi
+fi
 
 # ---------------------------------------------------------------- compute-sanitizer
 # Last: the slowest checks, so that a slow tool never costs the benchmark its time. Without NCCL
@@ -269,6 +295,7 @@ cat >"$LOGS/bench.json" <<JSON
   "ms_per_step": ${ms:-null}, "validation_s": ${val:-null}, "projected_13000_steps_s": ${proj:-null},
   "conv_ms_per_step": "$(json_str "$conv_ms")",
   "step_bench": $([ -s "$LOGS/bench_cuda_step.json" ] && cat "$LOGS/bench_cuda_step.json" || echo null),
+  "tf32_compare": $([ -n "$TF32_JSON" ] && cat "$TF32_JSON" || echo null),
   "checks_passed": $passes, "checks_failed": $failures, "checks_skipped": $skips, "elapsed_s": $ELAPSED
 }
 JSON

@@ -336,9 +336,189 @@ static void test_network(const char *what, const Job *job, float wscale) {
     free(theta); free(images); free(gc); free(gi); free(gm); free(pc); free(pi); free(pm);
 }
 
-// Runs cuda_conv_impl_from_env with HT_CUDA_CONV=value in a child; returns its exit status and
-// its stderr (first line) in err.
-static int child_select(const TargetArch *a, const char *value, char *err, size_t n) {
+// ---------------------------------------------------------------- TF32 (cuda_math = tf32)
+//
+// cuda_math = tf32 runs the conv GEMMs of the im2col path (forward X.W^T, dW = dOut^T.X, dX = dOut.W)
+// on TF32 tensor cores: every operand element is rounded to TF32 (10 explicit mantissa bits), the
+// products are exact in float and accumulated in float. The budget (docs/cuda.md, "TF32"):
+//   |g - r| <= (2 u_t + u_t^2) mag + 16 sqrt(K) u mag,   u_t = 2^-10, mag = sum |a||b|
+// Each operand carries a relative error <= u_t: 2^-11 for round-to-nearest (cvt.rna.tf32.f32, what
+// the emulation models), 2^-10 if cuBLAS truncates (it does not document its conversion), so u_t =
+// 2^-10 covers both; a product then carries <= 2 u_t + u_t^2; the float accumulation of K terms
+// adds the FP32 GEMM budget of gpu_check.cuh. Deterministic in the rounding part (no sqrt(K)
+// averaging is assumed). Three checks per tensor:
+//   1. TF32 result vs the CPU reference on the float inputs: within the budget above;
+//   2. the rounding model: vs the CPU reference on operands rounded to TF32 first (to nearest, or
+//      truncated: whichever the GPU does; the emulation rounds to nearest) within the FP32 budget
+//      alone: fails if only one operand is rounded, or a wrong one;
+//   3. TF32 was applied: at least 20% of the elements differ from the CPU by more than the FP32
+//      budget (the FP32 path, run alongside, stays within it): fails if the math mode is lost.
+
+static const double TF32_UT = 1.0 / 1024.0; // 2^-10
+static const double TF32_APPLIED = 1.0 / 16384.0; // 2^-14: see check 3
+
+static float tf32_round(float x, int truncate) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (truncate ? u : u + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static float *tf32_copy(const float *x, size_t n, int truncate) {
+    float *r = XALLOC_FLOATS(n ? n : 1);
+    for (size_t i = 0; i < n; i++) r[i] = tf32_round(x[i], truncate);
+    return r;
+}
+
+// Largest |g - r| / (k_t mag + 16 sqrt(K) u mag) over n elements; *over_fp32: how many exceed the FP32 part alone.
+static double tf32_ratio(const float *g, const float *r, const float *mag, size_t n, double K, double k_t,
+                         size_t *over_fp32) {
+    double worst = 0.0;
+    size_t over = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = fabs((double)g[i] - (double)r[i]), m = fabs((double)mag[i]);
+        const double bf = 16.0 * sqrt(K) * GC_U * m + 1e-37, b = k_t * m + bf;
+        if (!(e == e)) return INFINITY;
+        worst = fmax(worst, e / b);
+        over += e > bf;
+    }
+    if (over_fp32) *over_fp32 = over;
+    return worst;
+}
+
+// The three checks for one tensor: g = GPU TF32, f = GPU FP32, r = CPU (float inputs), rn / rt = CPU
+// on operands rounded to nearest / truncated, mag = CPU on |inputs|; K = reduction length.
+static void tf32_checks(const char *name, const float *g, const float *f, const float *r, const float *rn,
+                        const float *rt, const float *mag, size_t n, double K) {
+    size_t over = 0;
+    const double kt = 2.0 * TF32_UT + TF32_UT * TF32_UT;
+    const double e1 = tf32_ratio(g, r, mag, n, K, kt, &over);
+    T_CHECK(&g_ts, e1 <= 1.0 && n > 0, "%s, TF32 vs CPU: %zu values at %.1f%% of budget [(2 u_t + u_t^2) mag + 16 "
+            "sqrt(K) u mag, u_t = 2^-10, K = %.0f]", name, n, 100.0 * e1, K);
+    const double en = tf32_ratio(g, rn, mag, n, K, 0.0, NULL), et = tf32_ratio(g, rt, mag, n, K, 0.0, NULL);
+    T_CHECK(&g_ts, fmin(en, et) <= 1.0, "%s, TF32 vs CPU on TF32-rounded operands: %.1f%% of the FP32 budget with "
+            "round-to-nearest operands, %.1f%% with truncated ones (one must be <= 100%%: both operands rounded, "
+            "float accumulation)%s", name, 100.0 * en, 100.0 * et,
+            en <= 1.0 ? ": the GPU rounds to nearest" : et <= 1.0 ? ": the GPU truncates" : "");
+    size_t over_f = 0;
+    const double ef = tf32_ratio(f, r, mag, n, K, 0.0, &over_f);
+    const double lt = gc_rel_l2(g, r, n), lf = gc_rel_l2(f, r, n);
+    T_CHECK(&g_ts, lt >= TF32_APPLIED && lt >= 10.0 * lf && ef <= 1.0, "%s, TF32 applied: rel-L2 vs CPU %.3g (>= %.3g "
+            "and >= 10x the FP32 path's %.3g required; %zu of %zu values beyond the FP32 budget); the FP32 path at "
+            "%.1f%% of its budget", name, lt, TF32_APPLIED, lf, over, n, 100.0 * ef);
+}
+
+// The conv op of block_arch through cuda_conv_forward / cuda_conv_backward (im2col + cuBLAS) with
+// math m; out (nb, n_img, H, W, F), dw (nb, WS), din (nb, n_img, H, W, C) downloaded into h_*.
+static void gpu_conv_im2col(const TargetArch *a, CudaMath m, int nb, int n_img, const float *d_theta,
+                            const float *d_in, const float *d_dout, float *h_out, float *h_dw, float *h_din) {
+    const TargetOp *cv = &a->ops[0];
+    const size_t WS = a->n_weights, isz = (size_t)n_img * cv->in_h * cv->in_w * cv->in_c;
+    const size_t P = (size_t)n_img * cv->in_h * cv->in_w, csz = P * cv->out_c, K = (size_t)a->layers[0].fan_in;
+    float *d_col = DALLOC(float, (size_t)nb * P * K, "im2col"), *d_out = DALLOC(float, (size_t)nb * csz, "out");
+    float *d_dw = DALLOC(float, (size_t)nb * WS, "dw"), *d_din = DALLOC(float, (size_t)nb * isz, "din");
+    cuda_conv_forward(&g_ctx, cv, nb, n_img, d_in, isz, d_theta, WS, d_col, d_out, m);
+    float *g = gc_download(d_out, (size_t)nb * csz);
+    memcpy(h_out, g, (size_t)nb * csz * sizeof(float));
+    free(g);
+    cuda_conv_backward(&g_ctx, cv, nb, n_img, d_col, d_theta, WS, d_dout, d_dw, WS, d_din, m);
+    g = gc_download(d_dw, (size_t)nb * WS);
+    memcpy(h_dw, g, (size_t)nb * WS * sizeof(float));
+    free(g);
+    g = gc_download(d_din, (size_t)nb * isz);
+    memcpy(h_din, g, (size_t)nb * isz * sizeof(float));
+    free(g);
+    ht_cuda_free(d_col); ht_cuda_free(d_out); ht_cuda_free(d_dw); ht_cuda_free(d_din);
+}
+
+// CPU conv forward and backward of nb networks (src/target.c), the reference of every TF32 check.
+static void cpu_conv(const TargetArch *a, int nb, int n_img, const float *theta, const float *in, const float *dout,
+                     float *out, float *dw, float *din) {
+    const TargetOp *cv = &a->ops[0];
+    const size_t WS = a->n_weights, isz = (size_t)n_img * cv->in_h * cv->in_w * cv->in_c;
+    const size_t csz = (size_t)n_img * cv->in_h * cv->in_w * cv->out_c;
+    float *scratch = XALLOC_FLOATS(target_conv_scratch_floats(cv, n_img));
+    for (int b = 0; b < nb; b++) {
+        target_conv_forward(cv, n_img, in + b * isz, theta + b * WS, scratch, out + b * csz);
+        target_conv_backward(cv, n_img, in + b * isz, theta + b * WS, dout + b * csz, scratch, dw + b * WS,
+                             din + b * isz);
+    }
+    free(scratch);
+}
+
+static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, int nb, int n_img, uint32_t key) {
+    TargetArch a;
+    block_arch(&a, H, W, C, k, F);
+    const TargetLayer *L = &a.layers[0];
+    const int K = L->fan_in;
+    const size_t WS = a.n_weights, isz = (size_t)n_img * H * W * C, csz = (size_t)n_img * H * W * F;
+    printf("TF32 conv (im2col + cuBLAS TF32) %s: %dx%dx%d, kernel %d, %d filters; %d networks x %d images\n", what, H,
+           W, C, k, F, nb, n_img);
+    float *theta = rand_floats((size_t)nb * WS, -0.3f, 0.3f, key);
+    float *in = rand_floats((size_t)nb * isz, -0.5f, 1.0f, key + 1);
+    float *dout = rand_floats((size_t)nb * csz, -1.0f, 1.0f, key + 2);
+    float *atheta = abs_copy(theta, (size_t)nb * WS), *ain = abs_copy(in, (size_t)nb * isz);
+    float *adout = abs_copy(dout, (size_t)nb * csz);
+    // references: r (float inputs), mag (|inputs|), rn / rt (TF32-rounded GEMM operands: the weights,
+    // not the biases, which enter as the GEMM's C; the image and dOut; dbias is a float sum of dOut)
+    float *r[3], *mg[3], *rn[3], *rt[3], *g[3], *f[3];
+    const size_t sz[3] = {(size_t)nb * csz, (size_t)nb * WS, (size_t)nb * isz};
+    for (int i = 0; i < 3; i++) {
+        r[i] = XALLOC_FLOATS(sz[i]); mg[i] = XALLOC_FLOATS(sz[i]); rn[i] = XALLOC_FLOATS(sz[i]);
+        rt[i] = XALLOC_FLOATS(sz[i]); g[i] = XALLOC_FLOATS(sz[i]); f[i] = XALLOC_FLOATS(sz[i]);
+    }
+    cpu_conv(&a, nb, n_img, theta, in, dout, r[0], r[1], r[2]);
+    cpu_conv(&a, nb, n_img, atheta, ain, adout, mg[0], mg[1], mg[2]);
+    for (int trunc = 0; trunc <= 1; trunc++) {
+        float *th = tf32_copy(theta, (size_t)nb * WS, trunc), *x = tf32_copy(in, (size_t)nb * isz, trunc);
+        float *d = tf32_copy(dout, (size_t)nb * csz, trunc);
+        for (int b = 0; b < nb; b++)
+            for (int fi = 0; fi < F; fi++) {
+                const size_t o = b * WS + (size_t)fi * (K + 1) + K;
+                th[o] = theta[o];
+            }
+        float **rr = trunc ? rt : rn;
+        cpu_conv(&a, nb, n_img, th, x, d, rr[0], rr[1], rr[2]);
+        for (int b = 0; b < nb; b++) // dbias: the float column sums of the unrounded dOut (no GEMM)
+            for (int fi = 0; fi < F; fi++) {
+                const size_t o = b * WS + (size_t)fi * (K + 1) + K;
+                rr[1][o] = r[1][o];
+            }
+        free(th); free(x); free(d);
+    }
+    float *d_theta = gc_upload(theta, (size_t)nb * WS), *d_in = gc_upload(in, (size_t)nb * isz);
+    float *d_dout = gc_upload(dout, (size_t)nb * csz);
+#ifdef HT_CUDA_EMU
+    const long tf32_before = emu_tf32_gemms();
+#endif
+    gpu_conv_im2col(&a, CUDA_MATH_TF32, nb, n_img, d_theta, d_in, d_dout, g[0], g[1], g[2]);
+#ifdef HT_CUDA_EMU
+    const long tf32_n = emu_tf32_gemms() - tf32_before, tf32_before2 = emu_tf32_gemms();
+    T_CHECK(&g_ts, tf32_n == 3L * nb, "%s: the emulator ran %ld TF32 GEMMs (forward, dW, dX per network: %d)", what,
+            tf32_n, 3 * nb);
+#endif
+    gpu_conv_im2col(&a, CUDA_MATH_FP32, nb, n_img, d_theta, d_in, d_dout, f[0], f[1], f[2]);
+#ifdef HT_CUDA_EMU
+    T_CHECK(&g_ts, emu_tf32_gemms() == tf32_before2, "%s: the FP32 path ran no TF32 GEMM", what);
+#endif
+    const char *names[3] = {"conv output (bias + X.W^T)", "dW and dbias", "dIn (dOut.W, col2im)"};
+    const double Ks[3] = {(double)K + 1, (double)n_img * H * W, (double)k * k * F};
+    char name[200];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "%s: %s", what, names[i]);
+        nonzero(name, r[i], sz[i], 0.5);
+        tf32_checks(name, g[i], f[i], r[i], rn[i], rt[i], mg[i], sz[i], Ks[i]);
+    }
+    for (int i = 0; i < 3; i++) { free(r[i]); free(mg[i]); free(rn[i]); free(rt[i]); free(g[i]); free(f[i]); }
+    ht_cuda_free(d_theta); ht_cuda_free(d_in); ht_cuda_free(d_dout);
+    free(theta); free(in); free(dout); free(atheta); free(ain); free(adout);
+}
+
+// Runs cuda_conv_impl_choose(a, math) with HT_CUDA_CONV=value in a child; returns its exit status
+// and its stderr (first line) in err.
+static int child_select(const TargetArch *a, const char *value, char *err, size_t n,
+                        CudaMath math = CUDA_MATH_FP32) {
     int fd[2];
     HT_CHECK(pipe(fd) == 0, "pipe failed");
     fflush(stdout); fflush(stderr);
@@ -348,7 +528,7 @@ static int child_select(const TargetArch *a, const char *value, char *err, size_
         dup2(fd[1], 2);
         close(fd[0]);
         setenv("HT_CUDA_CONV", value, 1);
-        const CudaConvImpl c = cuda_conv_impl_from_env(a);
+        const CudaConvImpl c = cuda_conv_impl_choose(a, math);
         fprintf(stderr, "selected %s\n", cuda_conv_impl_name(c));
         _exit(0);
     }
@@ -381,6 +561,18 @@ static void test_selection(const Job *paper, const Job *smooth) {
             "HT_CUDA_CONV=igemm on conv-conv-fc-fc: exit %d, \"%s\"", rc, err);
     rc = child_select(&s, "im2col", err, sizeof(err));
     T_CHECK(&g_ts, rc == 0 && strstr(err, "selected im2col"), "HT_CUDA_CONV=im2col: exit %d, \"%s\"", rc, err);
+    // cuda_math = tf32: the im2col path (cuBLAS TF32); igemm is FP32 only and refused by name
+    T_CHECK(&g_ts, cuda_conv_impl_choose(&a, CUDA_MATH_TF32) == CUDA_CONV_IM2COL,
+            "cuda_math tf32 on the paper network (HT_CUDA_CONV unset): im2col");
+    rc = child_select(&a, "igemm", err, sizeof(err), CUDA_MATH_TF32);
+    T_CHECK(&g_ts, rc != 0 && strstr(err, "HT_CUDA_CONV=igemm") && strstr(err, "cuda_math \"tf32\""),
+            "HT_CUDA_CONV=igemm with cuda_math tf32: exit %d, \"%s\"", rc, err);
+    rc = child_select(&a, "im2col", err, sizeof(err), CUDA_MATH_TF32);
+    T_CHECK(&g_ts, rc == 0 && strstr(err, "selected im2col"), "HT_CUDA_CONV=im2col with cuda_math tf32: exit %d, "
+            "\"%s\"", rc, err);
+    rc = child_select(&a, "bogus", err, sizeof(err), CUDA_MATH_TF32);
+    T_CHECK(&g_ts, rc != 0 && strstr(err, "HT_CUDA_CONV=bogus"), "HT_CUDA_CONV=bogus with cuda_math tf32: exit %d, "
+            "\"%s\"", rc, err);
 }
 
 int main(void) {
@@ -420,6 +612,9 @@ int main(void) {
     test_network("paper network", &paper, 0.15f);
     test_network("three blocks, odd pool edges", &odd, 0.6f); // larger weights: signals survive three ReLU/pools
     test_selection(&paper, &smooth);
+    test_tf32_conv("paper conv 1", 28, 28, 1, 5, 32, 2, 2, 200);
+    test_tf32_conv("paper conv 2", 14, 14, 32, 5, 16, 2, quick ? 2 : 3, 210);
+    test_tf32_conv("odd sizes", 7, 9, 3, 3, 5, 3, 2, 220);
 
     cuda_ctx_free(&g_ctx);
     return test_summary(&g_ts, "test_cuda_conv");

@@ -34,6 +34,8 @@
 // step 2" (a child process; --diverge-queued gpu|cpu runs it alone).
 // A stream capture rejects a host synchronization (on a GPU and in the emulation).
 // HT_GPU_TEST_QUICK=1 runs the tiny jobs only (for the slow CPU emulation, tests/gpu/emu/).
+// cuda_math = tf32: 3 lockstep steps against the CPU with TF32 budgets, each also run on an FP32 GPU
+// trainer that it must differ from (tf32_lockstep); --tf32 tiny|paper runs only that, for one job.
 //
 // Prints "SKIPPED (no GPU)" and exits 0 without a GPU; exits non-zero on any failure.
 #include <errno.h>
@@ -133,6 +135,7 @@ typedef struct {
     double loss, ce, entropy, acc_images, grad_norm; // step statistics (acc: images of difference)
     double params, adam, stats;                      // state after the step(s)
     double flips;                                    // Adam sign flips allowed (fraction per tensor; 0: not separated)
+    double flip_tol;                                 // a flip: both |m| <= flip_tol max|m| (0: 1e-3)
 } Budget;
 
 // Lockstep: identical state before every step, so each step is compared on its own. Why these:
@@ -184,7 +187,8 @@ static void compare_state(const char *what, const Model *mg, const Model *mc, co
         double d = 0.0, s = 0.0;
         for (size_t k = 0; k < n; k++) {
             const double a = mg->adam_m[o + k], b = mc->adam_m[o + k];
-            if (bud->flips > 0 && (a > 0) - (a < 0) != (b > 0) - (b < 0) && fmax(fabs(a), fabs(b)) <= 1e-3 * mmax) {
+            if (bud->flips > 0 && (a > 0) - (a < 0) != (b > 0) - (b < 0) &&
+                fmax(fabs(a), fabs(b)) <= (bud->flip_tol > 0 ? bud->flip_tol : 1e-3) * mmax) {
                 flips++;
                 continue;
             }
@@ -373,6 +377,101 @@ static void run_config(const char *what, Job job, const Mnist *data, int graphs)
                     graph ? "graph" : "plain launches",
                     attempt < 3 ? "completed" : "inconclusive: every seed hit a nearest-neighbour tie");
         }
+}
+
+// cuda_math = tf32 (the conv GEMMs on TF32 tensor cores, im2col path), lockstep against the CPU
+// step. Budgets (docs/cuda.md, "TF32"): each conv GEMM output carries a TF32 error of up to
+// (2 u_t + u_t^2) sum|a||b|, u_t = 2^-10, against 16 sqrt(K) u for FP32 (2^11/sqrt(K) times more:
+// 72x at K = 800); measured rel-L2 2.3e-4..2.9e-4 per conv GEMM (test_cuda_conv). Hence 100x the
+// FP32 lockstep budgets for loss, cross-entropy and gradient norm, accuracy 8 images (more
+// near-tied logits flip), Adam moments rel-L2 5e-2 (measured in the emulation, paper job: m 4e-3 ..
+// 1e-2, v 3e-3 .. 5e-3). Parameters: Adam's first steps move each parameter by about +-lr whatever
+// |g|, so every gradient element that the TF32 noise (Adam m rel-L2 up to 1e-2 of the tensor)
+// can turn over flips: flips are elements whose m differs in sign with both |m| <= 2e-2 max|m|,
+// at most 2% of a tensor (measured: up to 0.4% with the FP32 threshold 1e-3); the other elements
+// within 5e-2 of the update (measured up to 2.6e-2). The entropy and the batch-norm statistics
+// depend only on the hypernetwork, which stays FP32: the FP32 budgets, unchanged.
+static const Budget TF32_LOCKSTEP = {1e-3, 1e-3, 1e-6, 8, 1e-2, 5e-2, 5e-2, 1e-3, 2e-2, 2e-2};
+
+// Three steps of `job` with cuda_math = tf32 in lockstep with the CPU (each from the CPU's state),
+// and the same steps on an FP32 GPU trainer from the same state: the TF32 step must differ from
+// the FP32 one (else TF32 was not applied) and stay within TF32_LOCKSTEP of the CPU.
+static void tf32_lockstep(const char *what, Job job, const Mnist *data) {
+    job.cuda_math = CUDA_MATH_TF32;
+    Job jf = job;
+    jf.cuda_math = CUDA_MATH_FP32;
+    printf("%s: cuda_math tf32, lockstep against the CPU and an FP32 GPU trainer (both im2col)\n", what);
+    const char *env = getenv("HT_CUDA_CONV");
+    char *saved = env ? XSTRDUP(env) : NULL;
+    setenv("HT_CUDA_CONV", "im2col", 1); // both GPU trainers on the same conv path (tf32 needs im2col)
+    Model mc, mg, mf;
+    model_init(&mc, &job);
+    model_init(&mg, &job);
+    model_init(&mf, &jf);
+    const ParamTable *t = &mc.harch.table;
+    const size_t np = t->n_params;
+    float *start = XALLOC_FLOATS(np);
+    Trainer tc, tg, tf;
+    trainer_init(&tc, &mc, &g_comm, data);
+    trainer_init(&tg, &mg, &g_comm, data);
+    trainer_init(&tf, &mf, &g_comm, data);
+    CudaTrainer *ct = cuda_trainer_create(&tg), *cf = cuda_trainer_create(&tf);
+    if (saved) { setenv("HT_CUDA_CONV", saved, 1); free(saved); } else unsetenv("HT_CUDA_CONV");
+    char name[256];
+    for (int s = 1; s <= 3; s++) {
+        memcpy(mg.flat, mc.flat, 4 * np * sizeof(float));
+        memcpy(mg.stats, mc.stats, t->n_stat * sizeof(float));
+        memcpy(mf.flat, mc.flat, 4 * np * sizeof(float));
+        memcpy(mf.stats, mc.stats, t->n_stat * sizeof(float));
+        mg.step = mf.step = mc.step;
+        cuda_trainer_from_host(ct);
+        cuda_trainer_from_host(cf);
+        memcpy(start, mc.params, np * sizeof(float));
+        StepStats sc, sg, sf;
+        trainer_step(&tc, &sc);
+#ifdef HT_CUDA_EMU
+        const long n0 = emu_tf32_gemms();
+#endif
+        cuda_trainer_step(ct, &sg);
+#ifdef HT_CUDA_EMU
+        const long n1 = emu_tf32_gemms();
+#endif
+        cuda_trainer_step(cf, &sf);
+#ifdef HT_CUDA_EMU
+        T_CHECK(&g_ts, n1 > n0 && emu_tf32_gemms() == n1, "%s, step %d: TF32 GEMMs issued by the tf32 trainer %ld, "
+                "by the FP32 trainer %ld (emulation)", what, s, n1 - n0, emu_tf32_gemms() - n1);
+#endif
+        const int differ = compare_neighbours(what, s, &tc, ct, &job);
+        T_CHECK(&g_ts, differ != 2, "%s, tf32 lockstep step %d: nearest neighbours agree (or tie): the entropy "
+                "does not see the conv math", what, s);
+        T_CHECK(&g_ts, sg.ce != sf.ce && sg.grad_norm != sf.grad_norm, "%s, step %d: TF32 applied: cross-entropy "
+                "%.12g (tf32) vs %.12g (fp32, the same state), gradient norm %.9g vs %.9g", what, s, sg.ce, sf.ce,
+                sg.grad_norm, sf.grad_norm);
+        const Budget *b = &TF32_LOCKSTEP;
+        const int B = job.batch, ips = job.images_per_sample;
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: loss", what, s);
+        gc_scalar(name, sg.loss, sc.loss, b->loss, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: cross-entropy", what, s);
+        gc_scalar(name, sg.ce, sc.ce, b->ce, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: entropy", what, s);
+        gc_scalar(name, sg.entropy, sc.entropy, b->entropy, 0.0);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: accuracy", what, s);
+        gc_scalar(name, sg.acc, sc.acc, 0.0, b->acc_images / ((double)B * ips));
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d: gradient norm", what, s);
+        gc_scalar(name, sg.grad_norm, sc.grad_norm, b->grad_norm, 0.0);
+        cuda_trainer_to_host(ct);
+        snprintf(name, sizeof(name), "%s, tf32 lockstep step %d", what, s);
+        compare_state(name, &mg, &mc, start, b);
+    }
+    free(start);
+    cuda_trainer_destroy(ct);
+    cuda_trainer_destroy(cf);
+    trainer_free(&tc);
+    trainer_free(&tg);
+    trainer_free(&tf);
+    model_free(&mc);
+    model_free(&mg);
+    model_free(&mf);
 }
 
 static void load_job(Job *job, const char *path) {
@@ -626,7 +725,16 @@ int main(int argc, char **argv) {
         return inject_nan(argv[2], argv[3], &data);
     if (argc == 3 && !strcmp(argv[1], "--diverge-queued") && (!strcmp(argv[2], "gpu") || !strcmp(argv[2], "cpu")))
         return diverge_queued(argv[2], &data);
-    HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf | --diverge-queued gpu|cpu]");
+    if (argc == 3 && !strcmp(argv[1], "--tf32") && (!strcmp(argv[2], "tiny") || !strcmp(argv[2], "paper"))) {
+        Job tj; // only the cuda_math = tf32 lockstep check of one job (the paper job's takes minutes emulated)
+        const int paper = !strcmp(argv[2], "paper");
+        load_job(&tj, paper ? "jobs/mnist.json" : "jobs/tiny.json");
+        if (paper) { tj.val_samples = 32; tj.val_images = 500; } else tj.distance = DIST_L2;
+        tf32_lockstep(paper ? "paper job" : "tiny job, L2", tj, &data);
+        return test_summary(&g_ts, "test_cuda_step --tf32");
+    }
+    HT_CHECK(argc == 1, "usage: test_cuda_step [--inject-nan gpu|cpu nan|inf | --diverge-queued gpu|cpu | "
+             "--tf32 tiny|paper]");
     capture_rejects_sync();
     adam_dev_matches();
     char self[HT_PATH_MAX]; // this binary (in the child's shell, /proc/self/exe would be the shell)
@@ -640,6 +748,7 @@ int main(int argc, char **argv) {
     run_config("tiny job, L1", job, &data, 2);
     job.distance = DIST_L2;
     run_config("tiny job, L2", job, &data, 2);
+    tf32_lockstep("tiny job, L2", job, &data);
     const char *quick = getenv("HT_GPU_TEST_QUICK"); // the CPU emulation's short mode: tiny jobs only
     if (quick && quick[0] == '1') {
         printf("HT_GPU_TEST_QUICK=1: the paper job is not run\n");
@@ -648,6 +757,7 @@ int main(int argc, char **argv) {
         job.val_samples = 32;
         job.val_images = 500;
         run_config("paper job", job, &data, 1);
+        tf32_lockstep("paper job", job, &data);
     }
     if (real) mnist_free(&data);
     else free_mnist(&data);

@@ -29,4 +29,22 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          const float *B, int ldb, long long sB, const float *beta, float *C, int ldc,
                                          long long sC, int batch);
 
+// The mixed-precision GEMM (cublasGemmStridedBatchedEx) for float operands only (CUDA_R_32F), with
+// computeType CUBLAS_COMPUTE_32F (plain FP32, as cublasSgemmStridedBatched) or
+// CUBLAS_COMPUTE_32F_FAST_TF32 (TF32 tensor cores: the emulation rounds every element of A and B to
+// TF32, 10 explicit mantissa bits, round to nearest with ties away from zero as cvt.rna.tf32.f32,
+// then multiplies and accumulates in float as the FP32 path does). Values as in library_types.h /
+// cublas_api.h.
+typedef enum { CUDA_R_32F = 0 } cudaDataType;
+typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;
+typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+                                          long long sA, const void *B, cudaDataType Btype, int ldb, long long sB,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc, long long sC,
+                                          int batch, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+// Emulation only: GEMMs (batch entries) run with CUBLAS_COMPUTE_32F_FAST_TF32 since the start of the
+// process, counted when they run (a graph replay counts again): tests check that TF32 was applied.
+long emu_tf32_gemms(void);
+
 #endif

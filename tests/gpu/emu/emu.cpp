@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <ucontext.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
@@ -470,6 +471,65 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
     for (int b = 0; b < batch; b++) {
         cublasStatus_t s = cublasSgemm(h, ta, tb, m, n, k, alpha, A + b * sA, lda, B + b * sB, ldb, beta, C + b * sC, ldc);
         if (s != CUBLAS_STATUS_SUCCESS) return s;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// TF32 (cublasGemmStridedBatchedEx with CUBLAS_COMPUTE_32F_FAST_TF32): each operand element rounded
+// to 10 explicit mantissa bits, to nearest with ties away from zero (cvt.rna.tf32.f32: add half of
+// the dropped 13 bits' range, then clear them); NaN and Inf unchanged. The rounded copy of the
+// operand (rows x cols, column-major, leading dimension ld) is packed with leading dimension rows.
+static float emu_tf32_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static std::vector<float> emu_tf32_copy(const float *X, int rows, int cols, int ld) {
+    std::vector<float> r((size_t)std::max(rows, 1) * std::max(cols, 1));
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++) r[(size_t)j * rows + i] = emu_tf32_round(X[(size_t)j * ld + i]);
+    return r;
+}
+
+static std::atomic<long> g_tf32_gemms{0};
+long emu_tf32_gemms(void) { return g_tf32_gemms.load(); }
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+                                          long long sA, const void *B, cudaDataType Btype, int ldb, long long sB,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc, long long sC,
+                                          int batch, cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    if (Atype != CUDA_R_32F || Btype != CUDA_R_32F || Ctype != CUDA_R_32F || algo != CUBLAS_GEMM_DEFAULT ||
+        (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32)) {
+        fprintf(stderr, "emu cuBLAS: cublasGemmStridedBatchedEx supports float operands with CUBLAS_COMPUTE_32F or "
+                "CUBLAS_COMPUTE_32F_FAST_TF32 and CUBLAS_GEMM_DEFAULT only\n");
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const float *fa = (const float *)A, *fb = (const float *)B;
+    float *fc = (float *)C;
+    if (compute == CUBLAS_COMPUTE_32F)
+        return cublasSgemmStridedBatched(h, ta, tb, m, n, k, (const float *)alpha, fa, lda, sA, fb, ldb, sB,
+                                         (const float *)beta, fc, ldc, sC, batch);
+    for (int b = 0; b < batch; b++) {
+        cublasStatus_t s = check_dims(ta, tb, m, n, k, lda, ldb, ldc);
+        if (s != CUBLAS_STATUS_SUCCESS) return s;
+        const float al = *(const float *)alpha, be = *(const float *)beta;
+        const float *Ab = fa + b * sA, *Bb = fb + b * sB;
+        float *Cb = fc + b * sC;
+        const int ra = ta == CUBLAS_OP_N ? m : k, ca = ta == CUBLAS_OP_N ? k : m;
+        const int rb = tb == CUBLAS_OP_N ? k : n, cb = tb == CUBLAS_OP_N ? n : k;
+        // the operands are read, and the GEMM counted, when it runs (in stream order, or at a graph's replay)
+        const cudaError_t e = enqueue(h->s, "cublasGemmStridedBatchedEx (TF32)", [=]() {
+            g_tf32_gemms++;
+            const std::vector<float> a = emu_tf32_copy(Ab, ra, ca, lda), bb = emu_tf32_copy(Bb, rb, cb, ldb);
+            cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                        tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, a.data(), std::max(ra, 1),
+                        bb.data(), std::max(rb, 1), be, Cb, ldc);
+        });
+        if (e != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
     }
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -5,7 +5,8 @@
 # src/ on a machine without a GPU (optionally under AddressSanitizer: ASAN=1). It is NOT a GPU run:
 # speed, concurrency (streams, races), NCCL and the real GPU arithmetic are not exercised.
 #   tests/gpu/emu/run-emulated.sh [--build-only] [TEST ...]   default: test_cuda_kernels test_cuda_conv test_cuda_step
-# (--build-only: build build-emu/TEST and run nothing; tests/t_gpu_emu.sh runs them its own way)
+# (--build-only: build build-emu/TEST and run nothing; tests/t_gpu_emu.sh runs them its own way;
+# TEST "hypertrain" builds build-emu/hypertrain, the program on the emulated device, and never runs it)
 # About 1 minute for test_cuda_kernels and 7 for test_cuda_step on 2 cores (HT_GPU_TEST_QUICK=1:
 # the tiny jobs only, about 1 minute).
 set -eu
@@ -42,6 +43,11 @@ objs+=($B/obj/emu.o)
 tests=("$@"); [ ${#tests[@]} -eq 0 ] && tests=(test_cuda_kernels test_cuda_conv test_cuda_step)
 rc=0
 for t in "${tests[@]}"; do
+  if [ "$t" = hypertrain ]; then # the program itself on the emulated device (--device cuda); never run here
+    gcc -std=c11 $CFLAGS $INC -c src/main.c -o $B/obj/src_main.c.o
+    g++ -std=c++17 $CFLAGS $B/obj/src_main.c.o "${objs[@]}" -o $B/hypertrain $LIBS
+    continue
+  fi
   python3 tests/gpu/emu/prep.py tests/gpu/$t.cu $B/pp/tests/gpu/$t.cpp
   g++ -std=c++17 $CFLAGS $INC -x c++ $B/pp/tests/gpu/$t.cpp -x none "${objs[@]}" -o $B/$t $LIBS
   [ $BUILD_ONLY = 1 ] && continue
