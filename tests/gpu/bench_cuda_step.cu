@@ -18,7 +18,10 @@
 // --json FILE writes the figures as one JSON object (tests/gpu/run-all.sh: $LOGS/bench_cuda_step.json).
 // All of it once for each conv implementation (HT_CUDA_CONV=im2col, then igemm, the default; only
 // the one named when HT_CUDA_CONV is set), each on its own trainer, under a line
-// "== conv implementation: HT_CUDA_CONV=NAME"; the JSON holds the last one's figures. To compare
+// "== conv implementation: HT_CUDA_CONV=NAME, generators HT_CUDA_GENS=grouped", and first (unless
+// HT_CUDA_GENS is set) once with the split generators (HT_CUDA_GENS=split, igemm): kernel launches
+// per step and graph nodes of both generator paths; the JSON holds the last one's figures (the
+// default path). Launches count kernels (LAUNCH_CHECK), not cuBLAS calls or copies. To compare
 // more step variants in one run, add entries to step_configs(): each becomes one line and one
 // element of "configs".
 //   build-cuda/tests/gpu/bench_cuda_step [--steps N] [--warmup N] [--profile N] [--no-val] [--job FILE]
@@ -132,10 +135,10 @@ static void parse(int argc, char **argv, Options *o) {
 static void write_json(const Options *o, const Job *job, const char *desc, const StepResult *res, int n_res,
                        const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val, double total) {
     FILE *f = XFOPEN(o->json, "w");
-    const char *conv = getenv("HT_CUDA_CONV");
+    const char *conv = getenv("HT_CUDA_CONV"), *gens = getenv("HT_CUDA_GENS");
     fprintf(f, "{\"gpu\":\"%s\",\"job\":\"%s\",\"batch\":%d,\"images_per_sample\":%d,\"steps\":%d,\"warmup\":%d,"
-               "\"conv\":\"%s\",\"configs\":[", desc, job->name, job->batch, job->images_per_sample, o->steps,
-            o->warmup, conv && conv[0] ? conv : "default");
+               "\"conv\":\"%s\",\"gens\":\"%s\",\"configs\":[", desc, job->name, job->batch, job->images_per_sample,
+            o->steps, o->warmup, conv && conv[0] ? conv : "default", gens && gens[0] ? gens : "default");
     for (int i = 0; i < n_res; i++)
         fprintf(f, "%s{\"label\":\"%s\",\"graph\":%d,\"ms_per_step\":%.6g,\"kernel_launches_per_step\":%.6g,"
                    "\"graph_nodes\":%ld}", i ? "," : "", res[i].cfg.label, res[i].cfg.graph, res[i].ms_per_step,
@@ -224,12 +227,22 @@ int main(int argc, char **argv) {
     Trainer tr;
     trainer_init(&tr, &m, &comm, &data);
     // Each conv implementation in turn (HT_CUDA_CONV, target_cuda.cuh): both unless the environment names one.
-    const char *conv_env = getenv("HT_CUDA_CONV");
+    // Before them, unless HT_CUDA_GENS is set, the default conv with the split generators (HT_CUDA_GENS=split,
+    // mlp_cuda.cuh); the conv runs use the grouped ones (the default), so the last run is the default path.
+    const char *conv_env = getenv("HT_CUDA_CONV"), *gens_env = getenv("HT_CUDA_GENS");
     const char *conv_impls[2] = {"im2col", "igemm"};
     const int n_conv = conv_env && *conv_env ? 1 : 2;
+    if (!(gens_env && *gens_env)) {
+        HT_CHECK(setenv("HT_CUDA_GENS", "split", 1) == 0, "setenv HT_CUDA_GENS failed");
+        if (n_conv == 2) HT_CHECK(setenv("HT_CUDA_CONV", "igemm", 1) == 0, "setenv HT_CUDA_CONV failed");
+        printf("== conv implementation: HT_CUDA_CONV=%s, generators HT_CUDA_GENS=split\n", getenv("HT_CUDA_CONV"));
+        bench_trainer(&tr, &m, &job, &o);
+        HT_CHECK(setenv("HT_CUDA_GENS", "grouped", 1) == 0, "setenv HT_CUDA_GENS failed");
+    }
     for (int ci = 0; ci < n_conv; ci++) {
         if (n_conv == 2) HT_CHECK(setenv("HT_CUDA_CONV", conv_impls[ci], 1) == 0, "setenv HT_CUDA_CONV failed");
-        printf("== conv implementation: HT_CUDA_CONV=%s\n", getenv("HT_CUDA_CONV"));
+        printf("== conv implementation: HT_CUDA_CONV=%s, generators HT_CUDA_GENS=%s\n", getenv("HT_CUDA_CONV"),
+               getenv("HT_CUDA_GENS"));
         bench_trainer(&tr, &m, &job, &o);
     }
     trainer_free(&tr);
