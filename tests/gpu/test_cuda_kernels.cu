@@ -175,7 +175,7 @@ static void test_batch_norm(void) {
 typedef struct { float *raw_train, *stats, *grads, *raw_eval; } HyperOut;
 
 static HyperOut hyper_run(const Model *m, int impl, int n, const float *z, const float *draw, const BnConfig *bn,
-                          long *bn_allreduces) {
+                          long *bn_allreduces, long *launches) {
     const HyperArch *h = &m->harch;
     const TargetArch *ta = &m->tarch;
     const ParamTable *t = &h->table;
@@ -209,11 +209,15 @@ static HyperOut hyper_run(const Model *m, int impl, int n, const float *z, const
     dc.size = 1;
     CudaCtx ctx = g_ctx;
     ctx.dc = &dc;
+    const long l0 = ht_cuda_launch_count();
     cuda_hyper_forward(&ctx, &dh, d_params, d_stats, d_z, n, n, 1, bn, d_raw);
+    long l1 = ht_cuda_launch_count();
     float *g = gc_download(d_raw, (size_t)n * W);
     memcpy(o.raw_train, g, (size_t)n * W * sizeof(float));
     free(g);
+    l1 -= ht_cuda_launch_count();
     cuda_hyper_backward(&ctx, &dh, d_params, d_grads, d_draw, bn);
+    *launches = ht_cuda_launch_count() + l1 - l0;  // the training forward's and the backward's kernels
     *bn_allreduces = dc.bn_calls;
     cuda_hyper_forward(&ctx, &dh, d_params, d_stats, d_z, n, n, 0, bn, d_raw);
     g = gc_download(d_raw, (size_t)n * W);
@@ -306,10 +310,10 @@ static void test_hyper(const char *label, const Job *job, float alpha, int smoot
     }
     float *z = rand_floats((size_t)n * job->z_dim, -1.0f, 1.0f, 10);
     float *draw = rand_floats((size_t)n * m.tarch.n_weights, -1e-2f, 1e-2f, 11);
-    long calls_g = 0, calls_s = 0, dummy = 0;
-    HyperOut cpu = hyper_run(&m, -1, n, z, draw, &bn, &dummy);
-    HyperOut gr = hyper_run(&m, CUDA_GENS_GROUPED, n, z, draw, &bn, &calls_g);
-    HyperOut sp = hyper_run(&m, CUDA_GENS_SPLIT, n, z, draw, &bn, &calls_s);
+    long calls_g = 0, calls_s = 0, dummy = 0, launch_g = 0, launch_s = 0;
+    HyperOut cpu = hyper_run(&m, -1, n, z, draw, &bn, &dummy, &dummy);
+    HyperOut gr = hyper_run(&m, CUDA_GENS_GROUPED, n, z, draw, &bn, &calls_g, &launch_g);
+    HyperOut sp = hyper_run(&m, CUDA_GENS_SPLIT, n, z, draw, &bn, &calls_s, &launch_s);
     const HyperCmp budget = smooth ? CMP_L2 : CMP_ROBUST;
     hyper_compare("grouped vs cpu", &m, n, &gr, &cpu, budget);
     hyper_compare("split vs cpu", &m, n, &sp, &cpu, budget);
@@ -327,6 +331,12 @@ static void test_hyper(const char *label, const Job *job, float alpha, int smoot
     T_CHECK(&g_ts, calls_g == 2 * (ext + deepest) && calls_s == 2 * (ext + per_gen),
             "batch-norm all-reduces of a forward + backward: grouped %ld (expected 2 x (%ld + %d)), split %ld "
             "(expected 2 x (%ld + %d))", calls_g, ext, deepest, calls_s, ext, per_gen);
+    // Kernel launches (LAUNCH_CHECK; cuBLAS calls and 2-D copies not counted): grouped, per hidden
+    // level 3 batch-norm kernels forward and 2 backward for all generators, and the 4 gathers and
+    // scatters; split, those per generator (copies are cudaMemcpy2DAsync there).
+    const long want_g = 5 * (ext + deepest) + 4, want_s = 5 * (ext + per_gen);
+    T_CHECK(&g_ts, launch_g == want_g && launch_s == want_s, "kernel launches of a training forward + backward: "
+            "grouped %ld (expected %ld), split %ld (expected %ld)", launch_g, want_g, launch_s, want_s);
     hyper_out_free(&cpu); hyper_out_free(&gr); hyper_out_free(&sp);
     free(z); free(draw);
     model_free(&m);
