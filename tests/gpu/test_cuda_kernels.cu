@@ -22,6 +22,9 @@
 //   Adam (bit-identical), gradient norm, loss sums
 //
 // Prints "SKIPPED (no GPU)" and exits 0 when no GPU is visible; exits non-zero on any failure.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "common.cuh"
 #include "kernels.cuh"
 #include "mlp_cuda.cuh"
@@ -340,6 +343,53 @@ static void test_hyper(const char *label, const Job *job, float alpha, int smoot
     hyper_out_free(&cpu); hyper_out_free(&gr); hyper_out_free(&sp);
     free(z); free(draw);
     model_free(&m);
+}
+
+// HT_CUDA_GENS: unset or empty -> grouped, split, grouped; anything else a one-line error naming the
+// variable and the value (checked in a child process: the error ends the process).
+static void test_gens_selection(void) {
+    printf("HT_CUDA_GENS selection\n");
+    const char *keep = getenv("HT_CUDA_GENS");
+    char saved[32] = "";
+    if (keep) snprintf(saved, sizeof(saved), "%s", keep);
+    unsetenv("HT_CUDA_GENS");
+    const CudaGensImpl d = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "", 1);
+    const CudaGensImpl e = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "split", 1);
+    const CudaGensImpl sp = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "grouped", 1);
+    const CudaGensImpl gr = cuda_gens_impl_from_env();
+    T_CHECK(&g_ts, d == CUDA_GENS_GROUPED && e == CUDA_GENS_GROUPED && sp == CUDA_GENS_SPLIT && gr == CUDA_GENS_GROUPED &&
+            !strcmp(cuda_gens_impl_name(sp), "split") && !strcmp(cuda_gens_impl_name(gr), "grouped"),
+            "unset and empty: grouped; split; grouped; names");
+    int fd[2];
+    HT_CHECK(pipe(fd) == 0, "pipe failed");
+    fflush(stdout); fflush(stderr);
+    const pid_t pid = fork();
+    HT_CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        setenv("HT_CUDA_GENS", "bogus", 1);
+        fprintf(stderr, "selected %s\n", cuda_gens_impl_name(cuda_gens_impl_from_env()));
+        _exit(0);
+    }
+    close(fd[1]);
+    char err[512];
+    const ssize_t got = read(fd[0], err, sizeof(err) - 1);
+    err[got > 0 ? got : 0] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    const int lines = (int)(strchr(err, '\n') && !strchr(strchr(err, '\n') + 1, '\n'));
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = 0;
+    T_CHECK(&g_ts, rc != 0 && lines && strstr(err, "HT_CUDA_GENS must be split or grouped (got 'bogus')"),
+            "HT_CUDA_GENS=bogus: exit %d, one line: \"%s\"", rc, err);
+    if (keep) setenv("HT_CUDA_GENS", saved, 1);
+    else unsetenv("HT_CUDA_GENS");
 }
 
 // ============================================================================ grouped kernels
@@ -977,6 +1027,7 @@ int main(void) {
     printf("test_cuda_kernels on GPU %d: %s\n", dev, desc);
 
     test_batch_norm();
+    test_gens_selection();
     test_grouped_kernels();
     Job paper;
     paper_job(&paper);
