@@ -243,8 +243,10 @@ void cuda_hyper_bind(CudaCtx *ctx, CudaHyper *hn, const float *params, const flo
         }
     }
     const size_t n_ptr = (size_t)(hn->levels > 0 ? hn->levels : 1) * 9 * (h->n_gens > 0 ? h->n_gens : 1);
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); // no queued GEMM still reads the old arrays
-    CUDA_CHECK(cudaMemcpy(hn->d_ptr, hn->h_ptr, n_ptr * sizeof(float *), cudaMemcpyHostToDevice));
+    // On the compute stream (ordered after any queued GEMM that reads the old arrays, and before
+    // the next), from pageable memory: hence the synchronize before h_ptr may change again.
+    CUDA_CHECK(cudaMemcpyAsync(hn->d_ptr, hn->h_ptr, n_ptr * sizeof(float *), cudaMemcpyHostToDevice, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     hn->bound_params = params;
     hn->bound_grads = grads;
 }

@@ -72,8 +72,8 @@ typedef struct {
 void cuda_hyper_init(CudaHyper *hn, const HyperArch *h, const TargetArch *t, int max_n);
 void cuda_hyper_free(CudaHyper *hn);
 // Builds the grouped GEMMs' device pointer arrays for these parameter and gradient buffers (grads
-// may be NULL for forward-only use). Synchronizes the stream and copies synchronously, so it must
-// run outside a CUDA graph capture: the trainer binds once at creation; a forward/backward called
+// may be NULL for forward-only use). Copies on the stream and synchronizes it, so it must run
+// outside a CUDA graph capture: the trainer binds once at creation; a forward/backward called
 // with other buffers rebinds itself (which a capture rejects loudly).
 void cuda_hyper_bind(CudaCtx *ctx, CudaHyper *hn, const float *params, const float *grads);
 // As hyper_forward / hyper_backward (src/hyper.h).
