@@ -38,6 +38,7 @@ static void synthetic(Mnist *d, int n_train, int n_val) {
 static void reset_counters(Comm *c) {
     c->bytes_allgather = c->bytes_allreduce = c->bytes_bn = 0.0;
     c->sec_allgather = c->sec_allreduce = c->sec_bn = 0.0;
+    c->calls_bn = 0;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -45,16 +46,23 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// The step's batch-norm reductions: per hidden layer of every MLP, 2 x features doubles forward
-// and 2 x features backward. Returns the number of calls; sizes[] gets their lengths.
+// The step's batch-norm reductions (src/mlp.c, src/hyper.c): per hidden level of the extractor one
+// call of 2 x features doubles, and per hidden level of the generators one call for all generators
+// that have that level (2 x features each, side by side); the same again backward. Returns the
+// number of calls; sizes[] gets their lengths.
 static int bn_calls(const HyperArch *h, size_t *sizes, int max) {
-    int n = 0;
-    for (int g = -1; g < h->n_gens; g++) {
-        const MlpArch *m = g < 0 ? &h->extractor : &h->gens[g];
-        for (int i = 0; i + 1 < m->n_dense && n + 2 <= max; i++) {
-            sizes[n++] = 2 * (size_t)m->dims[i + 1];
-            sizes[n++] = 2 * (size_t)m->dims[i + 1];
-        }
+    int n = 0, levels = 0;
+    for (int i = 0; i + 1 < h->extractor.n_dense && n + 2 <= max; i++) {
+        sizes[n++] = 2 * (size_t)h->extractor.dims[i + 1];
+        sizes[n++] = 2 * (size_t)h->extractor.dims[i + 1];
+    }
+    for (int g = 0; g < h->n_gens; g++) if (h->gens[g].n_dense - 1 > levels) levels = h->gens[g].n_dense - 1;
+    for (int i = 0; i < levels && n + 2 <= max; i++) {
+        size_t len = 0;
+        for (int g = 0; g < h->n_gens; g++)
+            if (i + 1 < h->gens[g].n_dense) len += 2 * (size_t)h->gens[g].dims[i + 1];
+        sizes[n++] = len;
+        sizes[n++] = len;
     }
     return n;
 }
@@ -154,8 +162,9 @@ int main(int argc, char **argv) {
         printf("      max over ranks: step %.1f, compute %.1f, all-gather %.2f, all-reduce %.2f, batch-norm %.2f ms\n",
                mx[0], mx[4], mx[1], mx[2], mx[3]);
         printf("bytes per step on rank 0: all-gather %s (received from other ranks), all-reduce %s, "
-               "batch-norm %s (buffer sizes)\n", human_bytes(c.bytes_allgather / steps, b1, sizeof(b1)),
-               human_bytes(c.bytes_allreduce / steps, b2, sizeof(b2)), human_bytes(c.bytes_bn / steps, b3, sizeof(b3)));
+               "batch-norm %s (buffer sizes) in %.0f calls\n", human_bytes(c.bytes_allgather / steps, b1, sizeof(b1)),
+               human_bytes(c.bytes_allreduce / steps, b2, sizeof(b2)), human_bytes(c.bytes_bn / steps, b3, sizeof(b3)),
+               (double)c.calls_bn / steps);
         printf("trainer split on rank 0 (ms/step): hypernetwork %.1f | gauge %.1f | target %.1f | entropy %.1f | "
                "comm %.1f | adam %.1f | data %.1f (hypernetwork includes batch-norm reductions, entropy its small "
                "all-gathers)\n", 1e3 * tr.times.hyper / steps, 1e3 * tr.times.gauge / steps,

@@ -93,6 +93,7 @@ typedef struct {
     int graph;            // the graph is used for the next steps
     long graph_nodes;     // nodes of the captured step (kernels incl. cuBLAS's, copies, memsets, events, NCCL)
     long graph_builds, graph_launches, steps_queued;
+    long bn_allreduces;   // devcomm_bn_allreduce calls issued by the host (a captured step's once)
 } CudaTrainerInfo;
 void cuda_trainer_info(const CudaTrainer *ct, CudaTrainerInfo *info);
 

@@ -18,7 +18,12 @@ extern "C" {
 
 __device__ __forceinline__ float leaky(float x, float alpha) { return x > 0.0f ? x : alpha * x; }
 
-__global__ void bn_stats_kernel(const float *a, int rows, int f, float alpha, double *s1, double *s2) {
+// The per-block, per-element bodies are shared by the one-MLP kernels and the grouped ones (one
+// launch for every generator of a level), so both compute every value with the same operations in
+// the same order: the grouped path gives the split path's bits.
+
+// Block (32 features, BN_LANES row lanes) over features [blockIdx.x * 32, + 32): s1[j], s2[j].
+__device__ __forceinline__ void bn_stats_block(const float *a, int rows, int f, float alpha, double *s1, double *s2) {
     __shared__ double sh1[BN_LANES][33], sh2[BN_LANES][33];
     const int tx = threadIdx.x, ty = threadIdx.y, j = blockIdx.x * 32 + tx;
     double p1 = 0.0, p2 = 0.0;
@@ -40,16 +45,19 @@ __global__ void bn_stats_kernel(const float *a, int rows, int f, float alpha, do
     }
 }
 
+__global__ void bn_stats_kernel(const float *a, int rows, int f, float alpha, double *s1, double *s2) {
+    bn_stats_block(a, rows, f, alpha, s1, s2);
+}
+
 void k_bn_stats(cudaStream_t st, const float *a, int rows, int f, float alpha, double *red) {
     dim3 block(32, BN_LANES), grid((unsigned)((f + 31) / 32));
     bn_stats_kernel<<<grid, block, 0, st>>>(a, rows, f, alpha, red, red + f);
     LAUNCH_CHECK("bn_stats_kernel");
 }
 
-__global__ void bn_finalize_kernel(int f, int global_rows, int train, double decay, double eps, double *s1,
-                                   const double *s2, float *run_mean, float *run_var, float *rstd) {
-    const int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= f) return;
+__device__ __forceinline__ void bn_finalize_elem(int j, int global_rows, int train, double decay, double eps,
+                                                 double *s1, const double *s2, float *run_mean, float *run_var,
+                                                 float *rstd) {
     double mean, var;
     if (train) {
         mean = s1[j] / global_rows;
@@ -65,6 +73,13 @@ __global__ void bn_finalize_kernel(int f, int global_rows, int train, double dec
     rstd[j] = (float)(1.0 / sqrt(var + eps));
 }
 
+__global__ void bn_finalize_kernel(int f, int global_rows, int train, double decay, double eps, double *s1,
+                                   const double *s2, float *run_mean, float *run_var, float *rstd) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= f) return;
+    bn_finalize_elem(j, global_rows, train, decay, eps, s1, s2, run_mean, run_var, rstd);
+}
+
 void k_bn_finalize(cudaStream_t st, int f, int global_rows, int train, double decay, double eps,
                    double *red, float *run_mean, float *run_var, float *rstd) {
     bn_finalize_kernel<<<grid_for((size_t)f), HT_BLOCK, 0, st>>>(f, global_rows, train, decay, eps, red,
@@ -72,16 +87,22 @@ void k_bn_finalize(cudaStream_t st, int f, int global_rows, int train, double de
     LAUNCH_CHECK("bn_finalize_kernel");
 }
 
-__global__ void bn_apply_kernel(const float *a, float *xhat, float *y, size_t n, int f, float alpha,
-                                const double *mean, const float *rstd, const float *gamma,
-                                const float *beta) {
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+__device__ __forceinline__ void bn_apply_elem(size_t i, const float *a, float *xhat, float *y, int f, float alpha,
+                                              const double *mean, const float *rstd, const float *gamma,
+                                              const float *beta) {
     const int j = (int)(i % (size_t)f);
     const float l = leaky(a[i], alpha);
     const float xr = (float)((l - mean[j]) * rstd[j]);
     xhat[i] = xr;
     y[i] = gamma[j] * xr + beta[j];
+}
+
+__global__ void bn_apply_kernel(const float *a, float *xhat, float *y, size_t n, int f, float alpha,
+                                const double *mean, const float *rstd, const float *gamma,
+                                const float *beta) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    bn_apply_elem(i, a, xhat, y, f, alpha, mean, rstd, gamma, beta);
 }
 
 void k_bn_apply(cudaStream_t st, const float *a, float *xhat, float *y, int rows, int f, float alpha,
@@ -91,8 +112,11 @@ void k_bn_apply(cudaStream_t st, const float *a, float *xhat, float *y, int rows
     LAUNCH_CHECK("bn_apply_kernel");
 }
 
-__global__ void bn_bwd_sums_kernel(const float *dy, const float *xhat, int rows, int f, const float *gamma,
-                                   float *dgamma, float *dbeta, double *red) {
+// Block (32 features, BN_LANES row lanes): dbeta/dgamma += the local sums; s[j] = gamma sum dy,
+// s[f + j] = gamma sum dy*xhat; raw (when not NULL): raw[j] = sum dy, raw[f + j] = sum dy*xhat.
+__device__ __forceinline__ void bn_bwd_sums_block(const float *dy, const float *xhat, int rows, int f,
+                                                  const float *gamma, float *dgamma, float *dbeta, double *s,
+                                                  double *raw) {
     __shared__ double sh1[BN_LANES][33], sh2[BN_LANES][33];
     const int tx = threadIdx.x, ty = threadIdx.y, j = blockIdx.x * 32 + tx;
     double p1 = 0.0, p2 = 0.0;
@@ -110,11 +134,18 @@ __global__ void bn_bwd_sums_kernel(const float *dy, const float *xhat, int rows,
         for (int k = 0; k < BN_LANES; k++) { g1 += sh1[k][tx]; g2 += sh2[k][tx]; }
         dbeta[j] += (float)g1;
         dgamma[j] += (float)g2;
-        red[j] = gamma[j] * g1;
-        red[f + j] = gamma[j] * g2;
-        red[2 * f + j] = g1;
-        red[3 * f + j] = g2;
+        s[j] = gamma[j] * g1;
+        s[f + j] = gamma[j] * g2;
+        if (raw) {
+            raw[j] = g1;
+            raw[f + j] = g2;
+        }
     }
+}
+
+__global__ void bn_bwd_sums_kernel(const float *dy, const float *xhat, int rows, int f, const float *gamma,
+                                   float *dgamma, float *dbeta, double *red) {
+    bn_bwd_sums_block(dy, xhat, rows, f, gamma, dgamma, dbeta, red, red + 2 * f);
 }
 
 void k_bn_bwd_sums(cudaStream_t st, const float *dy, const float *xhat, int rows, int f,
@@ -124,15 +155,22 @@ void k_bn_bwd_sums(cudaStream_t st, const float *dy, const float *xhat, int rows
     LAUNCH_CHECK("bn_bwd_sums_kernel");
 }
 
+__device__ __forceinline__ void bn_bwd_apply_elem(size_t i, const float *dy, const float *xhat, const float *a,
+                                                  float *da, int f, float alpha, const float *gamma,
+                                                  const float *rstd, const double *s1, const double *s2,
+                                                  double inv_n) {
+    const int j = (int)(i % (size_t)f);
+    const double dxh = (double)gamma[j] * dy[i];
+    const double dl = rstd[j] * (dxh - inv_n * s1[j] - xhat[i] * inv_n * s2[j]);
+    da[i] = (float)(a[i] > 0.0f ? dl : alpha * dl);
+}
+
 __global__ void bn_bwd_apply_kernel(const float *dy, const float *xhat, const float *a, float *da, size_t n,
                                     int f, float alpha, const float *gamma, const float *rstd,
                                     const double *s1, const double *s2, double inv_n) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    const int j = (int)(i % (size_t)f);
-    const double dxh = (double)gamma[j] * dy[i];
-    const double dl = rstd[j] * (dxh - inv_n * s1[j] - xhat[i] * inv_n * s2[j]);
-    da[i] = (float)(a[i] > 0.0f ? dl : alpha * dl);
+    bn_bwd_apply_elem(i, dy, xhat, a, da, f, alpha, gamma, rstd, s1, s2, inv_n);
 }
 
 void k_bn_bwd_apply(cudaStream_t st, const float *dy, const float *xhat, const float *a, float *da,
@@ -142,6 +180,128 @@ void k_bn_bwd_apply(cudaStream_t st, const float *dy, const float *xhat, const f
     bn_bwd_apply_kernel<<<grid_for(n), HT_BLOCK, 0, st>>>(dy, xhat, a, da, n, f, alpha, gamma, rstd, red,
                                                           red + f, 1.0 / global_rows);
     LAUNCH_CHECK("bn_bwd_apply_kernel");
+}
+
+// ---- grouped: one launch for every op of a BnGroup, blockIdx.y = op (the same bodies) ----
+
+static void bn_group_check(const BnGroup *g, const char *what) {
+    HT_CHECK(g->n >= 1 && g->n <= HT_MAX_OPS, "%s: %d batch norms in one launch (1 to %d)", what, g->n, HT_MAX_OPS);
+}
+
+// Largest features and elements (rows x features) of the group's ops (the grid covers the largest).
+static void bn_group_extent(const BnGroup *g, int *max_f, size_t *max_n) {
+    *max_f = 1;
+    *max_n = 1;
+    for (int k = 0; k < g->n; k++) {
+        if (g->op[k].f > *max_f) *max_f = g->op[k].f;
+        const size_t n = (size_t)g->op[k].rows * g->op[k].f;
+        if (n > *max_n) *max_n = n;
+    }
+}
+
+__global__ void bn_stats_group_kernel(BnGroup g) {
+    const BnOp *o = &g.op[blockIdx.y];
+    if ((int)blockIdx.x * 32 >= o->f) return; // the whole block: no thread reaches the barrier
+    bn_stats_block(o->a, o->rows, o->f, g.alpha, o->red, o->red + o->f);
+}
+
+void k_bn_stats_group(cudaStream_t st, const BnGroup *g) {
+    bn_group_check(g, "k_bn_stats_group");
+    int max_f;
+    size_t max_n;
+    bn_group_extent(g, &max_f, &max_n);
+    dim3 block(32, BN_LANES), grid((unsigned)((max_f + 31) / 32), (unsigned)g->n);
+    bn_stats_group_kernel<<<grid, block, 0, st>>>(*g);
+    LAUNCH_CHECK("bn_stats_group_kernel");
+}
+
+__global__ void bn_finalize_group_kernel(BnGroup g) {
+    const BnOp *o = &g.op[blockIdx.y];
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= o->f) return;
+    bn_finalize_elem(j, o->global_rows, g.train, g.decay, g.eps, o->red, o->red + o->f, o->run_mean, o->run_var,
+                     o->rstd);
+}
+
+void k_bn_finalize_group(cudaStream_t st, const BnGroup *g) {
+    bn_group_check(g, "k_bn_finalize_group");
+    int max_f;
+    size_t max_n;
+    bn_group_extent(g, &max_f, &max_n);
+    dim3 grid(grid_for((size_t)max_f), (unsigned)g->n);
+    bn_finalize_group_kernel<<<grid, HT_BLOCK, 0, st>>>(*g);
+    LAUNCH_CHECK("bn_finalize_group_kernel");
+}
+
+__global__ void bn_apply_group_kernel(BnGroup g) {
+    const BnOp *o = &g.op[blockIdx.y];
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)o->rows * o->f) return;
+    bn_apply_elem(i, o->a, o->xhat, o->y, o->f, g.alpha, o->red, o->rstd, o->gamma, o->beta);
+}
+
+void k_bn_apply_group(cudaStream_t st, const BnGroup *g) {
+    bn_group_check(g, "k_bn_apply_group");
+    int max_f;
+    size_t max_n;
+    bn_group_extent(g, &max_f, &max_n);
+    dim3 grid(grid_for(max_n), (unsigned)g->n);
+    bn_apply_group_kernel<<<grid, HT_BLOCK, 0, st>>>(*g);
+    LAUNCH_CHECK("bn_apply_group_kernel");
+}
+
+__global__ void bn_bwd_sums_group_kernel(BnGroup g) {
+    const BnOp *o = &g.op[blockIdx.y];
+    if ((int)blockIdx.x * 32 >= o->f) return;
+    bn_bwd_sums_block(o->dy, o->xhat, o->rows, o->f, o->gamma, o->dgamma, o->dbeta, o->red, NULL);
+}
+
+void k_bn_bwd_sums_group(cudaStream_t st, const BnGroup *g) {
+    bn_group_check(g, "k_bn_bwd_sums_group");
+    int max_f;
+    size_t max_n;
+    bn_group_extent(g, &max_f, &max_n);
+    dim3 block(32, BN_LANES), grid((unsigned)((max_f + 31) / 32), (unsigned)g->n);
+    bn_bwd_sums_group_kernel<<<grid, block, 0, st>>>(*g);
+    LAUNCH_CHECK("bn_bwd_sums_group_kernel");
+}
+
+__global__ void bn_bwd_apply_group_kernel(BnGroup g) {
+    const BnOp *o = &g.op[blockIdx.y];
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)o->rows * o->f) return;
+    bn_bwd_apply_elem(i, o->dy, o->xhat, o->a, o->da, o->f, g.alpha, o->gamma, o->rstd, o->red, o->red + o->f,
+                      1.0 / o->global_rows);
+}
+
+void k_bn_bwd_apply_group(cudaStream_t st, const BnGroup *g) {
+    bn_group_check(g, "k_bn_bwd_apply_group");
+    int max_f;
+    size_t max_n;
+    bn_group_extent(g, &max_f, &max_n);
+    dim3 grid(grid_for(max_n), (unsigned)g->n);
+    bn_bwd_apply_group_kernel<<<grid, HT_BLOCK, 0, st>>>(*g);
+    LAUNCH_CHECK("bn_bwd_apply_group_kernel");
+}
+
+// ---- row copies of several buffers in one launch (generator inputs and outputs) ----
+
+__global__ void copy_rows_group_kernel(RowCopyGroup g) {
+    const RowCopy *c = &g.op[blockIdx.z];
+    const size_t col = (size_t)blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y;
+    if (col >= c->width) return;
+    c->dst[row * c->dpitch + col] = c->src[row * c->spitch + col];
+}
+
+void k_copy_rows_group(cudaStream_t st, const RowCopyGroup *g, int rows) {
+    HT_CHECK(g->n >= 1 && g->n <= HT_MAX_OPS, "k_copy_rows_group: %d copies in one launch (1 to %d)", g->n,
+             HT_MAX_OPS);
+    HT_CHECK(rows >= 1 && rows <= 65535, "k_copy_rows_group: %d rows (1 to 65535: one grid row each)", rows);
+    size_t width = 1;
+    for (int k = 0; k < g->n; k++) if (g->op[k].width > width) width = g->op[k].width;
+    dim3 grid(grid_for(width), (unsigned)rows, (unsigned)g->n);
+    copy_rows_group_kernel<<<grid, HT_BLOCK, 0, st>>>(*g);
+    LAUNCH_CHECK("copy_rows_group_kernel");
 }
 
 // ============================================================================ gauge fixing

@@ -28,6 +28,49 @@ void k_bn_bwd_apply(cudaStream_t st, const float *dy, const float *xhat, const f
                     int rows, int f, float alpha, const float *gamma, const float *rstd,
                     const double *red, int global_rows);
 
+// Grouped batch norm: one launch covers a hidden level of several MLPs (the hypernetwork's weight
+// generators), blockIdx.y = op; every op computes exactly what the one-MLP kernels above compute
+// for it (the same device code). op.red: that op's 2 f doubles in the level's one reduction
+// buffer (sums forward, then the mean; gamma-scaled gradient sums backward), so the whole level
+// needs one all-reduce. Fields an operation does not use may be NULL.
+typedef struct {
+    const float *a;           // (rows, f) dense output before the activation
+    float *xhat, *y;          // (rows, f) forward outputs (apply); xhat read backward
+    const float *dy;          // (rows, f) backward: gradient w.r.t. y
+    float *da;                // (rows, f) backward: gradient w.r.t. a
+    const float *gamma, *beta;
+    float *dgamma, *dbeta;    // accumulated (+=)
+    float *run_mean, *run_var, *rstd;   // (f)
+    double *red;              // (2 f)
+    int rows, f, global_rows;
+} BnOp;
+typedef struct {
+    int n, train;             // ops; finalize: batch statistics (1) or running averages (0)
+    float alpha;              // leaky ReLU slope
+    double decay, eps;
+    BnOp op[HT_MAX_OPS];
+} BnGroup;
+// Passed by value as a kernel parameter: within the classic 4 KiB limit.
+static_assert(sizeof(BnGroup) <= 4096, "BnGroup must fit the 4 KiB kernel parameter space");
+void k_bn_stats_group(cudaStream_t st, const BnGroup *g);       // as k_bn_stats per op
+void k_bn_finalize_group(cudaStream_t st, const BnGroup *g);    // as k_bn_finalize per op
+void k_bn_apply_group(cudaStream_t st, const BnGroup *g);       // as k_bn_apply per op
+void k_bn_bwd_sums_group(cudaStream_t st, const BnGroup *g);    // as k_bn_bwd_sums (red: its first 2 f)
+void k_bn_bwd_apply_group(cudaStream_t st, const BnGroup *g);   // as k_bn_bwd_apply per op
+
+// Copies of `rows` rows for several buffers in one launch (blockIdx.z = copy, blockIdx.y = row):
+// dst[r * dpitch + c] = src[r * spitch + c] for c < width (floats). rows <= 65535.
+typedef struct {
+    float *dst;
+    const float *src;
+    size_t width, dpitch, spitch;
+} RowCopy;
+typedef struct {
+    int n;
+    RowCopy op[HT_MAX_OPS];
+} RowCopyGroup;
+void k_copy_rows_group(cudaStream_t st, const RowCopyGroup *g, int rows);
+
 // ---- gauge fixing (src/gauge.c) ----
 // out/raw (n, n_weights); scales (n, gauge_n_scales); gs: (n, gauge_n_scales) doubles of scratch.
 void k_gauge_forward(cudaStream_t st, const TargetArch *a, int n, const float *raw, float *out,

@@ -1,8 +1,12 @@
 // mlp_cuda.cu: the hypernetwork on the GPU: dense layers as cuBLAS SGEMMs (row-major operands
-// passed to column-major cuBLAS as their transposes), batch norm kernels (kernels.cu), generator
-// inputs and outputs moved with 2-D copies. Mirrors src/mlp.c and src/hyper.c step by step.
+// passed to column-major cuBLAS as their transposes), batch norm kernels (kernels.cu). Mirrors
+// src/mlp.c and src/hyper.c step by step: the weight generators either one after the other
+// (HT_CUDA_GENS=split: 2-D copies, per-generator GEMMs and kernels) or level by level as
+// src/mlp.c's MlpGroup (grouped, the default: grouped GEMMs, grouped batch-norm kernels, one
+// all-reduce per level).
 #include "mlp_cuda.cuh"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.cuh"
@@ -120,6 +124,20 @@ void cuda_hyper_init(CudaHyper *hn, const HyperArch *h, const TargetArch *t, int
     }
     hn->dgen_in = DALLOC(float, (size_t)max_n * max_codes * h->code_size, "generator input gradients");
     hn->dcodes = DALLOC(float, (size_t)max_n * h->n_codes * h->code_size, "code gradients");
+    // grouped path
+    MlpGroup g;
+    memset(&g, 0, sizeof(g));
+    g.n = h->n_gens;
+    for (int l = 0; l < h->n_gens; l++) {
+        g.m[l] = &h->gens[l];
+        hn->gdgen_in[l] = DALLOC(float, (size_t)max_n * h->gen_codes[l] * h->code_size, "generator input gradients");
+        if (h->gens[l].n_dense > hn->levels) hn->levels = h->gens[l].n_dense;
+    }
+    hn->gen_red = DALLOC(double, mlp_group_red_doubles(&g) + 1, "generators' batch-norm sums");
+    const size_t n_ptr = (size_t)(hn->levels > 0 ? hn->levels : 1) * 9 * (h->n_gens > 0 ? h->n_gens : 1);
+    hn->d_ptr = DALLOC(float *, n_ptr, "grouped GEMM pointer arrays");
+    hn->h_ptr = (float **)XCALLOC(n_ptr, sizeof(float *));
+    hn->gens_impl = cuda_gens_impl_from_env();
 }
 
 void cuda_hyper_free(CudaHyper *hn) {
@@ -128,9 +146,13 @@ void cuda_hyper_free(CudaHyper *hn) {
         cuda_mlp_cache_free(&hn->gen[l]);
         ht_cuda_free(hn->gen_in[l]);
         ht_cuda_free(hn->dgen_out[l]);
+        ht_cuda_free(hn->gdgen_in[l]);
     }
     ht_cuda_free(hn->dgen_in);
     ht_cuda_free(hn->dcodes);
+    ht_cuda_free(hn->gen_red);
+    ht_cuda_free(hn->d_ptr);
+    free(hn->h_ptr);
     memset(hn, 0, sizeof(*hn));
 }
 
@@ -141,14 +163,11 @@ static void copy_rows(CudaCtx *ctx, float *dst, size_t dpitch, const float *src,
                                  (size_t)n, cudaMemcpyDeviceToDevice, ctx->stream));
 }
 
-void cuda_hyper_forward(CudaCtx *ctx, CudaHyper *hn, const float *params, float *stats, const float *z, int n,
-                        int global_n, int train, const BnConfig *bn, float *raw) {
+// HT_CUDA_GENS=split: the generators one after the other.
+static void gens_forward_split(CudaCtx *ctx, CudaHyper *hn, const float *params, float *stats, const float *codes,
+                               int n, int global_n, int train, const BnConfig *bn, float *raw) {
     const HyperArch *h = hn->h;
     const TargetArch *t = hn->t;
-    HT_CHECK(n <= hn->max_n, "hypernetwork: %d samples exceed the %d it was set up for", n, hn->max_n);
-    hn->n = n;
-    cuda_mlp_forward(ctx, &h->extractor, &h->table, params, stats, &hn->ext, z, n, global_n, train, bn);
-    const float *codes = cuda_mlp_out(&h->extractor, &hn->ext); // (n, n_codes, code_size)
     const size_t cs = (size_t)h->code_size;
     for (int l = 0; l < h->n_gens; l++) {
         const int nc = h->gen_codes[l];
@@ -162,8 +181,8 @@ void cuda_hyper_forward(CudaCtx *ctx, CudaHyper *hn, const float *params, float 
     }
 }
 
-void cuda_hyper_backward(CudaCtx *ctx, CudaHyper *hn, const float *params, float *grads, const float *draw,
-                         const BnConfig *bn) {
+static void gens_backward_split(CudaCtx *ctx, CudaHyper *hn, const float *params, float *grads, const float *draw,
+                                const BnConfig *bn) {
     const HyperArch *h = hn->h;
     const TargetArch *t = hn->t;
     const int n = hn->n;
@@ -176,5 +195,225 @@ void cuda_hyper_backward(CudaCtx *ctx, CudaHyper *hn, const float *params, float
         copy_rows(ctx, hn->dcodes + (size_t)h->gen_code_offset[l] * cs, (size_t)h->n_codes * cs, hn->dgen_in,
                   (size_t)nc * cs, (size_t)nc * cs, n);
     }
+}
+
+
+// ---------------------------------------------------------------- grouped generators
+
+CudaGensImpl cuda_gens_impl_from_env(void) {
+    const char *e = getenv("HT_CUDA_GENS");
+    if (!e || !e[0] || !strcmp(e, "grouped")) return CUDA_GENS_GROUPED;
+    HT_CHECK(!strcmp(e, "split"), "HT_CUDA_GENS must be split or grouped (got '%s')", e);
+    return CUDA_GENS_SPLIT;
+}
+
+const char *cuda_gens_impl_name(CudaGensImpl g) { return g == CUDA_GENS_SPLIT ? "split" : "grouped"; }
+
+enum { GEMM_FWD = 0, GEMM_DW = 1, GEMM_DX = 2 };
+
+// Slot of pointer array `which` (0 A, 1 B, 2 C) of GEMM kind `kind` at level i: G entries, one per
+// generator that has dense layer i, in generator order.
+static size_t ptr_slot(const CudaHyper *hn, int i, int kind, int which) {
+    return (((size_t)i * 3 + (size_t)kind) * 3 + (size_t)which) * (size_t)hn->h->n_gens;
+}
+
+// The input of generator l's dense layer i (forward), and the gradient w.r.t. its output that the
+// backward dW and dX GEMMs read at level i.
+static const float *gen_x(const CudaHyper *hn, int l, int i) { return i == 0 ? hn->gen_in[l] : hn->gen[l].y[i - 1]; }
+static const float *gen_da(const CudaHyper *hn, int l, int i) {
+    return i == hn->h->gens[l].n_dense - 1 ? hn->dgen_out[l] : hn->gen[l].dbuf[0];
+}
+
+void cuda_hyper_bind(CudaCtx *ctx, CudaHyper *hn, const float *params, const float *grads) {
+    const HyperArch *h = hn->h;
+    const ParamTable *t = &h->table;
+    for (int i = 0; i < hn->levels; i++) {
+        int j = 0;
+        for (int l = 0; l < h->n_gens; l++) {
+            const MlpArch *m = &h->gens[l];
+            if (i >= m->n_dense) continue;
+            float *w = (float *)params + t->views[m->kernel[i]].offset;
+            float *x = (float *)gen_x(hn, l, i), *da = (float *)gen_da(hn, l, i);
+            float *dw = grads ? (float *)grads + t->views[m->kernel[i]].offset : NULL;
+            float *dst = i == 0 ? hn->gdgen_in[l] : hn->gen[l].dbuf[1];
+            float *v[3][3] = {{w, x, hn->gen[l].pre[i]}, {da, x, dw}, {w, da, dst}};
+            for (int kind = 0; kind < 3; kind++)
+                for (int which = 0; which < 3; which++) hn->h_ptr[ptr_slot(hn, i, kind, which) + j] = v[kind][which];
+            j++;
+        }
+    }
+    const size_t n_ptr = (size_t)(hn->levels > 0 ? hn->levels : 1) * 9 * (h->n_gens > 0 ? h->n_gens : 1);
+    // On the compute stream (ordered after any queued GEMM that reads the old arrays, and before
+    // the next), from pageable memory: hence the synchronize before h_ptr may change again.
+    CUDA_CHECK(cudaMemcpyAsync(hn->d_ptr, hn->h_ptr, n_ptr * sizeof(float *), cudaMemcpyHostToDevice, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    hn->bound_params = params;
+    hn->bound_grads = grads;
+}
+
+// One cublasSgemmGroupedBatched for GEMM `kind` of level i over every generator with dense layer i
+// (one group of one GEMM each: their shapes differ). Row-major operands as in dense_forward and
+// cuda_mlp_backward: fwd C (out x rows) = W (out x in) . x^T; dW^T (out x in) += da^T . x;
+// dx^T (in x rows) = W^T . da^T.
+static void gemm_level(CudaCtx *ctx, const CudaHyper *hn, int i, int kind) {
+    const HyperArch *h = hn->h;
+    cublasOperation_t ta[HT_MAX_OPS], tb[HT_MAX_OPS];
+    int m[HT_MAX_OPS], nn[HT_MAX_OPS], k[HT_MAX_OPS], lda[HT_MAX_OPS], ldb[HT_MAX_OPS], ldc[HT_MAX_OPS];
+    int size[HT_MAX_OPS];
+    float alpha[HT_MAX_OPS], beta[HT_MAX_OPS];
+    int j = 0;
+    for (int l = 0; l < h->n_gens; l++) {
+        const MlpArch *a = &h->gens[l];
+        if (i >= a->n_dense) continue;
+        const int in = a->dims[i], out = a->dims[i + 1], rows = hn->gen[l].rows;
+        alpha[j] = 1.0f;
+        size[j] = 1;
+        if (kind == GEMM_FWD) {
+            ta[j] = CUBLAS_OP_N; tb[j] = CUBLAS_OP_N; m[j] = out; nn[j] = rows; k[j] = in;
+            lda[j] = out; ldb[j] = in; ldc[j] = out; beta[j] = 0.0f;
+        } else if (kind == GEMM_DW) {
+            ta[j] = CUBLAS_OP_N; tb[j] = CUBLAS_OP_T; m[j] = out; nn[j] = in; k[j] = rows;
+            lda[j] = out; ldb[j] = in; ldc[j] = out; beta[j] = 1.0f;
+        } else {
+            ta[j] = CUBLAS_OP_T; tb[j] = CUBLAS_OP_N; m[j] = in; nn[j] = rows; k[j] = out;
+            lda[j] = out; ldb[j] = out; ldc[j] = in; beta[j] = 0.0f;
+        }
+        j++;
+    }
+    if (j == 0) return;
+    float *const *p = hn->d_ptr;
+    CUBLAS_CHECK(cublasSgemmGroupedBatched(ctx->blas, ta, tb, m, nn, k, alpha,
+                                           (const float *const *)(p + ptr_slot(hn, i, kind, 0)), lda,
+                                           (const float *const *)(p + ptr_slot(hn, i, kind, 1)), ldb, beta,
+                                           p + ptr_slot(hn, i, kind, 2), ldc, j, size));
+}
+
+// The batch-norm ops of level i (generators with a batch norm after dense i), each with its 2 f
+// doubles of hn->gen_red side by side (as src/mlp.c's mlp_group_*). Returns the doubles used.
+static size_t bn_level(const CudaHyper *hn, int i, const float *params, float *stats, float *grads,
+                       const BnConfig *bn, int train, BnGroup *g) {
+    const HyperArch *h = hn->h;
+    const ParamTable *t = &h->table;
+    memset(g, 0, sizeof(*g));
+    g->train = train;
+    g->alpha = bn->alpha;
+    g->decay = bn->decay;
+    g->eps = bn->eps;
+    size_t off = 0;
+    for (int l = 0; l < h->n_gens; l++) {
+        const MlpArch *m = &h->gens[l];
+        if (i >= m->n_dense - 1) continue;
+        const CudaMlpCache *c = &hn->gen[l];
+        BnOp *o = &g->op[g->n++];
+        o->a = c->pre[i];
+        o->xhat = c->xhat[i];
+        o->y = c->y[i];
+        o->dy = c->dbuf[1];  // backward: written by level i+1's dX GEMM
+        o->da = c->dbuf[0];
+        o->gamma = params + t->views[m->gamma[i]].offset;
+        o->beta = params + t->views[m->beta[i]].offset;
+        o->dgamma = grads ? grads + t->views[m->gamma[i]].offset : NULL;
+        o->dbeta = grads ? grads + t->views[m->beta[i]].offset : NULL;
+        o->run_mean = stats ? stats + t->stats[m->mean[i]].offset : NULL;
+        o->run_var = stats ? stats + t->stats[m->var[i]].offset : NULL;
+        o->rstd = c->rstd[i];
+        o->red = hn->gen_red + off;
+        o->rows = c->rows;
+        o->f = m->dims[i + 1];
+        o->global_rows = c->global_rows;
+        off += 2 * (size_t)o->f;
+    }
+    return off;
+}
+
+static void gens_forward_grouped(CudaCtx *ctx, CudaHyper *hn, const float *params, float *stats,
+                                 const float *codes, int n, int global_n, int train, const BnConfig *bn, float *raw) {
+    const HyperArch *h = hn->h;
+    const TargetArch *t = hn->t;
+    const size_t cs = (size_t)h->code_size;
+    if (params != hn->bound_params) cuda_hyper_bind(ctx, hn, params, hn->bound_grads);
+    RowCopyGroup cp;
+    memset(&cp, 0, sizeof(cp));
+    for (int l = 0; l < h->n_gens; l++) {
+        CudaMlpCache *c = &hn->gen[l];
+        const int nc = h->gen_codes[l];
+        c->rows = n * nc;
+        c->global_rows = global_n * nc;
+        c->in0 = hn->gen_in[l];
+        cp.op[cp.n++] = (RowCopy){hn->gen_in[l], codes + (size_t)h->gen_code_offset[l] * cs, (size_t)nc * cs,
+                                  (size_t)nc * cs, (size_t)h->n_codes * cs};
+    }
+    if (n > 0 && cp.n > 0) k_copy_rows_group(ctx->stream, &cp, n);  // (n, nc, cs) <- codes[b, off:off+nc, :]
+    for (int i = 0; i < hn->levels; i++) {
+        gemm_level(ctx, hn, i, GEMM_FWD);
+        BnGroup g;
+        const size_t used = bn_level(hn, i, params, stats, NULL, bn, train, &g);
+        if (g.n == 0) continue;
+        if (train) {
+            k_bn_stats_group(ctx->stream, &g);
+            if (ctx->dc) devcomm_bn_allreduce(ctx->dc, hn->gen_red, used, ctx->stream); // one per level
+        }
+        k_bn_finalize_group(ctx->stream, &g);
+        k_bn_apply_group(ctx->stream, &g);
+    }
+    memset(&cp, 0, sizeof(cp));
+    for (int l = 0; l < h->n_gens; l++) {  // generator output (n, size) is layer l's block of each sample
+        const size_t size = t->layers[l].size;
+        cp.op[cp.n++] = (RowCopy){raw + t->layers[l].offset, cuda_mlp_out(&h->gens[l], &hn->gen[l]), size,
+                                  t->n_weights, size};
+    }
+    if (n > 0 && cp.n > 0) k_copy_rows_group(ctx->stream, &cp, n);
+}
+
+static void gens_backward_grouped(CudaCtx *ctx, CudaHyper *hn, const float *params, float *grads,
+                                  const float *draw, const BnConfig *bn) {
+    const HyperArch *h = hn->h;
+    const TargetArch *t = hn->t;
+    const int n = hn->n;
+    const size_t cs = (size_t)h->code_size;
+    if (params != hn->bound_params || grads != hn->bound_grads) cuda_hyper_bind(ctx, hn, params, grads);
+    RowCopyGroup cp;
+    memset(&cp, 0, sizeof(cp));
+    for (int l = 0; l < h->n_gens; l++) {
+        const size_t size = t->layers[l].size;
+        cp.op[cp.n++] = (RowCopy){hn->dgen_out[l], draw + t->layers[l].offset, size, size, t->n_weights};
+    }
+    if (n > 0 && cp.n > 0) k_copy_rows_group(ctx->stream, &cp, n);
+    for (int i = hn->levels - 1; i >= 0; i--) {
+        BnGroup g;
+        const size_t used = bn_level(hn, i, params, NULL, grads, bn, 1, &g);
+        if (g.n > 0) {
+            k_bn_bwd_sums_group(ctx->stream, &g);
+            if (ctx->dc) devcomm_bn_allreduce(ctx->dc, hn->gen_red, used, ctx->stream); // one per level
+            k_bn_bwd_apply_group(ctx->stream, &g);
+        }
+        gemm_level(ctx, hn, i, GEMM_DW);
+        gemm_level(ctx, hn, i, GEMM_DX);
+    }
+    memset(&cp, 0, sizeof(cp));
+    for (int l = 0; l < h->n_gens; l++) {
+        const size_t nc = (size_t)h->gen_codes[l];
+        cp.op[cp.n++] = (RowCopy){hn->dcodes + (size_t)h->gen_code_offset[l] * cs, hn->gdgen_in[l], nc * cs,
+                                  (size_t)h->n_codes * cs, nc * cs};
+    }
+    if (n > 0 && cp.n > 0) k_copy_rows_group(ctx->stream, &cp, n);
+}
+
+void cuda_hyper_forward(CudaCtx *ctx, CudaHyper *hn, const float *params, float *stats, const float *z, int n,
+                        int global_n, int train, const BnConfig *bn, float *raw) {
+    const HyperArch *h = hn->h;
+    HT_CHECK(n <= hn->max_n, "hypernetwork: %d samples exceed the %d it was set up for", n, hn->max_n);
+    hn->n = n;
+    cuda_mlp_forward(ctx, &h->extractor, &h->table, params, stats, &hn->ext, z, n, global_n, train, bn);
+    const float *codes = cuda_mlp_out(&h->extractor, &hn->ext); // (n, n_codes, code_size)
+    if (hn->gens_impl == CUDA_GENS_GROUPED) gens_forward_grouped(ctx, hn, params, stats, codes, n, global_n, train, bn, raw);
+    else gens_forward_split(ctx, hn, params, stats, codes, n, global_n, train, bn, raw);
+}
+
+void cuda_hyper_backward(CudaCtx *ctx, CudaHyper *hn, const float *params, float *grads, const float *draw,
+                         const BnConfig *bn) {
+    const HyperArch *h = hn->h;
+    if (hn->gens_impl == CUDA_GENS_GROUPED) gens_backward_grouped(ctx, hn, params, grads, draw, bn);
+    else gens_backward_split(ctx, hn, params, grads, draw, bn);
     cuda_mlp_backward(ctx, &h->extractor, &h->table, params, grads, &hn->ext, hn->dcodes, NULL, bn);
 }

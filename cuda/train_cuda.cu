@@ -241,6 +241,7 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     cuda_trainer_from_host(ct);
     ct->max_local = imax(tr->n_local, tr->v_local);
     cuda_hyper_init(&ct->hn, &m->harch, &m->tarch, ct->max_local);
+    cuda_hyper_bind(&ct->ctx, &ct->hn, ct->d_params, ct->d_grads); // before any capture
     ct->cap = imax(tr->n_local * ips, VAL_CAP);
     cuda_target_init(&ct->tn, &m->tarch, ct->cap, 1, job->cuda_math); // tf32: the im2col path
     ct->d_z = DALLOC(float, (size_t)ct->max_local * job->z_dim, "noise z");
@@ -295,9 +296,11 @@ extern "C" CudaTrainer *cuda_trainer_create(Trainer *tr) {
     ct->use_graph = ct->graph_allowed && !(g && !strcmp(g, "0"));
     cuda_ctx_sync(&ct->ctx);
     if (!tr->comm || tr->comm->rank == 0)
-        printf("cuda: convolutions %s (HT_CUDA_CONV) in %s (cuda_math%s), step %s (HT_CUDA_GRAPH)\n",
+        printf("cuda: convolutions %s (HT_CUDA_CONV) in %s (cuda_math%s), generators %s (HT_CUDA_GENS), step %s "
+               "(HT_CUDA_GRAPH)\n",
                cuda_conv_impl_name(ct->tn.conv), cuda_math_name(ct->tn.math),
                ct->tn.math == CUDA_MATH_TF32 ? ": TF32 tensor cores for the conv GEMMs" : "",
+               cuda_gens_impl_name(ct->hn.gens_impl),
                ct->use_graph ? "captured in a CUDA graph" : "as plain launches");
     return ct;
 }
@@ -633,6 +636,7 @@ extern "C" void cuda_trainer_info(const CudaTrainer *ct, CudaTrainerInfo *info) 
     info->graph_builds = ct->graph_builds;
     info->graph_launches = ct->graph_launches;
     info->steps_queued = ct->steps_queued;
+    info->bn_allreduces = ct->dc.bn_calls;
 }
 
 // ---------------------------------------------------------------- validation

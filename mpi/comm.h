@@ -14,6 +14,10 @@ typedef struct Comm {
     // Bytes moved by each kind of collective since the last reset (for bench/).
     double bytes_allgather, bytes_allreduce, bytes_bn;
     double sec_allgather, sec_allreduce, sec_bn;
+    // comm_bn_allreduce calls since the last reset, counted on one rank too (where they move
+    // nothing): a training step makes 2 per hidden level of the extractor and of the deepest
+    // generator (the generators share one per level).
+    long calls_bn;
 } Comm;
 
 void comm_init(Comm *c, int *argc, char ***argv);

@@ -174,6 +174,7 @@ void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n) {
 }
 
 void comm_bn_allreduce(Comm *c, double *buf, size_t n) {
+    c->calls_bn++;
     allreduce(c, buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM, &c->bytes_bn, &c->sec_bn);
 }
 

@@ -169,6 +169,7 @@ void devcomm_allreduce_sum_f64(DevComm *d, double *buf, size_t n, void *stream) 
 }
 
 void devcomm_bn_allreduce(DevComm *d, double *buf, size_t n, void *stream) {
+    d->bn_calls++;
     allreduce(d, buf, n, ncclFloat64, sizeof(double), stream, &d->bytes_bn);
 }
 

@@ -33,6 +33,8 @@ typedef struct DevComm {
     double bytes_allgather, bytes_allreduce, bytes_bn;   // bytes this rank sent/received
     long nccl_calls;         // collectives issued through NCCL (0 when nccl is NULL)
     int pending;             // an all-gather from devcomm_allgatherv_f32_start awaits devcomm_join
+    long bn_calls;           // devcomm_bn_allreduce calls, also when there is nothing to communicate
+                             // (what a multi-GPU step would issue; as Comm.calls_bn on the CPU)
 } DevComm;
 
 // Number of CUDA devices visible to this process; 0 when there are none or the driver cannot be

@@ -26,7 +26,7 @@ void comm_fatal(const char *line, int code) {
 
 void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) { (void)c; (void)buf; (void)n; }
 void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n) { (void)c; (void)buf; (void)n; }
-void comm_bn_allreduce(Comm *c, double *buf, size_t n) { (void)c; (void)buf; (void)n; }
+void comm_bn_allreduce(Comm *c, double *buf, size_t n) { (void)buf; (void)n; c->calls_bn++; }
 int comm_allreduce_max_int(Comm *c, int v) { (void)c; return v; }
 
 void comm_allgatherv_f32(Comm *c, const float *send, float *recv, const int *counts, const int *displs) {

@@ -183,21 +183,26 @@ static int have_avx2(void) { return 0; }
 #define bn_back_row_avx2 bn_back_row
 #endif
 
-// leaky ReLU then batch norm of a (rows, f) into y; batch statistics (train) or running ones.
-static void act_bn_forward(const float *a, float *xhat, float *y, float *rstd_out, int rows, int f,
-                           int global_rows, const float *gamma, const float *beta, float *run_mean,
-                           float *run_var, int train, const BnConfig *bn, double *red, Comm *comm,
-                           int simd) {
-    const float alpha = bn->alpha;
-    double *s1 = red, *s2 = red + f;
-    if (train) {
-        memset(red, 0, 2 * (size_t)f * sizeof(double));
-        for (int r = 0; r < rows; r++) {
-            if (simd) bn_stats_row_avx2(a + (size_t)r * f, f, alpha, s1, s2);
-            else bn_stats_row(a + (size_t)r * f, f, alpha, s1, s2);
-        }
-        comm_bn_allreduce(comm, red, 2 * (size_t)f);
+// ---- batch norm after leaky ReLU, in two halves around the all-reduce ----
+// The local sums (before) and the normalization (after) are separate so that several MLPs can
+// put their sums side by side in one buffer and share one comm_bn_allreduce (MlpGroup).
+
+// Forward, train: s[0..f) = sum leaky(a), s[f..2f) = sum leaky(a)^2 over the local rows of a (rows, f).
+static void act_bn_sums(const float *a, int rows, int f, float alpha, double *s, int simd) {
+    double *s1 = s, *s2 = s + f;
+    memset(s, 0, 2 * (size_t)f * sizeof(double));
+    for (int r = 0; r < rows; r++) {
+        if (simd) bn_stats_row_avx2(a + (size_t)r * f, f, alpha, s1, s2);
+        else bn_stats_row(a + (size_t)r * f, f, alpha, s1, s2);
     }
+}
+
+// Forward: leaky ReLU then batch norm of a (rows, f) into y, from the all-reduced sums s (train;
+// running averages updated) or the running averages (eval). s[0..f) is left holding the mean.
+static void act_bn_apply(const float *a, float *xhat, float *y, float *rstd_out, int rows, int f,
+                         int global_rows, const float *gamma, const float *beta, float *run_mean,
+                         float *run_var, int train, const BnConfig *bn, double *s, int simd) {
+    double *s1 = s, *s2 = s + f;
     for (int j = 0; j < f; j++) {
         double mean, var;
         if (train) {
@@ -215,83 +220,171 @@ static void act_bn_forward(const float *a, float *xhat, float *y, float *rstd_ou
     }
     for (int r = 0; r < rows; r++) {
         const size_t o = (size_t)r * f;
-        if (simd) bn_norm_row_avx2(a + o, f, alpha, s1, rstd_out, gamma, beta, xhat + o, y + o);
-        else bn_norm_row(a + o, f, alpha, s1, rstd_out, gamma, beta, xhat + o, y + o);
+        if (simd) bn_norm_row_avx2(a + o, f, bn->alpha, s1, rstd_out, gamma, beta, xhat + o, y + o);
+        else bn_norm_row(a + o, f, bn->alpha, s1, rstd_out, gamma, beta, xhat + o, y + o);
     }
 }
 
-void mlp_forward(const MlpArch *m, const ParamTable *t, const float *params, float *stats,
-                 MlpCache *c, const float *x, int rows, int global_rows, int train,
-                 const BnConfig *bn, Comm *comm) {
-    HT_CHECK(rows <= c->max_rows, "%s: %d rows exceed the cache's %d", m->name, rows, c->max_rows);
-    c->rows = rows;
-    c->global_rows = global_rows;
-    c->in0 = x;
-    const float *in = x;
-    for (int i = 0; i < m->n_dense; i++) {
-        int f = m->dims[i + 1];
-        dense_forward(in, params + t->views[m->kernel[i]].offset, c->pre[i], rows, m->dims[i], f);
-        if (i == m->n_dense - 1) break;
-        act_bn_forward(c->pre[i], c->xhat[i], c->y[i], c->rstd[i], rows, f, global_rows,
-                       params + t->views[m->gamma[i]].offset, params + t->views[m->beta[i]].offset,
-                       stats + t->stats[m->mean[i]].offset, stats + t->stats[m->var[i]].offset,
-                       train, bn, c->red, comm, c->simd);
-        in = c->y[i];
-    }
-}
-
-// Backward of batch norm + leaky ReLU for hidden layer i: dy (rows, f) -> da (rows, f).
-static void act_bn_backward(const MlpCache *c, int i, const float *dy, float *da, int f,
-                            const float *gamma, float *dgamma, float *dbeta, const BnConfig *bn,
-                            Comm *comm) {
-    const int rows = c->rows, global_rows = c->global_rows, simd = c->simd;
-    const float *xhat = c->xhat[i], *a = c->pre[i], *rstd = c->rstd[i];
-    double *s1 = c->red, *s2 = c->red + f, *g1 = c->red + 2 * f, *g2 = c->red + 3 * f;
-    memset(c->red, 0, 4 * (size_t)f * sizeof(double));
+// Backward of hidden layer i, first half: dbeta += sum dy, dgamma += sum dy * xhat (local), and
+// s[0..f) = gamma * sum dy, s[f..2f) = gamma * sum dy * xhat (to be all-reduced). dy (rows, f).
+// The local sums accumulate in the cache's own scratch c->red[2f..4f).
+static void act_bn_grad_sums(const MlpCache *c, int i, const float *dy, int f, const float *gamma,
+                             float *dgamma, float *dbeta, double *s) {
+    const int rows = c->rows;
+    const float *xhat = c->xhat[i];
+    double *g1 = c->red + 2 * f, *g2 = c->red + 3 * f;
+    memset(g1, 0, 2 * (size_t)f * sizeof(double));
     for (int r = 0; r < rows; r++) { // local d beta (g1) and d gamma (g2)
         const size_t o = (size_t)r * f;
-        if (simd) bn_grad_sums_row_avx2(dy + o, xhat + o, f, g1, g2);
+        if (c->simd) bn_grad_sums_row_avx2(dy + o, xhat + o, f, g1, g2);
         else bn_grad_sums_row(dy + o, xhat + o, f, g1, g2);
     }
     for (int j = 0; j < f; j++) {
         dbeta[j] += (float)g1[j];
         dgamma[j] += (float)g2[j];
-        s1[j] = gamma[j] * g1[j];       // sum of d xhat
-        s2[j] = gamma[j] * g2[j];       // sum of d xhat * xhat
+        s[j] = gamma[j] * g1[j];        // sum of d xhat
+        s[f + j] = gamma[j] * g2[j];    // sum of d xhat * xhat
     }
-    comm_bn_allreduce(comm, c->red, 2 * (size_t)f);
-    const double inv_n = 1.0 / global_rows;
+}
+
+// Backward, second half: dy (rows, f) -> da (rows, f) from the all-reduced sums s.
+static void act_bn_grad_apply(const MlpCache *c, int i, const float *dy, float *da, int f,
+                              const float *gamma, const BnConfig *bn, const double *s) {
+    const int rows = c->rows;
+    const float *xhat = c->xhat[i], *a = c->pre[i], *rstd = c->rstd[i];
+    const double *s1 = s, *s2 = s + f;
+    const double inv_n = 1.0 / c->global_rows;
     for (int r = 0; r < rows; r++) {
         const size_t o = (size_t)r * f;
-        if (simd) bn_back_row_avx2(dy + o, xhat + o, a + o, f, bn->alpha, inv_n, gamma, rstd, s1, s2, da + o);
+        if (c->simd) bn_back_row_avx2(dy + o, xhat + o, a + o, f, bn->alpha, inv_n, gamma, rstd, s1, s2, da + o);
         else bn_back_row(dy + o, xhat + o, a + o, f, bn->alpha, inv_n, gamma, rstd, s1, s2, da + o);
     }
 }
 
+// ---- MLPs side by side, level by level ----
+
+static int group_levels(const MlpGroup *g) {
+    int L = 0;
+    for (int k = 0; k < g->n; k++) if (g->m[k]->n_dense > L) L = g->m[k]->n_dense;
+    return L;
+}
+
+// MLP k has a batch norm after dense i.
+static int has_bn(const MlpGroup *g, int k, int i) { return i < g->m[k]->n_dense - 1; }
+
+size_t mlp_group_red_doubles(const MlpGroup *g) {
+    size_t most = 0;
+    for (int i = 0; i < group_levels(g); i++) {
+        size_t n = 0;
+        for (int k = 0; k < g->n; k++)
+            if (has_bn(g, k, i)) n = XADD(n, XMUL(2, g->m[k]->dims[i + 1], "%s", g->m[k]->name), "batch-norm sums");
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+void mlp_group_forward(const MlpGroup *g, const ParamTable *t, const float *params, float *stats,
+                       const float *const *x, const int *rows, const int *global_rows, int train,
+                       const BnConfig *bn, double *red, Comm *comm) {
+    HT_CHECK(g->n >= 0 && g->n <= HT_MAX_OPS, "MLP group of %d (0 to %d)", g->n, HT_MAX_OPS);
+    for (int k = 0; k < g->n; k++) {
+        MlpCache *c = g->c[k];
+        HT_CHECK(rows[k] <= c->max_rows, "%s: %d rows exceed the cache's %d", g->m[k]->name, rows[k], c->max_rows);
+        c->rows = rows[k];
+        c->global_rows = global_rows[k];
+        c->in0 = x[k];
+    }
+    for (int i = 0; i < group_levels(g); i++) {
+        size_t off = 0;  // MLP k's sums: red[off, off + 2 f) (forward: sums, then the mean)
+        for (int k = 0; k < g->n; k++) {
+            const MlpArch *m = g->m[k];
+            MlpCache *c = g->c[k];
+            if (i >= m->n_dense) continue;
+            const float *in = i == 0 ? c->in0 : c->y[i - 1];
+            dense_forward(in, params + t->views[m->kernel[i]].offset, c->pre[i], c->rows, m->dims[i], m->dims[i + 1]);
+            if (!has_bn(g, k, i)) continue;
+            if (train) act_bn_sums(c->pre[i], c->rows, m->dims[i + 1], bn->alpha, red + off, c->simd);
+            off += 2 * (size_t)m->dims[i + 1];
+        }
+        if (train && off) comm_bn_allreduce(comm, red, off);  // one per level for the whole group
+        off = 0;
+        for (int k = 0; k < g->n; k++) {
+            const MlpArch *m = g->m[k];
+            MlpCache *c = g->c[k];
+            if (!has_bn(g, k, i)) continue;
+            const int f = m->dims[i + 1];
+            act_bn_apply(c->pre[i], c->xhat[i], c->y[i], c->rstd[i], c->rows, f, c->global_rows,
+                         params + t->views[m->gamma[i]].offset, params + t->views[m->beta[i]].offset,
+                         stats + t->stats[m->mean[i]].offset, stats + t->stats[m->var[i]].offset,
+                         train, bn, red + off, c->simd);
+            off += 2 * (size_t)f;
+        }
+    }
+}
+
+void mlp_group_backward(const MlpGroup *g, const ParamTable *t, const float *params, float *grads,
+                        const float *const *dout, float *const *dx, const BnConfig *bn, double *red,
+                        Comm *comm) {
+    HT_CHECK(g->n >= 0 && g->n <= HT_MAX_OPS, "MLP group of %d (0 to %d)", g->n, HT_MAX_OPS);
+    const float *dy[HT_MAX_OPS]; // MLP k: gradient w.r.t. the output of its current layer
+    for (int k = 0; k < g->n; k++) dy[k] = dout[k];
+    for (int i = group_levels(g) - 1; i >= 0; i--) {
+        size_t off = 0;
+        for (int k = 0; k < g->n; k++) {
+            const MlpArch *m = g->m[k];
+            if (!has_bn(g, k, i)) continue;
+            act_bn_grad_sums(g->c[k], i, dy[k], m->dims[i + 1], params + t->views[m->gamma[i]].offset,
+                             grads + t->views[m->gamma[i]].offset, grads + t->views[m->beta[i]].offset, red + off);
+            off += 2 * (size_t)m->dims[i + 1];
+        }
+        if (off) comm_bn_allreduce(comm, red, off);  // one per level for the whole group
+        off = 0;
+        for (int k = 0; k < g->n; k++) {
+            const MlpArch *m = g->m[k];
+            const MlpCache *c = g->c[k];
+            if (i >= m->n_dense) continue;
+            const int in = m->dims[i], out = m->dims[i + 1], rows = c->rows;
+            const float *da = dy[k];   // gradient w.r.t. dense i's output
+            if (has_bn(g, k, i)) {
+                act_bn_grad_apply(c, i, dy[k], c->dbuf[0], out, params + t->views[m->gamma[i]].offset, bn, red + off);
+                off += 2 * (size_t)out;
+                da = c->dbuf[0];
+            }
+            const float *xi = i == 0 ? c->in0 : c->y[i - 1];
+            const float *w = params + t->views[m->kernel[i]].offset;
+            // dW (in, out) += x^T da
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, rows, 1.0f, xi, in, da, out,
+                        1.0f, grads + t->views[m->kernel[i]].offset, out);
+            float *dst = i == 0 ? dx[k] : c->dbuf[1];
+            if (!dst) continue;
+            // d input (rows, in) = da W^T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, out, 1.0f, da, out, w, out,
+                        0.0f, dst, in);
+            dy[k] = dst;
+        }
+    }
+}
+
+// One MLP is a group of one, with the cache's own reduction scratch (2 max dim doubles of sums,
+// then 2 max dim of local backward sums).
+static MlpGroup group_of_one(const MlpArch *m, MlpCache *c) {
+    MlpGroup g;
+    memset(&g, 0, sizeof(g));
+    g.n = 1;
+    g.m[0] = m;
+    g.c[0] = c;
+    return g;
+}
+
+void mlp_forward(const MlpArch *m, const ParamTable *t, const float *params, float *stats,
+                 MlpCache *c, const float *x, int rows, int global_rows, int train,
+                 const BnConfig *bn, Comm *comm) {
+    const MlpGroup g = group_of_one(m, c);
+    mlp_group_forward(&g, t, params, stats, &x, &rows, &global_rows, train, bn, c->red, comm);
+}
+
 void mlp_backward(const MlpArch *m, const ParamTable *t, const float *params, float *grads,
                   MlpCache *c, const float *dout, float *dx, const BnConfig *bn, Comm *comm) {
-    const int rows = c->rows, last = m->n_dense - 1;
-    float *da_buf = c->dbuf[0], *dy_buf = c->dbuf[1];
-    const float *dy = dout; // gradient w.r.t. the output of layer i (the batch-norm output if hidden)
-    for (int i = last; i >= 0; i--) {
-        const int in = m->dims[i], out = m->dims[i + 1];
-        const float *da = dy;   // gradient w.r.t. dense i's output
-        if (i < last) {
-            act_bn_backward(c, i, dy, da_buf, out, params + t->views[m->gamma[i]].offset,
-                            grads + t->views[m->gamma[i]].offset,
-                            grads + t->views[m->beta[i]].offset, bn, comm);
-            da = da_buf;
-        }
-        const float *x = i == 0 ? c->in0 : c->y[i - 1];
-        const float *w = params + t->views[m->kernel[i]].offset;
-        // dW (in, out) += x^T da
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, rows, 1.0f, x, in, da, out,
-                    1.0f, grads + t->views[m->kernel[i]].offset, out);
-        float *dst = i == 0 ? dx : dy_buf;
-        if (!dst) break;
-        // d input (rows, in) = da W^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, out, 1.0f, da, out, w, out,
-                    0.0f, dst, in);
-        dy = dst;
-    }
+    const MlpGroup g = group_of_one(m, c);
+    mlp_group_backward(&g, t, params, grads, &dout, &dx, bn, c->red, comm);
 }

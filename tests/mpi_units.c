@@ -7,6 +7,10 @@
 //   - synchronized batch norm: every MLP of the tiny job, rows split across ranks with
 //     global_rows = total, equals the full batch (outputs, input gradient, all-reduced parameter
 //     gradients, running statistics);
+//   - generators of unequal depth run as one MlpGroup (one batch-norm all-reduce per level), rows
+//     split across ranks, equal the full batch, and each equals its MLP run alone bit for bit;
+//   - one training step of the paper job (jobs/mnist.json, synthetic images) makes exactly
+//     (extractor hidden levels + deepest generator's hidden levels) x 2 = 8 comm_bn_allreduce calls;
 //   - the entropy estimate (value and gradient, L1 and L2) with start/n_local per rank.
 // Modes for the failure tests (each must end every rank with a non-zero status):
 //   mpi_units --check-same-fail   the last rank perturbs one float before comm_check_same
@@ -29,6 +33,7 @@
 #include "entropy.h"
 #include "mlp.h"
 #include "model.h"
+#include "train.h"
 
 static int g_rank = 0, g_failed = 0, g_passed = 0;
 
@@ -220,6 +225,175 @@ static void test_bn(Comm *w, Comm *one) {
     model_free(&m);
 }
 
+// ---------------------------------------------------------------- generators as one group
+
+// Bitwise equality of n floats.
+static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+// Generators with gen_hidden [6], [5, 4], [3], [4, 3, 2] (unequal depths) run as one MlpGroup:
+// rows split across ranks give the full batch's results (one rank), and on this rank's rows the
+// group gives exactly, bit for bit, what each MLP gives alone through mlp_forward/mlp_backward.
+// Collectives: one per level that holds a batch norm (3 forward, 3 backward).
+static void test_group(Comm *w, Comm *one) {
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, "jobs/tiny.json");
+    const int depth[4] = {1, 2, 1, 3}, hid[4][3] = {{6}, {5, 4}, {3}, {4, 3, 2}};
+    for (int l = 0, g = 0; l < job.n_layers; l++) {
+        if (job.layers[l].type != OP_CONV && job.layers[l].type != OP_FC) continue;
+        job.layers[l].n_gen_hidden = depth[g];
+        for (int i = 0; i < depth[g]; i++) job.layers[l].gen_hidden[i] = hid[g][i];
+        g++;
+    }
+    job_validate(&job);
+    Model m;
+    model_init(&m, &job);
+    const HyperArch *h = &m.harch;
+    const ParamTable *t = &h->table;
+    const BnConfig bn = {(float)m.job.leaky_alpha, m.job.bn_eps, m.job.bn_decay};
+    fill(m.params, t->n_params, 0.5, 41);
+    const int samples = 11, G = h->n_gens;
+    const int s = comm_shard_start(samples, w->rank, w->size), n = comm_shard_start(samples, w->rank + 1, w->size) - s;
+    float *x[HT_MAX_OPS], *dout[HT_MAX_OPS], *dxf[HT_MAX_OPS], *dxl[HT_MAX_OPS], *dxa[HT_MAX_OPS];
+    float *outf[HT_MAX_OPS], *outl[HT_MAX_OPS];
+    MlpCache cf[HT_MAX_OPS], cl[HT_MAX_OPS], ca[HT_MAX_OPS];
+    MlpGroup gf = {.n = G}, gl = {.n = G};
+    int rf[HT_MAX_OPS], grf[HT_MAX_OPS], rl[HT_MAX_OPS];
+    const float *xf[HT_MAX_OPS], *xl[HT_MAX_OPS], *df[HT_MAX_OPS], *dl[HT_MAX_OPS];
+    for (int k = 0; k < G; k++) {
+        const MlpArch *a = &h->gens[k];
+        const int rows = samples * h->gen_codes[k], in = a->dims[0], out = a->dims[a->n_dense];
+        const int r0 = s * h->gen_codes[k];
+        rl[k] = n * h->gen_codes[k];
+        rf[k] = grf[k] = rows;
+        x[k] = XALLOC_FLOATS((size_t)rows * in);
+        dout[k] = XALLOC_FLOATS((size_t)rows * out);
+        dxf[k] = XALLOC_FLOATS((size_t)rows * in);
+        dxl[k] = XALLOC_FLOATS((size_t)rl[k] * in + 1);
+        dxa[k] = XALLOC_FLOATS((size_t)rl[k] * in + 1);
+        outf[k] = XALLOC_FLOATS((size_t)rows * out);
+        outl[k] = XALLOC_FLOATS((size_t)rl[k] * out + 1);
+        fill(x[k], (size_t)rows * in, 1.0, 500 + k);
+        fill(dout[k], (size_t)rows * out, 1.0, 600 + k);
+        mlp_cache_init(&cf[k], a, rows);
+        mlp_cache_init(&cl[k], a, rl[k]);
+        mlp_cache_init(&ca[k], a, rl[k]);
+        gf.m[k] = gl.m[k] = a;
+        gf.c[k] = &cf[k];
+        gl.c[k] = &cl[k];
+        xf[k] = x[k]; df[k] = dout[k];
+        xl[k] = x[k] + (size_t)r0 * in; dl[k] = dout[k] + (size_t)r0 * out;
+    }
+    double *red = XCALLOC(mlp_group_red_doubles(&gf), sizeof(double));
+    float *stats0 = XMALLOC(t->n_stat * sizeof(float) + 4), *gfull = XALLOC_FLOATS(t->n_params);
+    float *stats_full = XMALLOC(t->n_stat * sizeof(float) + 4);
+    fill(stats0, t->n_stat, 0.5, 7);
+    for (size_t i = 0; i < t->n_stat; i++) stats0[i] = fabsf(stats0[i]);
+    // the full batch on one rank
+    memcpy(m.stats, stats0, t->n_stat * sizeof(float));
+    memset(gfull, 0, t->n_params * sizeof(float));
+    mlp_group_forward(&gf, t, m.params, m.stats, xf, rf, grf, 1, &bn, red, one);
+    for (int k = 0; k < G; k++) memcpy(outf[k], mlp_out(gf.m[k], &cf[k]), (size_t)rf[k] * gf.m[k]->dims[gf.m[k]->n_dense] * sizeof(float));
+    mlp_group_backward(&gf, t, m.params, gfull, df, dxf, &bn, red, one);
+    memcpy(stats_full, m.stats, t->n_stat * sizeof(float));
+    // this rank's rows, the group across ranks
+    memcpy(m.stats, stats0, t->n_stat * sizeof(float));
+    memset(m.grads, 0, t->n_params * sizeof(float));
+    const long calls0 = w->calls_bn;
+    mlp_group_forward(&gl, t, m.params, m.stats, xl, rl, grf, 1, &bn, red, w);
+    const long calls_fwd = w->calls_bn - calls0;
+    for (int k = 0; k < G; k++) memcpy(outl[k], mlp_out(gl.m[k], &cl[k]), (size_t)rl[k] * gl.m[k]->dims[gl.m[k]->n_dense] * sizeof(float));
+    mlp_group_backward(&gl, t, m.params, m.grads, dl, dxl, &bn, red, w);
+    const long calls_all = w->calls_bn - calls0;
+    float *glocal = XALLOC_FLOATS(t->n_params), *stats_grp = XMALLOC(t->n_stat * sizeof(float) + 4);
+    memcpy(glocal, m.grads, t->n_params * sizeof(float));
+    memcpy(stats_grp, m.stats, t->n_stat * sizeof(float));
+    comm_allreduce_sum_f32(w, m.grads, t->n_params);
+    double e = 0.0;
+    for (int k = 0; k < G; k++) {
+        const int in = gl.m[k]->dims[0], out = gl.m[k]->dims[gl.m[k]->n_dense], r0 = s * h->gen_codes[k];
+        const double e1 = rel_diff(outl[k], outf[k] + (size_t)r0 * out, (size_t)rl[k] * out);
+        const double e2 = rel_diff(dxl[k], dxf[k] + (size_t)r0 * in, (size_t)rl[k] * in);
+        e = fmax(e, fmax(e1, e2));
+    }
+    e = fmax(e, fmax(rel_diff(m.grads, gfull, t->n_params), rel_diff(m.stats, stats_full, t->n_stat)));
+    CHECK(e <= 1e-5, "generators of depths 1, 2, 1, 3 as one group, %d rows as %d on this rank: outputs, input "
+          "grads, parameter grads, running stats max rel. diff %.1e (limit 1e-5)", samples, n, e);
+    CHECK(calls_fwd == 3 && calls_all == 6, "the group made %ld + %ld batch-norm all-reduces (expected 3 + 3: one "
+          "per level with a batch norm)", calls_fwd, calls_all - calls_fwd);
+    // each MLP alone on the same rows and ranks: the same bits
+    memcpy(m.stats, stats0, t->n_stat * sizeof(float));
+    memset(m.grads, 0, t->n_params * sizeof(float));
+    int same = 1;
+    for (int k = 0; k < G; k++) {
+        const MlpArch *a = gl.m[k];
+        mlp_forward(a, t, m.params, m.stats, &ca[k], xl[k], rl[k], grf[k], 1, &bn, w);
+        same &= same_bits(mlp_out(a, &ca[k]), outl[k], (size_t)rl[k] * a->dims[a->n_dense]);
+        mlp_backward(a, t, m.params, m.grads, &ca[k], dl[k], dxa[k], &bn, w);
+        same &= same_bits(dxa[k], dxl[k], (size_t)rl[k] * a->dims[0]);
+    }
+    same &= same_bits(m.grads, glocal, t->n_params) && same_bits(m.stats, stats_grp, t->n_stat);
+    CHECK(same, "the group equals each generator run alone (mlp_forward/mlp_backward), bit for bit: outputs, "
+          "input grads, local parameter grads, running stats");
+    for (int k = 0; k < G; k++) {
+        mlp_cache_free(&cf[k]); mlp_cache_free(&cl[k]); mlp_cache_free(&ca[k]);
+        free(x[k]); free(dout[k]); free(dxf[k]); free(dxl[k]); free(dxa[k]); free(outf[k]); free(outl[k]);
+    }
+    free(red); free(stats0); free(gfull); free(stats_full); free(glocal); free(stats_grp);
+    model_free(&m);
+}
+
+// ---------------------------------------------------------------- batch-norm collectives of a step
+
+static void synthetic_mnist(Mnist *d, int n_train, int n_val) {
+    memset(d, 0, sizeof(*d));
+    Dataset *sets[3] = {&d->train, &d->val, &d->test};
+    const int sizes[3] = {n_train, n_val, 1};
+    for (int s = 0; s < 3; s++) {
+        Dataset *ds = sets[s];
+        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
+        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
+        ds->labels = XMALLOC((size_t)ds->n);
+        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    }
+}
+
+static int hidden_levels(const MlpArch *a) { return a->n_dense - 1; }
+
+// One training step of the paper job: 2 x (extractor hidden levels + deepest generator's) batch-norm
+// all-reduces (8; 20 when each generator made its own).
+static void test_step_bn_calls(Comm *w) {
+    Job job;
+    job_defaults(&job);
+    job_load_file(&job, "jobs/mnist.json");
+    job_validate(&job);
+    Mnist data;
+    synthetic_mnist(&data, 2000, 100);
+    Model m;
+    model_init(&m, &job);
+    Trainer tr;
+    trainer_init(&tr, &m, w, &data);
+    int deepest = 0, per_gen = 0;
+    for (int l = 0; l < m.harch.n_gens; l++) {
+        const int hl = hidden_levels(&m.harch.gens[l]);
+        if (hl > deepest) deepest = hl;
+        per_gen += hl;
+    }
+    const long expect = 2L * (hidden_levels(&m.harch.extractor) + deepest);
+    StepStats st;
+    const long c0 = w->calls_bn;
+    trainer_step(&tr, &st);
+    const long got = w->calls_bn - c0;
+    CHECK(got == expect && expect == 8, "one training step of the paper job on %d rank(s): %ld batch-norm "
+          "all-reduces (expected 2 x (%d extractor + %d generator levels) = %ld; per generator it was %d)",
+          w->size, got, hidden_levels(&m.harch.extractor), deepest, expect,
+          2 * (hidden_levels(&m.harch.extractor) + per_gen));
+    trainer_free(&tr);
+    model_free(&m);
+    mnist_free(&data);
+}
+
 // ---------------------------------------------------------------- entropy
 
 static void test_entropy(Comm *w, Comm *one, Distance dist) {
@@ -292,6 +466,9 @@ int main(int argc, char **argv) {
     Comm one = single_comm();
     test_collectives(&world);
     test_bn(&world, &one);
+    if (world.rank == 0) printf("generators as one group; batch-norm collectives of a training step\n");
+    test_group(&world, &one);
+    test_step_bn_calls(&world);
     if (world.rank == 0) printf("entropy across %d rank(s) == one rank\n", world.size);
     test_entropy(&world, &one, DIST_L1);
     test_entropy(&world, &one, DIST_L2);

@@ -1,7 +1,9 @@
 // test_hyper.c: gradient checks of the hypernetwork's pieces (every MLP with batch norm, gauge
 // fixing, the entropy estimator with L1 and L2), gauge constraints and invariance of the network
 // function on synthetic (and, when present, real MNIST) images, the estimator against known
-// entropies, and the paper's parameter counts.
+// entropies, the paper's parameter counts, and the generators grouped per level (src/mlp.h
+// MlpGroup) against the generators one after the other, bit for bit, with the batch-norm
+// all-reduce count.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +529,115 @@ static void test_counts(TestState *ts) {
     free(a); free(b);
 }
 
+// ---------------- the generators as one group ----------------
+// The hypernetwork as it ran before the generators were grouped: each generator through
+// mlp_forward / mlp_backward on its own, one after the other. train forward + backward + eval forward.
+static void hyper_per_generator(const Model *m, const float *z, int n, const float *draw, const BnConfig *bn,
+                                Comm *comm, float *raw, float *raw_eval, float *grads, float *stats) {
+    const HyperArch *h = &m->harch;
+    const TargetArch *t = &m->tarch;
+    const size_t cs = (size_t)h->code_size, W = t->n_weights;
+    MlpCache ext, gen[HT_MAX_OPS];
+    mlp_cache_init(&ext, &h->extractor, n);
+    float *gin[HT_MAX_OPS], *dgo[HT_MAX_OPS], *dgi[HT_MAX_OPS];
+    for (int l = 0; l < h->n_gens; l++) {
+        const int rows = n * h->gen_codes[l];
+        mlp_cache_init(&gen[l], &h->gens[l], rows);
+        gin[l] = XALLOC_FLOATS((size_t)rows * cs);
+        dgi[l] = XALLOC_FLOATS((size_t)rows * cs);
+        dgo[l] = XALLOC_FLOATS((size_t)rows * h->gen_out[l]);
+    }
+    float *dcodes = XALLOC_FLOATS((size_t)n * h->n_codes * cs);
+    for (int pass = 0; pass < 2; pass++) {
+        const int train = pass == 0;
+        float *out_raw = train ? raw : raw_eval;
+        mlp_forward(&h->extractor, &h->table, m->params, stats, &ext, z, n, n, train, bn, comm);
+        const float *codes = mlp_out(&h->extractor, &ext);
+        for (int l = 0; l < h->n_gens; l++) {
+            const int nc = h->gen_codes[l];
+            for (int b = 0; b < n; b++)
+                memcpy(gin[l] + (size_t)b * nc * cs, codes + ((size_t)b * h->n_codes + h->gen_code_offset[l]) * cs,
+                       nc * cs * sizeof(float));
+            mlp_forward(&h->gens[l], &h->table, m->params, stats, &gen[l], gin[l], n * nc, n * nc, train, bn, comm);
+            const size_t size = t->layers[l].size;
+            for (int b = 0; b < n; b++)
+                memcpy(out_raw + (size_t)b * W + t->layers[l].offset, mlp_out(&h->gens[l], &gen[l]) + (size_t)b * size,
+                       size * sizeof(float));
+        }
+        if (!train) break;
+        for (int l = 0; l < h->n_gens; l++) {
+            const int nc = h->gen_codes[l];
+            const size_t size = t->layers[l].size;
+            for (int b = 0; b < n; b++)
+                memcpy(dgo[l] + (size_t)b * size, draw + (size_t)b * W + t->layers[l].offset, size * sizeof(float));
+            mlp_backward(&h->gens[l], &h->table, m->params, grads, &gen[l], dgo[l], dgi[l], bn, comm);
+            for (int b = 0; b < n; b++)
+                memcpy(dcodes + ((size_t)b * h->n_codes + h->gen_code_offset[l]) * cs, dgi[l] + (size_t)b * nc * cs,
+                       nc * cs * sizeof(float));
+        }
+        mlp_backward(&h->extractor, &h->table, m->params, grads, &ext, dcodes, NULL, bn, comm);
+    }
+    mlp_cache_free(&ext);
+    for (int l = 0; l < h->n_gens; l++) { mlp_cache_free(&gen[l]); free(gin[l]); free(dgi[l]); free(dgo[l]); }
+    free(dcodes);
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+// hyper_forward/backward (the generators as one MlpGroup, level by level) give exactly the bits of
+// the generators run one after the other, for the paper job and for generators of depths 1, 2, 1,
+// 3; and one training forward + backward makes 2 x (extractor + deepest generator hidden levels)
+// comm_bn_allreduce calls (counted on one process too).
+static void test_hyper_group(TestState *ts, Comm *comm, const char *label, const char *layers) {
+    Job job;
+    job_defaults(&job); // the paper job, or the tiny one with these layers
+    if (layers) {
+        job_load_file(&job, "jobs/tiny.json");
+        job_set(&job, layers);
+    }
+    job_validate(&job);
+    Model m;
+    model_init(&m, &job);
+    const HyperArch *h = &m.harch;
+    const ParamTable *t = &h->table;
+    const BnConfig bn = {(float)job.leaky_alpha, job.bn_eps, job.bn_decay};
+    fill_randn(m.params, t->n_params, 0.3, 71);
+    const int n = 5;
+    const size_t W = m.tarch.n_weights;
+    float *z = XALLOC_FLOATS((size_t)n * job.z_dim), *draw = XALLOC_FLOATS((size_t)n * W);
+    fill_randn(z, (size_t)n * job.z_dim, 1.0, 72);
+    fill_randn(draw, (size_t)n * W, 0.01, 73);
+    float *raw[2], *eval[2], *grads[2], *stats[2];
+    for (int v = 0; v < 2; v++) {
+        raw[v] = XALLOC_FLOATS((size_t)n * W);
+        eval[v] = XALLOC_FLOATS((size_t)n * W);
+        grads[v] = XCALLOC(t->n_params, sizeof(float));
+        stats[v] = XCALLOC(t->n_stat + 1, sizeof(float));
+    }
+    HyperNet hn;
+    hyper_init(&hn, h, &m.tarch, n);
+    const long c0 = comm->calls_bn;
+    hyper_forward(&hn, m.params, stats[0], z, n, n, 1, &bn, comm, raw[0]);
+    hyper_backward(&hn, m.params, grads[0], draw, &bn, comm);
+    const long calls = comm->calls_bn - c0;
+    hyper_forward(&hn, m.params, stats[0], z, n, n, 0, &bn, comm, eval[0]);
+    hyper_free(&hn);
+    hyper_per_generator(&m, z, n, draw, &bn, comm, raw[1], eval[1], grads[1], stats[1]);
+    T_CHECK(ts, same_floats(raw[0], raw[1], (size_t)n * W) && same_floats(eval[0], eval[1], (size_t)n * W) &&
+            same_floats(grads[0], grads[1], t->n_params) && same_floats(stats[0], stats[1], t->n_stat),
+            "%s: generators grouped per level == one after the other, bit for bit (weights, eval weights, "
+            "gradients, running statistics)", label);
+    int deepest = 0;
+    for (int l = 0; l < h->n_gens; l++)
+        if (h->gens[l].n_dense - 1 > deepest) deepest = h->gens[l].n_dense - 1;
+    const long want = 2L * (h->extractor.n_dense - 1 + deepest);
+    T_CHECK(ts, calls == want, "%s: a training forward + backward makes %ld batch-norm all-reduces (expected "
+            "2 x (%d + %d) = %ld)", label, calls, h->extractor.n_dense - 1, deepest, want);
+    for (int v = 0; v < 2; v++) { free(raw[v]); free(eval[v]); free(grads[v]); free(stats[v]); }
+    free(z); free(draw);
+    model_free(&m);
+}
+
 int main(void) {
     TestState ts = {0, 0};
     Comm comm;
@@ -534,6 +645,14 @@ int main(void) {
     test_counts(&ts);
     test_mlps(&ts, &comm);
     test_mlp_simd(&ts, &comm);
+    test_hyper_group(&ts, &comm, "paper job", NULL);
+    test_hyper_group(&ts, &comm, "tiny job with generators of depths 1, 2, 1, 3",
+                     "target.layers=[{\"type\":\"conv\",\"kernel\":5,\"filters\":4,\"gen_hidden\":[6]},"
+                     "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                     "{\"type\":\"conv\",\"kernel\":3,\"filters\":3,\"gen_hidden\":[5,4]},"
+                     "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                     "{\"type\":\"fc\",\"units\":5,\"gen_hidden\":[3]},{\"type\":\"relu\"},"
+                     "{\"type\":\"fc\",\"units\":10,\"gen_hidden\":[4,3,2],\"per_filter\":false}]");
     test_gauge_grad(&ts);
     test_gauge_invariance(&ts, &comm);
     test_entropy_grad(&ts, &comm, DIST_L1);

@@ -18,8 +18,11 @@
 // --json FILE writes the figures as one JSON object (tests/gpu/run-all.sh: $LOGS/bench_cuda_step.json).
 // All of it once for each conv implementation (HT_CUDA_CONV=im2col with cuda_math = tf32, im2col,
 // then igemm, the default; only the one named when HT_CUDA_CONV is set, in the job's cuda_math),
-// each on its own trainer, under a line "== conv implementation: HT_CUDA_CONV=NAME[ cuda_math=tf32]";
-// the JSON holds the last one's figures. To compare
+// each on its own trainer with the grouped generators, under a line
+// "== conv implementation: HT_CUDA_CONV=NAME[ cuda_math=tf32], generators HT_CUDA_GENS=grouped",
+// and first (unless HT_CUDA_GENS is set) once with the split generators (HT_CUDA_GENS=split, igemm):
+// kernel launches per step and graph nodes of both generator paths. The JSON holds the last one's
+// figures (the default path). Launches count kernels (LAUNCH_CHECK), not cuBLAS calls or copies. To compare
 // more step variants in one run, add entries to step_configs(): each becomes one line and one
 // element of "configs".
 //   build-cuda/tests/gpu/bench_cuda_step [--steps N] [--warmup N] [--profile N] [--no-val] [--job FILE]
@@ -134,11 +137,11 @@ static void write_json(const Options *o, const Job *job, CudaMath math, const ch
                        int n_res, const char **ph_names, const double *ph_ms, int n_ph, double val_s, int n_val,
                        double total) {
     FILE *f = XFOPEN(o->json, "w");
-    const char *conv = getenv("HT_CUDA_CONV");
+    const char *conv = getenv("HT_CUDA_CONV"), *gens = getenv("HT_CUDA_GENS");
     fprintf(f, "{\"gpu\":\"%s\",\"job\":\"%s\",\"batch\":%d,\"images_per_sample\":%d,\"steps\":%d,\"warmup\":%d,"
-               "\"conv\":\"%s\",\"cuda_math\":\"%s\",\"configs\":[", desc, job->name, job->batch,
+               "\"conv\":\"%s\",\"cuda_math\":\"%s\",\"gens\":\"%s\",\"configs\":[", desc, job->name, job->batch,
             job->images_per_sample, o->steps, o->warmup, conv && conv[0] ? conv : "default",
-            math == CUDA_MATH_TF32 ? "tf32" : "fp32");
+            math == CUDA_MATH_TF32 ? "tf32" : "fp32", gens && gens[0] ? gens : "default");
     for (int i = 0; i < n_res; i++)
         fprintf(f, "%s{\"label\":\"%s\",\"graph\":%d,\"ms_per_step\":%.6g,\"kernel_launches_per_step\":%.6g,"
                    "\"graph_nodes\":%ld}", i ? "," : "", res[i].cfg.label, res[i].cfg.graph, res[i].ms_per_step,
@@ -228,16 +231,27 @@ int main(int argc, char **argv) {
     trainer_init(&tr, &m, &comm, &data);
     // Each conv implementation in turn (HT_CUDA_CONV, target_cuda.cuh): all unless the environment names
     // one. First im2col with cuda_math = tf32 (the conv GEMMs on TF32 tensor cores), then the FP32
-    // paths; the last (igemm, the default) gives the figures run-all.sh reads.
-    const char *conv_env = getenv("HT_CUDA_CONV");
+    // paths; the last (igemm, the default) gives the figures run-all.sh reads. Before them, unless
+    // HT_CUDA_GENS is set, the default conv with the split generators (HT_CUDA_GENS=split,
+    // mlp_cuda.cuh); the conv runs use the grouped ones (the default), so the last run is the default path.
+    const char *conv_env = getenv("HT_CUDA_CONV"), *gens_env = getenv("HT_CUDA_GENS");
     const char *conv_impls[3] = {"im2col", "im2col", "igemm"};
     const CudaMath conv_math[3] = {CUDA_MATH_TF32, CUDA_MATH_FP32, CUDA_MATH_FP32};
     const int n_conv = conv_env && *conv_env ? 1 : 3;
+    if (!(gens_env && *gens_env)) {
+        HT_CHECK(setenv("HT_CUDA_GENS", "split", 1) == 0, "setenv HT_CUDA_GENS failed");
+        if (n_conv > 1) HT_CHECK(setenv("HT_CUDA_CONV", "igemm", 1) == 0, "setenv HT_CUDA_CONV failed");
+        m.job.cuda_math = n_conv > 1 ? CUDA_MATH_FP32 : job.cuda_math;
+        printf("== conv implementation: HT_CUDA_CONV=%s%s, generators HT_CUDA_GENS=split\n", getenv("HT_CUDA_CONV"),
+               m.job.cuda_math == CUDA_MATH_TF32 ? " cuda_math=tf32" : "");
+        bench_trainer(&tr, &m, &job, &o);
+        HT_CHECK(setenv("HT_CUDA_GENS", "grouped", 1) == 0, "setenv HT_CUDA_GENS failed");
+    }
     for (int ci = 0; ci < n_conv; ci++) {
         if (n_conv > 1) HT_CHECK(setenv("HT_CUDA_CONV", conv_impls[ci], 1) == 0, "setenv HT_CUDA_CONV failed");
         m.job.cuda_math = n_conv > 1 ? conv_math[ci] : job.cuda_math;
-        printf("== conv implementation: HT_CUDA_CONV=%s%s\n", getenv("HT_CUDA_CONV"),
-               m.job.cuda_math == CUDA_MATH_TF32 ? " cuda_math=tf32" : "");
+        printf("== conv implementation: HT_CUDA_CONV=%s%s, generators HT_CUDA_GENS=%s\n", getenv("HT_CUDA_CONV"),
+               m.job.cuda_math == CUDA_MATH_TF32 ? " cuda_math=tf32" : "", getenv("HT_CUDA_GENS"));
         bench_trainer(&tr, &m, &job, &o);
     }
     m.job.cuda_math = job.cuda_math;

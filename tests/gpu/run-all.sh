@@ -221,16 +221,21 @@ elif [ $QUICK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- benchmark
-# It runs each conv implementation (HT_CUDA_CONV=im2col with cuda_math tf32, im2col, then igemm),
+# It runs the split generators (igemm) first, then each conv implementation (HT_CUDA_CONV=im2col with
+# cuda_math tf32, im2col, then igemm) with the grouped generators,
 # each with the graph and plain launches and per-phase CUDA events; the figures are the last (igemm,
-# the default, with the graph), conv_ms compares the three ("tf32" = im2col with TF32 conv GEMMs);
+# the default, with the graph), conv_ms compares the four ("tf32" = im2col with TF32 conv GEMMs);
 # the last one's figures as JSON in bench_cuda_step.json.
 if [ $QUICK = 1 ]; then run bench_cuda_step 20 "${ENV[@]}" "$G/bench_cuda_step" --steps 30 --no-val --json "$LOGS/bench_cuda_step.json"
 else run bench_cuda_step 50 "${ENV[@]}" "$G/bench_cuda_step" --steps 300 --json "$LOGS/bench_cuda_step.json"; fi
 ms=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
 val=$(sed -n 's/^validation: \([0-9.]*\) s.*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
 proj=$(sed -n 's/^projected: .*total \([0-9.]*\) s (\([0-9.]*\) min).*/\1/p' "$LOGS/bench_cuda_step.log" | tail -1)
-conv_ms=$(awk '/^== conv implementation: HT_CUDA_CONV=/ { sub(/.*=/, ""); impl = $0 } /^step: / && impl != "" { printf "%s%s %s", sep, impl, $2; sep = ", " }' "$LOGS/bench_cuda_step.log")
+# a header "== conv implementation: HT_CUDA_CONV=C[ cuda_math=tf32], generators HT_CUDA_GENS=G" names
+# its run "C" ("tf32" with TF32, "C split-gens" with the split generators)
+conv_ms=$(awk '/^== conv implementation: HT_CUDA_CONV=/ { c = $0; sub(/.*HT_CUDA_CONV=/, "", c); sub(/[ ,].*/, "", c)
+  if ($0 ~ /cuda_math=tf32/) c = "tf32"; if ($0 ~ /HT_CUDA_GENS=split/) c = c " split-gens"; impl = c }
+  /^step: / && impl != "" { printf "%s%s %s", sep, impl, $2; sep = ", " }' "$LOGS/bench_cuda_step.log")
 if [ $rc -eq 0 ] && skipped bench_cuda_step; then noGPU=$((noGPU + 1)); record SKIP bench_cuda_step "$secs" "SKIPPED (no GPU)"
 elif [ $rc -eq 0 ] && [ -n "$ms" ]; then
   record PASS bench_cuda_step "$secs" "$ms ms/step$([ -n "$conv_ms" ] && echo " (ms/step by conv: $conv_ms)")$([ -n "$val" ] && echo ", validation $val s"); 13,000 steps: $(awk -v p="${proj:-0}" -v m="$ms" 'BEGIN { if (p > 0) printf "%.1f min", p / 60; else printf "%.1f min of steps", 13000 * m / 60000 }')"

@@ -5,9 +5,13 @@
 //   batch norm + leaky ReLU (isolated with identity dense kernels, so both sides see identical
 //     inputs): forward train/eval, running averages, backward dx, dgamma, dbeta   -> ulps
 //     dense kernel gradients (cuBLAS vs OpenBLAS)                                 -> gemm(K = rows)
+//   grouped batch-norm kernels (3 ops of unequal shapes, one launch) and grouped row copies vs
+//     the per-MLP kernels and cudaMemcpy2D                                        -> exact
 //   hypernetwork (paper architecture, 32 samples): generated weights, parameter gradients, running
 //     statistics, evaluation mode; smooth variant (leaky slope 1)                 -> l2
 //     and the real slope 0.05 (leaky kinks)                                       -> robust
+//     each with HT_CUDA_GENS=grouped and split against the CPU, grouped vs split (exact in the
+//     emulation), batch-norm all-reduces counted; generators of unequal depths (smooth)
 //   gauge fixing forward (weights, scales) and backward, in place                 -> ulps
 //   entropy: neighbours (exact), distances, estimate, gradient, L1 and L2, ties, a rank's subset
 //   target network per op: im2col, col2im (exact); conv and fc forward/backward   -> gemm
@@ -18,6 +22,9 @@
 //   Adam (bit-identical), gradient norm, loss sums
 //
 // Prints "SKIPPED (no GPU)" and exits 0 when no GPU is visible; exits non-zero on any failure.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "common.cuh"
 #include "kernels.cuh"
 #include "mlp_cuda.cuh"
@@ -166,42 +173,81 @@ static void test_batch_norm(void) {
 
 // ============================================================================ hypernetwork
 
-static void test_hyper(float alpha, int smooth) {
-    printf("hypernetwork, paper architecture, 32 samples, leaky slope %g (%s)\n", alpha,
-           smooth ? "smooth: l2 budgets" : "kinks: robust budgets");
-    Job job;
-    paper_job(&job);
-    Model m;
-    model_init(&m, &job);
-    const HyperArch *h = &m.harch;
-    const TargetArch *ta = &m.tarch;
+// One training forward + backward and one evaluation forward of the hypernetwork from the same
+// parameters and running statistics: on the CPU (impl < 0) or the GPU with HT_CUDA_GENS = impl.
+typedef struct { float *raw_train, *stats, *grads, *raw_eval; } HyperOut;
+
+static HyperOut hyper_run(const Model *m, int impl, int n, const float *z, const float *draw, const BnConfig *bn,
+                          long *bn_allreduces, long *launches) {
+    const HyperArch *h = &m->harch;
+    const TargetArch *ta = &m->tarch;
     const ParamTable *t = &h->table;
-    const int n = 32;
-    const size_t W = ta->n_weights, np = t->n_params;
-    BnConfig bn = {alpha, job.bn_eps, job.bn_decay};
-    for (int i = 0; i < t->n_views; i++) { // move gamma/beta off their initial 1/0
-        const ParamView *v = &t->views[i];
-        if (strstr(v->name, "/bn")) {
-            float *noise = rand_floats(v->size, -0.2f, 0.2f, 100 + i);
-            for (size_t k = 0; k < v->size; k++) m.params[v->offset + k] += noise[k];
-            free(noise);
-        }
+    const size_t W = ta->n_weights, np = t->n_params, zn = (size_t)n * m->job.z_dim;
+    HyperOut o;
+    o.raw_train = XALLOC_FLOATS((size_t)n * W);
+    o.raw_eval = XALLOC_FLOATS((size_t)n * W);
+    o.stats = XALLOC_FLOATS(t->n_stat);
+    o.grads = XALLOC_FLOATS(np);
+    memset(o.stats, 0, t->n_stat * sizeof(float));
+    memset(o.grads, 0, np * sizeof(float));
+    if (impl < 0) {
+        HyperNet hn;
+        hyper_init(&hn, h, ta, n);
+        hyper_forward(&hn, m->params, o.stats, z, n, n, 1, bn, &g_comm, o.raw_train);
+        hyper_backward(&hn, m->params, o.grads, draw, bn, &g_comm);
+        hyper_forward(&hn, m->params, o.stats, z, n, n, 0, bn, &g_comm, o.raw_eval);
+        hyper_free(&hn);
+        return o;
     }
-    float *z = rand_floats((size_t)n * job.z_dim, -1.0f, 1.0f, 10);
-    float *draw = rand_floats((size_t)n * W, -1e-2f, 1e-2f, 11);
-    float *raw = XALLOC_FLOATS((size_t)n * W);
-    float *stats = XALLOC_FLOATS(t->n_stat);
-    memset(stats, 0, t->n_stat * sizeof(float));
-    float *d_params = gc_upload(m.params, np), *d_stats = gc_upload(stats, t->n_stat);
-    float *d_z = gc_upload(z, (size_t)n * job.z_dim), *d_draw = gc_upload(draw, (size_t)n * W);
+    float *d_params = gc_upload(m->params, np), *d_stats = gc_upload(o.stats, t->n_stat);
+    float *d_z = gc_upload(z, zn), *d_draw = gc_upload(draw, (size_t)n * W), *d_grads = gc_upload(o.grads, np);
     float *d_raw = DALLOC(float, (size_t)n * W, "raw");
-    float *zero = XALLOC_FLOATS(np);
-    memset(zero, 0, np * sizeof(float));
-    float *d_grads = gc_upload(zero, np);
-    HyperNet hn;
     CudaHyper dh;
-    hyper_init(&hn, h, ta, n);
     cuda_hyper_init(&dh, h, ta, n);
+    dh.gens_impl = (CudaGensImpl)impl;
+    // Batch-norm all-reduces through a device communicator that counts them (one rank: NCCL moves
+    // nothing, but the calls are what a multi-GPU step would issue).
+    DevComm dc;
+    memset(&dc, 0, sizeof(dc));
+    dc.size = 1;
+    CudaCtx ctx = g_ctx;
+    ctx.dc = &dc;
+    const long l0 = ht_cuda_launch_count();
+    cuda_hyper_forward(&ctx, &dh, d_params, d_stats, d_z, n, n, 1, bn, d_raw);
+    long l1 = ht_cuda_launch_count();
+    float *g = gc_download(d_raw, (size_t)n * W);
+    memcpy(o.raw_train, g, (size_t)n * W * sizeof(float));
+    free(g);
+    l1 -= ht_cuda_launch_count();
+    cuda_hyper_backward(&ctx, &dh, d_params, d_grads, d_draw, bn);
+    *launches = ht_cuda_launch_count() + l1 - l0;  // the training forward's and the backward's kernels
+    *bn_allreduces = dc.bn_calls;
+    cuda_hyper_forward(&ctx, &dh, d_params, d_stats, d_z, n, n, 0, bn, d_raw);
+    g = gc_download(d_raw, (size_t)n * W);
+    memcpy(o.raw_eval, g, (size_t)n * W * sizeof(float));
+    free(g);
+    g = gc_download(d_grads, np);
+    memcpy(o.grads, g, np * sizeof(float));
+    free(g);
+    g = gc_download(d_stats, t->n_stat);
+    memcpy(o.stats, g, t->n_stat * sizeof(float));
+    free(g);
+    cuda_hyper_free(&dh);
+    ht_cuda_free(d_params); ht_cuda_free(d_stats); ht_cuda_free(d_z); ht_cuda_free(d_draw); ht_cuda_free(d_raw);
+    ht_cuda_free(d_grads);
+    return o;
+}
+
+static void hyper_out_free(HyperOut *o) { free(o->raw_train); free(o->raw_eval); free(o->stats); free(o->grads); }
+
+typedef enum { CMP_EXACT, CMP_L2, CMP_ROBUST } HyperCmp;
+
+// Every layer block of the generated weights (train and eval), the running statistics and every
+// parameter gradient of `g` against `r`.
+static void hyper_compare(const char *what, const Model *m, int n, const HyperOut *g, const HyperOut *r, HyperCmp cmp) {
+    const TargetArch *ta = &m->tarch;
+    const ParamTable *t = &m->harch.table;
+    const size_t W = ta->n_weights;
     // Budgets. smooth (leaky slope 1: no kinks): forward rel-L2 3e-5 = ~30 GEMM roundings of
     // 16 sqrt(K) u (K <= 256 here: 1.5e-6 each) through 3 dense layers + batch norm; backward 3e-4
     // (10x: the backward pass sums over the batch, and batch norm's backward cancels). With kinks
@@ -211,50 +257,272 @@ static void test_hyper(float alpha, int smooth) {
     // little); gradients: 1% flips (a flip moves every gradient element that the unit feeds) and
     // 3e-2 on the rest (10x, as for the smooth backward).
     const double l2_f = 3e-5, l2_b = 3e-4;
-    for (int pass = 0; pass < 2; pass++) { // 0: training forward + backward, 1: evaluation forward
-        const int train = pass == 0;
-        hyper_forward(&hn, m.params, stats, z, n, n, train, &bn, &g_comm, raw);
-        cuda_hyper_forward(&g_ctx, &dh, d_params, d_stats, d_z, n, n, train, &bn, d_raw);
-        float *g = gc_download(d_raw, (size_t)n * W);
+    char name[192];
+    for (int pass = 0; pass < 2; pass++) {
+        const float *gr = pass == 0 ? g->raw_train : g->raw_eval, *rr = pass == 0 ? r->raw_train : r->raw_eval;
         for (int l = 0; l < ta->n_layers; l++) { // per layer block of every sample
             const size_t sz = ta->layers[l].size;
             float *gb = XALLOC_FLOATS((size_t)n * sz), *rb = XALLOC_FLOATS((size_t)n * sz);
             for (int b = 0; b < n; b++) {
-                memcpy(gb + (size_t)b * sz, g + (size_t)b * W + ta->layers[l].offset, sz * sizeof(float));
-                memcpy(rb + (size_t)b * sz, raw + (size_t)b * W + ta->layers[l].offset, sz * sizeof(float));
+                memcpy(gb + (size_t)b * sz, gr + (size_t)b * W + ta->layers[l].offset, sz * sizeof(float));
+                memcpy(rb + (size_t)b * sz, rr + (size_t)b * W + ta->layers[l].offset, sz * sizeof(float));
             }
-            char name[96];
-            snprintf(name, sizeof(name), "%s generated weights of layer %d", train ? "train" : "eval", l + 1);
-            if (smooth) gc_l2(name, gb, rb, (size_t)n * sz, l2_f);
+            snprintf(name, sizeof(name), "%s: %s generated weights of layer %d", what, pass == 0 ? "train" : "eval",
+                     l + 1);
+            if (cmp == CMP_EXACT) gc_exact(name, gb, rb, (size_t)n * sz);
+            else if (cmp == CMP_L2) gc_l2(name, gb, rb, (size_t)n * sz, l2_f);
             else gc_robust(name, gb, rb, (size_t)n * sz, 3e-3, 1e-3, 0.999);
             free(gb); free(rb);
         }
-        free(g);
-        if (!train) break;
-        float *gs = gc_download(d_stats, t->n_stat);
-        if (smooth) gc_l2("running statistics", gs, stats, t->n_stat, l2_f);
-        else gc_robust("running statistics", gs, stats, t->n_stat, 3e-3, 1e-3, 0.999);
-        free(gs);
-        float *grads = XALLOC_FLOATS(np);
-        memset(grads, 0, np * sizeof(float));
-        hyper_backward(&hn, m.params, grads, draw, &bn, &g_comm);
-        cuda_hyper_backward(&g_ctx, &dh, d_params, d_grads, d_draw, &bn);
-        float *gg = gc_download(d_grads, np);
-        for (int i = 0; i < t->n_views; i++) {
-            const ParamView *v = &t->views[i];
-            char name[128];
-            snprintf(name, sizeof(name), "gradient %s", v->name);
-            if (smooth) gc_l2(name, gg + v->offset, grads + v->offset, v->size, l2_b);
-            else gc_robust(name, gg + v->offset, grads + v->offset, v->size, 3e-2, 1e-3, 0.99);
-        }
-        free(gg); free(grads);
     }
-    hyper_free(&hn);
-    cuda_hyper_free(&dh);
-    ht_cuda_free(d_params); ht_cuda_free(d_stats); ht_cuda_free(d_z); ht_cuda_free(d_draw); ht_cuda_free(d_raw);
-    ht_cuda_free(d_grads);
-    free(z); free(draw); free(raw); free(stats); free(zero);
+    snprintf(name, sizeof(name), "%s: running statistics", what);
+    if (cmp == CMP_EXACT) gc_exact(name, g->stats, r->stats, t->n_stat);
+    else if (cmp == CMP_L2) gc_l2(name, g->stats, r->stats, t->n_stat, l2_f);
+    else gc_robust(name, g->stats, r->stats, t->n_stat, 3e-3, 1e-3, 0.999);
+    for (int i = 0; i < t->n_views; i++) {
+        const ParamView *v = &t->views[i];
+        snprintf(name, sizeof(name), "%s: gradient %s", what, v->name);
+        if (cmp == CMP_EXACT) gc_exact(name, g->grads + v->offset, r->grads + v->offset, v->size);
+        else if (cmp == CMP_L2) gc_l2(name, g->grads + v->offset, r->grads + v->offset, v->size, l2_b);
+        else gc_robust(name, g->grads + v->offset, r->grads + v->offset, v->size, 3e-2, 1e-3, 0.99);
+    }
+}
+
+// The hypernetwork of `job` (32 samples): the GPU's grouped generators (HT_CUDA_GENS=grouped, the
+// default) and the split ones each against the CPU, and grouped against split: bit for bit in the
+// emulation (the same device code per element and the same GEMM arguments, run by the same CBLAS);
+// on a GPU the grouped GEMM may use other kernels than cublasSgemm, so there it gets the CPU
+// budgets. Also the batch-norm all-reduces of one training forward + backward: 2 per hidden level
+// of the extractor and of the deepest generator grouped, 2 per hidden level of every MLP split.
+static void test_hyper(const char *label, const Job *job, float alpha, int smooth) {
+    printf("hypernetwork, %s, 32 samples, leaky slope %g (%s)\n", label, alpha,
+           smooth ? "smooth: l2 budgets" : "kinks: robust budgets");
+    Model m;
+    model_init(&m, job);
+    const HyperArch *h = &m.harch;
+    const ParamTable *t = &h->table;
+    const int n = 32;
+    BnConfig bn = {alpha, job->bn_eps, job->bn_decay};
+    for (int i = 0; i < t->n_views; i++) { // move gamma/beta off their initial 1/0
+        const ParamView *v = &t->views[i];
+        if (strstr(v->name, "/bn")) {
+            float *noise = rand_floats(v->size, -0.2f, 0.2f, 100 + i);
+            for (size_t k = 0; k < v->size; k++) m.params[v->offset + k] += noise[k];
+            free(noise);
+        }
+    }
+    float *z = rand_floats((size_t)n * job->z_dim, -1.0f, 1.0f, 10);
+    float *draw = rand_floats((size_t)n * m.tarch.n_weights, -1e-2f, 1e-2f, 11);
+    long calls_g = 0, calls_s = 0, dummy = 0, launch_g = 0, launch_s = 0;
+    HyperOut cpu = hyper_run(&m, -1, n, z, draw, &bn, &dummy, &dummy);
+    HyperOut gr = hyper_run(&m, CUDA_GENS_GROUPED, n, z, draw, &bn, &calls_g, &launch_g);
+    HyperOut sp = hyper_run(&m, CUDA_GENS_SPLIT, n, z, draw, &bn, &calls_s, &launch_s);
+    const HyperCmp budget = smooth ? CMP_L2 : CMP_ROBUST;
+    hyper_compare("grouped vs cpu", &m, n, &gr, &cpu, budget);
+    hyper_compare("split vs cpu", &m, n, &sp, &cpu, budget);
+#ifdef HT_CUDA_EMU
+    hyper_compare("grouped vs split (emulation: bit for bit)", &m, n, &gr, &sp, CMP_EXACT);
+#else
+    hyper_compare("grouped vs split (GPU: grouped GEMMs may sum in another order)", &m, n, &gr, &sp, budget);
+#endif
+    int deepest = 0, per_gen = 0;
+    for (int l = 0; l < h->n_gens; l++) {
+        deepest = h->gens[l].n_dense - 1 > deepest ? h->gens[l].n_dense - 1 : deepest;
+        per_gen += h->gens[l].n_dense - 1;
+    }
+    const long ext = h->extractor.n_dense - 1;
+    T_CHECK(&g_ts, calls_g == 2 * (ext + deepest) && calls_s == 2 * (ext + per_gen),
+            "batch-norm all-reduces of a forward + backward: grouped %ld (expected 2 x (%ld + %d)), split %ld "
+            "(expected 2 x (%ld + %d))", calls_g, ext, deepest, calls_s, ext, per_gen);
+    // Kernel launches (LAUNCH_CHECK; cuBLAS calls and 2-D copies not counted): grouped, per hidden
+    // level 3 batch-norm kernels forward and 2 backward for all generators, and the 4 gathers and
+    // scatters; split, those per generator (copies are cudaMemcpy2DAsync there).
+    const long want_g = 5 * (ext + deepest) + 4, want_s = 5 * (ext + per_gen);
+    T_CHECK(&g_ts, launch_g == want_g && launch_s == want_s, "kernel launches of a training forward + backward: "
+            "grouped %ld (expected %ld), split %ld (expected %ld)", launch_g, want_g, launch_s, want_s);
+    hyper_out_free(&cpu); hyper_out_free(&gr); hyper_out_free(&sp);
+    free(z); free(draw);
     model_free(&m);
+}
+
+// HT_CUDA_GENS: unset or empty -> grouped, split, grouped; anything else a one-line error naming the
+// variable and the value (checked in a child process: the error ends the process).
+static void test_gens_selection(void) {
+    printf("HT_CUDA_GENS selection\n");
+    const char *keep = getenv("HT_CUDA_GENS");
+    char saved[32] = "";
+    if (keep) snprintf(saved, sizeof(saved), "%s", keep);
+    unsetenv("HT_CUDA_GENS");
+    const CudaGensImpl d = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "", 1);
+    const CudaGensImpl e = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "split", 1);
+    const CudaGensImpl sp = cuda_gens_impl_from_env();
+    setenv("HT_CUDA_GENS", "grouped", 1);
+    const CudaGensImpl gr = cuda_gens_impl_from_env();
+    T_CHECK(&g_ts, d == CUDA_GENS_GROUPED && e == CUDA_GENS_GROUPED && sp == CUDA_GENS_SPLIT && gr == CUDA_GENS_GROUPED &&
+            !strcmp(cuda_gens_impl_name(sp), "split") && !strcmp(cuda_gens_impl_name(gr), "grouped"),
+            "unset and empty: grouped; split; grouped; names");
+    int fd[2];
+    HT_CHECK(pipe(fd) == 0, "pipe failed");
+    fflush(stdout); fflush(stderr);
+    const pid_t pid = fork();
+    HT_CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        setenv("HT_CUDA_GENS", "bogus", 1);
+        fprintf(stderr, "selected %s\n", cuda_gens_impl_name(cuda_gens_impl_from_env()));
+        _exit(0);
+    }
+    close(fd[1]);
+    char err[512];
+    const ssize_t got = read(fd[0], err, sizeof(err) - 1);
+    err[got > 0 ? got : 0] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    const int lines = (int)(strchr(err, '\n') && !strchr(strchr(err, '\n') + 1, '\n'));
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = 0;
+    T_CHECK(&g_ts, rc != 0 && lines && strstr(err, "HT_CUDA_GENS must be split or grouped (got 'bogus')"),
+            "HT_CUDA_GENS=bogus: exit %d, one line: \"%s\"", rc, err);
+    if (keep) setenv("HT_CUDA_GENS", saved, 1);
+    else unsetenv("HT_CUDA_GENS");
+}
+
+// ============================================================================ grouped kernels
+
+// The grouped batch-norm kernels and row copies against the one-MLP kernels and cudaMemcpy2DAsync, bit
+// for bit (the same device code): three ops of unequal width and rows in one launch.
+static void test_grouped_kernels(void) {
+    printf("grouped batch-norm kernels and row copies == the per-MLP kernels and 2-D copies (3 ops of unequal shapes)\n");
+    enum { K = 3 };
+    const int f[K] = {40, 100, 7}, rows[K] = {64, 33, 200}, grows[K] = {128, 99, 200};
+    const float alpha = 0.05f;
+    const double decay = 0.98, eps = 1e-7;
+    float *d_a[K], *d_dy[K], *d_gamma[K], *d_beta[K];
+    float *out[2][K][7];   // [grouped, split][op][xhat, y, da, dgamma, dbeta, run stats (2f), rstd]
+    double *red[2][K];
+    double *d_gred = DALLOC(double, 2 * (40 + 100 + 7), "grouped sums");
+    for (int k = 0; k < K; k++) {
+        const size_t n = (size_t)rows[k] * f[k];
+        float *a = rand_floats(n, -1.0f, 2.0f, 300 + k), *dy = rand_floats(n, -1.0f, 1.0f, 310 + k);
+        float *gm = rand_floats((size_t)f[k], 0.5f, 1.5f, 320 + k), *bt = rand_floats((size_t)f[k], -0.5f, 0.5f, 330 + k);
+        d_a[k] = gc_upload(a, n); d_dy[k] = gc_upload(dy, n); d_gamma[k] = gc_upload(gm, (size_t)f[k]);
+        d_beta[k] = gc_upload(bt, (size_t)f[k]);
+        float *st = rand_floats(2 * (size_t)f[k], 0.05f, 0.9f, 340 + k), *gz = XALLOC_FLOATS(2 * (size_t)f[k]);
+        memset(gz, 0, 2 * (size_t)f[k] * sizeof(float));
+        for (int v = 0; v < 2; v++) {
+            out[v][k][0] = DALLOC(float, n, "xhat");
+            out[v][k][1] = DALLOC(float, n, "y");
+            out[v][k][2] = DALLOC(float, n, "da");
+            out[v][k][3] = gc_upload(gz, (size_t)f[k]);
+            out[v][k][4] = gc_upload(gz, (size_t)f[k]);
+            out[v][k][5] = gc_upload(st, 2 * (size_t)f[k]);
+            out[v][k][6] = DALLOC(float, (size_t)f[k], "rstd");
+            red[v][k] = v == 1 ? DALLOC(double, 4 * (size_t)f[k], "split sums") : NULL;
+        }
+        free(a); free(dy); free(gm); free(bt); free(st); free(gz);
+    }
+    cudaStream_t s = g_ctx.stream;
+    for (int train = 1; train >= 0; train--) {
+        BnGroup g;
+        memset(&g, 0, sizeof(g));
+        g.n = K; g.train = train; g.alpha = alpha; g.decay = decay; g.eps = eps;
+        size_t off = 0;
+        for (int k = 0; k < K; k++) {
+            BnOp *o = &g.op[k];
+            o->a = d_a[k]; o->xhat = out[0][k][0]; o->y = out[0][k][1]; o->dy = d_dy[k]; o->da = out[0][k][2];
+            o->gamma = d_gamma[k]; o->beta = d_beta[k]; o->dgamma = out[0][k][3]; o->dbeta = out[0][k][4];
+            o->run_mean = out[0][k][5]; o->run_var = out[0][k][5] + f[k]; o->rstd = out[0][k][6];
+            o->red = d_gred + off; o->rows = rows[k]; o->f = f[k]; o->global_rows = grows[k];
+            red[0][k] = d_gred + off;
+            off += 2 * (size_t)f[k];
+        }
+        if (train) k_bn_stats_group(s, &g);
+        k_bn_finalize_group(s, &g);
+        k_bn_apply_group(s, &g);
+        for (int k = 0; k < K; k++) {
+            float **o = out[1][k];
+            if (train) k_bn_stats(s, d_a[k], rows[k], f[k], alpha, red[1][k]);
+            k_bn_finalize(s, f[k], grows[k], train, decay, eps, red[1][k], o[5], o[5] + f[k], o[6]);
+            k_bn_apply(s, d_a[k], o[0], o[1], rows[k], f[k], alpha, red[1][k], o[6], d_gamma[k], d_beta[k]);
+        }
+        if (train) {
+            k_bn_bwd_sums_group(s, &g);
+            k_bn_bwd_apply_group(s, &g);
+            for (int k = 0; k < K; k++) {
+                float **o = out[1][k];
+                k_bn_bwd_sums(s, d_dy[k], o[0], rows[k], f[k], d_gamma[k], o[3], o[4], red[1][k]);
+                k_bn_bwd_apply(s, d_dy[k], o[0], d_a[k], o[2], rows[k], f[k], alpha, d_gamma[k], o[6], red[1][k],
+                               grows[k]);
+            }
+        }
+        const char *names[7] = {"xhat", "y", "da", "dgamma", "dbeta", "running mean and variance", "rstd"};
+        for (int k = 0; k < K; k++)
+            for (int q = 0; q < 7; q++) {
+                if (!train && (q == 2 || q == 3 || q == 4)) continue;
+                const size_t len = q <= 2 ? (size_t)rows[k] * f[k] : q == 5 ? 2 * (size_t)f[k] : (size_t)f[k];
+                float *gq = gc_download(out[0][k][q], len), *sq = gc_download(out[1][k][q], len);
+                char name[128];
+                snprintf(name, sizeof(name), "%s, op %d (%d x %d), %s", train ? "train" : "eval", k, rows[k], f[k],
+                         names[q]);
+                gc_exact(name, gq, sq, len);
+                free(gq); free(sq);
+            }
+        if (train) // the gamma-scaled backward sums each op leaves in its slice of the one buffer
+            for (int k = 0; k < K; k++) {
+                double *hg = (double *)malloc(2 * (size_t)f[k] * sizeof(double));
+                double *hs = (double *)malloc(2 * (size_t)f[k] * sizeof(double));
+                CUDA_CHECK(cudaDeviceSynchronize());
+                CUDA_CHECK(cudaMemcpy(hg, red[0][k], 2 * (size_t)f[k] * sizeof(double), cudaMemcpyDeviceToHost));
+                CUDA_CHECK(cudaMemcpy(hs, red[1][k], 2 * (size_t)f[k] * sizeof(double), cudaMemcpyDeviceToHost));
+                T_CHECK(&g_ts, memcmp(hg, hs, 2 * (size_t)f[k] * sizeof(double)) == 0,
+                        "train, op %d: backward sums in the level buffer at offset %td == the split kernel's [exact]",
+                        k, red[0][k] - d_gred);
+                free(hg); free(hs);
+            }
+    }
+    // row copies: three strided copies in one launch == cudaMemcpy2D each
+    const int R = 5;
+    const size_t width[K] = {7, 30, 1}, sp[K] = {50, 40, 3}, dp[K] = {9, 30, 2};
+    float *src = rand_floats(R * 50, -1.0f, 1.0f, 350), *d_src = gc_upload(src, R * 50);
+    RowCopyGroup cg;
+    memset(&cg, 0, sizeof(cg));
+    cg.n = K;
+    float *dg[K], *dsp[K];
+    for (int k = 0; k < K; k++) {
+        float *z = XALLOC_FLOATS(R * dp[k]);
+        for (size_t i = 0; i < R * dp[k]; i++) z[i] = -7.0f;  // untouched between rows
+        dg[k] = gc_upload(z, R * dp[k]);
+        dsp[k] = gc_upload(z, R * dp[k]);
+        free(z);
+        cg.op[k] = (RowCopy){dg[k], d_src + 3 * k, width[k], dp[k], sp[k]};
+        CUDA_CHECK(cudaMemcpy2DAsync(dsp[k], dp[k] * sizeof(float), d_src + 3 * k, sp[k] * sizeof(float),
+                                     width[k] * sizeof(float), R, cudaMemcpyDeviceToDevice, g_ctx.stream));
+    }
+    k_copy_rows_group(s, &cg, R);
+    for (int k = 0; k < K; k++) {
+        float *a = gc_download(dg[k], R * dp[k]), *b = gc_download(dsp[k], R * dp[k]);
+        char name[96];
+        snprintf(name, sizeof(name), "k_copy_rows_group copy %d (%d rows of %zu, pitches %zu/%zu)", k, R, width[k],
+                 dp[k], sp[k]);
+        gc_exact(name, a, b, R * dp[k]);
+        free(a); free(b);
+        ht_cuda_free(dg[k]); ht_cuda_free(dsp[k]);
+    }
+    free(src);
+    ht_cuda_free(d_src);
+    for (int k = 0; k < K; k++) {
+        ht_cuda_free(d_a[k]); ht_cuda_free(d_dy[k]); ht_cuda_free(d_gamma[k]); ht_cuda_free(d_beta[k]);
+        for (int v = 0; v < 2; v++) {
+            for (int q = 0; q < 7; q++) ht_cuda_free(out[v][k][q]);
+            if (v == 1) ht_cuda_free(red[v][k]);
+        }
+    }
+    ht_cuda_free(d_gred);
 }
 
 // ============================================================================ gauge fixing
@@ -759,8 +1027,19 @@ int main(void) {
     printf("test_cuda_kernels on GPU %d: %s\n", dev, desc);
 
     test_batch_norm();
-    test_hyper(1.0f, 1);
-    test_hyper(0.05f, 0);
+    test_gens_selection();
+    test_grouped_kernels();
+    Job paper;
+    paper_job(&paper);
+    test_hyper("paper architecture", &paper, 1.0f, 1);
+    test_hyper("paper architecture", &paper, 0.05f, 0);
+    Job uneven = paper; // generators of depths 1, 2, 1, 3 (a level holds the generators that have it)
+    job_set(&uneven, "target.layers=[{\"type\":\"conv\",\"kernel\":5,\"filters\":3,\"gen_hidden\":[6]},"
+                     "{\"type\":\"conv\",\"kernel\":3,\"filters\":2,\"gen_hidden\":[5,4]},"
+                     "{\"type\":\"fc\",\"units\":4,\"gen_hidden\":[3]},"
+                     "{\"type\":\"fc\",\"units\":10,\"gen_hidden\":[4,3,2],\"per_filter\":false}]");
+    job_validate(&uneven);
+    test_hyper("generators of depths 1, 2, 1, 3", &uneven, 1.0f, 1);
     test_gauge();
     test_entropy(DIST_L1);
     test_entropy(DIST_L2);

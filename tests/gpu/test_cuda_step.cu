@@ -54,6 +54,10 @@ extern "C" {
 #include "cuda_backend.h"
 #include "gpu_check.cuh"
 #include "kernels.cuh"
+#include "mlp_cuda.cuh"
+#ifdef HT_CUDA_EMU
+#include <nccl.h> // the emulation's one-rank NCCL: emu_nccl_collectives
+#endif
 
 #define STEPS 5
 
@@ -266,7 +270,7 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
     CudaTrainer *ct = cuda_trainer_create(&tg);
     graph = cuda_trainer_set_graph(ct, graph); // off under HT_CUDA_SYNC=1
 #ifdef HT_CUDA_EMU
-    const long emu_launches0 = emu_graph_launches();
+    const long emu_launches0 = emu_graph_launches(), emu_nccl0 = emu_nccl_collectives();
 #endif
     char name[256];
     const char *mode = lockstep ? (graph ? "lockstep, graph" : "lockstep, plain launches")
@@ -343,6 +347,39 @@ static int run_pair(const char *what, const Job *job, const Mnist *data, int loc
         snprintf(name, sizeof(name), "%s, free-running, after %d steps", what, STEPS);
         compare_state(name, &mg, &mc, start, bud);
         T_CHECK(&g_ts, mg.step == mc.step && mc.step == STEPS, "%s: both sides at step %lld", what, (long long)mc.step);
+    }
+    // The captured step's collectives (issued once by the host, replayed every step): batch-norm
+    // all-reduces 2 x (extractor hidden levels + deepest generator's) with HT_CUDA_GENS=grouped,
+    // 2 x (extractor + every generator's) split; with HYPERTRAIN_COMM=nccl in lockstep (no
+    // validation) the whole step: those, 1 gradient all-reduce, 1 loss-sum all-reduce, the
+    // all-gather of the generated weights and the 2 small ones of the entropy's neighbours and
+    // distances, as the CPU step.
+    const char *cm0 = getenv("HYPERTRAIN_COMM");
+    if (result == RUN_PASS && graph) {
+        CudaTrainerInfo info;
+        cuda_trainer_info(ct, &info);
+        const CudaGensImpl gi = cuda_gens_impl_from_env();
+        const MlpArch *ex = &mg.harch.extractor;
+        long deepest = 0, every = 0;
+        for (int l = 0; l < mg.harch.n_gens; l++) {
+            const long hl = mg.harch.gens[l].n_dense - 1;
+            deepest = hl > deepest ? hl : deepest;
+            every += hl;
+        }
+        const long want_bn = 2 * (ex->n_dense - 1 + (gi == CUDA_GENS_GROUPED ? deepest : every));
+        T_CHECK(&g_ts, info.bn_allreduces == want_bn, "%s, %s: the captured step issues %ld batch-norm all-reduces "
+                "(HT_CUDA_GENS=%s: expected %ld)", what, mode, info.bn_allreduces, cuda_gens_impl_name(gi), want_bn);
+        if (cm0 && !strcmp(cm0, "nccl") && lockstep) {
+            const long want = want_bn + 5;
+            T_CHECK(&g_ts, cuda_trainer_nccl_calls(ct) == want, "%s, %s: the captured step issues %ld collectives "
+                    "through NCCL (expected %ld = %ld batch-norm + gradient + loss sums + 3 all-gathers)", what, mode,
+                    cuda_trainer_nccl_calls(ct), want, want_bn);
+#ifdef HT_CUDA_EMU
+            T_CHECK(&g_ts, emu_nccl_collectives() - emu_nccl0 == STEPS * want, "%s, %s: the emulated NCCL ran %ld "
+                    "collectives in %d replays (expected %ld)", what, mode, emu_nccl_collectives() - emu_nccl0, STEPS,
+                    STEPS * want);
+#endif
+        }
     }
     // HYPERTRAIN_COMM=nccl: every collective of every step must have gone through NCCL (one rank:
     // the in-place all-gathers, the batch-norm and gradient all-reduces, the stream/event hand-offs).
@@ -749,6 +786,30 @@ int main(int argc, char **argv) {
     job.distance = DIST_L2;
     run_config("tiny job, L2", job, &data, 2);
     tf32_lockstep("tiny job, L2", job, &data);
+    // The other generator path (HT_CUDA_GENS: grouped is the default; a set value is swapped, then
+    // restored): the tiny job, L1, with the graph.
+    const char *gens0 = getenv("HT_CUDA_GENS");
+    const char *other = gens0 && !strcmp(gens0, "split") ? "grouped" : "split";
+    char keep[16] = "";
+    if (gens0) snprintf(keep, sizeof(keep), "%s", gens0);
+    HT_CHECK(setenv("HT_CUDA_GENS", other, 1) == 0, "setenv HT_CUDA_GENS failed");
+    job.distance = DIST_L1;
+    char label[64];
+    snprintf(label, sizeof(label), "tiny job, L1, HT_CUDA_GENS=%s", other);
+    run_config(label, job, &data, 1);
+    if (gens0) HT_CHECK(setenv("HT_CUDA_GENS", keep, 1) == 0, "setenv HT_CUDA_GENS failed");
+    else HT_CHECK(unsetenv("HT_CUDA_GENS") == 0, "unsetenv HT_CUDA_GENS failed");
+    // generators of unequal depth (1, 2, 1, 3 hidden layers) on the default path
+    Job uneven;
+    load_job(&uneven, "jobs/tiny.json");
+    job_set(&uneven, "target.layers=[{\"type\":\"conv\",\"kernel\":5,\"filters\":4,\"gen_hidden\":[6]},"
+                     "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                     "{\"type\":\"conv\",\"kernel\":3,\"filters\":3,\"gen_hidden\":[5,4]},"
+                     "{\"type\":\"relu\"},{\"type\":\"maxpool\",\"kernel\":2},"
+                     "{\"type\":\"fc\",\"units\":5,\"gen_hidden\":[3]},{\"type\":\"relu\"},"
+                     "{\"type\":\"fc\",\"units\":10,\"gen_hidden\":[4,3,2],\"per_filter\":false}]");
+    job_validate(&uneven);
+    run_config("tiny job, generators of depths 1, 2, 1, 3", uneven, &data, 1);
     const char *quick = getenv("HT_GPU_TEST_QUICK"); // the CPU emulation's short mode: tiny jobs only
     if (quick && quick[0] == '1') {
         printf("HT_GPU_TEST_QUICK=1: the paper job is not run\n");

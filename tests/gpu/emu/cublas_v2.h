@@ -28,6 +28,15 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          int k, const float *alpha, const float *A, int lda, long long sA,
                                          const float *B, int ldb, long long sB, const float *beta, float *C, int ldc,
                                          long long sC, int batch);
+// CUDA >= 12.5. Host arrays of group_count entries (ops, dims, alpha/beta, ld, group sizes); the
+// pointer arrays (sum of group_size entries each) in device memory, read when the GEMMs run.
+cublasStatus_t cublasSgemmGroupedBatched(cublasHandle_t h, const cublasOperation_t transa_array[],
+                                         const cublasOperation_t transb_array[], const int m_array[],
+                                         const int n_array[], const int k_array[], const float alpha_array[],
+                                         const float *const Aarray[], const int lda_array[],
+                                         const float *const Barray[], const int ldb_array[],
+                                         const float beta_array[], float *const Carray[], const int ldc_array[],
+                                         int group_count, const int group_size[]);
 
 // The mixed-precision GEMM (cublasGemmStridedBatchedEx) for float operands only (CUDA_R_32F), with
 // computeType CUBLAS_COMPUTE_32F (plain FP32, as cublasSgemmStridedBatched) or

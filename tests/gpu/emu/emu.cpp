@@ -534,6 +534,58 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
     return CUBLAS_STATUS_SUCCESS;
 }
 
+// Grouped batched SGEMM: cuBLAS's checks (group_count >= 0, group sizes >= 0, every group's dims
+// and leading dimensions, the three pointer arrays inside device allocations), the host arrays
+// copied at the call, the device pointer arrays read when the GEMMs run (at replay in a graph, as
+// the GPU reads them), then each problem through CBLAS in order.
+cublasStatus_t cublasSgemmGroupedBatched(cublasHandle_t h, const cublasOperation_t transa_array[],
+                                         const cublasOperation_t transb_array[], const int m_array[],
+                                         const int n_array[], const int k_array[], const float alpha_array[],
+                                         const float *const Aarray[], const int lda_array[],
+                                         const float *const Barray[], const int ldb_array[],
+                                         const float beta_array[], float *const Carray[], const int ldc_array[],
+                                         int group_count, const int group_size[]) {
+    if (group_count < 0) {
+        fprintf(stderr, "emu cuBLAS: cublasSgemmGroupedBatched: group_count %d < 0\n", group_count);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    struct Group { cublasOperation_t ta, tb; int m, n, k, lda, ldb, ldc, size; float al, be; };
+    std::vector<Group> g((size_t)group_count);
+    size_t total = 0;
+    for (int i = 0; i < group_count; i++) {
+        if (group_size[i] < 0) {
+            fprintf(stderr, "emu cuBLAS: cublasSgemmGroupedBatched: group_size[%d] = %d < 0\n", i, group_size[i]);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+        const cublasStatus_t st = check_dims(transa_array[i], transb_array[i], m_array[i], n_array[i], k_array[i],
+                                             lda_array[i], ldb_array[i], ldc_array[i]);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            fprintf(stderr, "emu cuBLAS: cublasSgemmGroupedBatched: group %d\n", i);
+            return st;
+        }
+        g[i] = Group{transa_array[i], transb_array[i], m_array[i], n_array[i], k_array[i], lda_array[i],
+                     ldb_array[i], ldc_array[i], group_size[i], alpha_array[i], beta_array[i]};
+        total += (size_t)group_size[i];
+    }
+    if (total == 0) return CUBLAS_STATUS_SUCCESS;
+    const void *arrays[3] = {Aarray, Barray, Carray};
+    for (int a = 0; a < 3; a++)
+        if (!in_device_alloc(arrays[a], total * sizeof(void *))) {
+            fprintf(stderr, "emu cuBLAS: cublasSgemmGroupedBatched: the %c pointer array (%zu entries) is not in "
+                            "device memory\n", "ABC"[a], total);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+    const cudaError_t e = enqueue(h->s, "cublasSgemmGroupedBatched", [=]() {
+        size_t p = 0;
+        for (const Group &q : g)
+            for (int b = 0; b < q.size; b++, p++)
+                cblas_sgemm(CblasColMajor, q.ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                            q.tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, q.m, q.n, q.k, q.al, Aarray[p], q.lda,
+                            Barray[p], q.ldb, q.be, Carray[p], q.ldc);
+    });
+    return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
 // ---------------------------------------------------------------- NCCL: one rank, real copies
 
 struct emu_nccl { int alive; };

@@ -5,8 +5,8 @@
 becomes
     emu_launch(dim3(grid), dim3(block), stream, [emu_a0 = (a), emu_a1 = (b)]() { name(emu_a0, emu_a1); },
                barrier);
-where barrier = 1 when the kernel's body calls __syncthreads or block_sum_d (it then runs as
-fibers). The arguments are evaluated and copied at the launch, as CUDA does, so that a launch
+where barrier = 1 when the kernel's body calls __syncthreads or block_sum_d, directly or through
+__device__ functions of the same file (it then runs as fibers). The arguments are evaluated and copied at the launch, as CUDA does, so that a launch
 recorded into a graph (stream capture, emu.cpp) replays with its launch-time arguments after the
 launching function's locals are gone. No stream argument: the legacy stream 0. Usage: prep.py IN.cu OUT.cpp
 """
@@ -57,11 +57,25 @@ def split_args(s):
 
 def main():
     src = open(sys.argv[1]).read()
+    # Functions that reach a barrier: __syncthreads, block_sum_d, and every __device__ function of
+    # this file whose body calls one of them (to a fixed point).
+    syncs = {"__syncthreads", "block_sum_d"}
+    device = {}
+    for m in re.finditer(r"__device__\s+(?:__forceinline__\s+)?\w+\s+(\w+)\s*\(", src):
+        body_start = src.index("{", m.end())
+        device[m.group(1)] = src[body_start:match_close(src, body_start, "{", "}") + 1]
+    grew = True
+    while grew:
+        grew = False
+        for name, body in device.items():
+            if name not in syncs and any(re.search(r"\b%s\s*\(" % f, body) for f in syncs):
+                syncs.add(name)
+                grew = True
     barrier = {}
     for m in re.finditer(r"__global__\s+void\s+(\w+)\s*\(", src):
         body_start = src.index("{", m.end())
         body = src[body_start:match_close(src, body_start, "{", "}") + 1]
-        barrier[m.group(1)] = int("__syncthreads" in body or "block_sum_d" in body)
+        barrier[m.group(1)] = int(any(re.search(r"\b%s\s*\(" % f, body) for f in syncs))
     out, pos = [], 0
     for m in re.finditer(r"(\w+)<<<", src):
         if m.start() < pos:
