@@ -7,7 +7,8 @@
 #                              ones (driver, CUDA runtime, cuBLAS/cuBLASLt, NCCL: the node's own, found
 #                              by ht-env), glibc, and the compiler runtime libstdc++/libgcc_s (which
 #                              the node's cuBLAS and NCCL load too: an older copy here would break them)
-#   hypertrain-gpu/jobs/, tests/gpu/run-all.sh, docs/cuda.md, BUNDLE (what, from which commit, needs)
+#   hypertrain-gpu/jobs/, tests/gpu/run-all.sh and tf32-compare.sh, scripts/gpu-scaling-model.py,
+#   docs/cuda.md, BUNDLE (what, from which commit, needs)
 #   hypertrain-gpu/data/mnist  only with BUNDLE_DATA=DIR
 # and packs it into one tar.xz; fails when it exceeds BUNDLE_MAX_MB (default 30).
 set -eu
@@ -23,6 +24,8 @@ done
 cp scripts/gpu-env.sh "$R/bin/ht-env"
 cp -r jobs "$R/"
 cp tests/gpu/run-all.sh tests/gpu/tf32-compare.sh "$R/tests/gpu/"
+mkdir -p "$R/scripts"
+cp scripts/gpu-scaling-model.py "$R/scripts/"
 cp docs/cuda.md "$R/docs/"
 if [ -n "${BUNDLE_DATA:-}" ]; then
   mkdir -p "$R/data/mnist"

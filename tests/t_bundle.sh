@@ -164,9 +164,9 @@ grep -qE "^PASS +nan_diverges" "$S" && grep -qE "^PASS +bench_cuda_step .*12.500
   && grep -q '"ms_per_step": 12.500' "$T/fout/bench.json" && pass "NaN check and benchmark figures (summary and bench.json)" \
   || fail "nan/bench: $(grep -E 'nan_|bench' "$S" | tr '\n' ' ')"
 [ $rc -eq 1 ] && tail -1 "$T/fake.log" | grep -q "^VERDICT: 2 check(s) FAILED" && [ "$(ls -A "$T/fout" | wc -l)" -eq 3 ] \
-  && pass "exit 1, verdict last, still exactly three files; $el s <= $(awk 'BEGIN { print 475 * 0.05 + 5 }') s" \
+  && pass "exit 1, verdict last, still exactly three files; $el s <= $(awk 'BEGIN { print 500 * 0.05 + 5 }') s" \
   || { fail "fake run: exit $rc, $el s"; tail -3 "$T/fake.log" | sed 's/^/      /'; }
-awk -v e="$el" 'BEGIN { exit !(e <= 475 * 0.05 + 5) }' || fail "the fake run took $el s, over its scaled deadline"
+awk -v e="$el" 'BEGIN { exit !(e <= 500 * 0.05 + 5) }' || fail "the fake run took $el s, over its scaled deadline"
 # Every program hangs: --quick stays within its limits (170 s x scale), and a shared deadline shorter
 # than the sum of the limits (HT_GPU_TOTAL_S=60 x 0.05 = 3 s) ends the script with the rest "not run".
 for p in test_cuda_kernels test_nccl bench_cuda_step; do printf '#!/usr/bin/env bash\nsleep 1000\n' >"$F/bin/$p"; done

@@ -37,7 +37,7 @@
 # MNIST: $HYPERTRAIN_DATA, else data/mnist or .gpu/mnist inside the bundle or tree, else
 # ../shared/data/mnist. Environment: BUILD, CUDA_ARCH, MPI, JOBS (source-tree mode only).
 # Test hooks (tests/t_bundle.sh): HT_GPU_LIMIT_SCALE multiplies every time limit, HT_GPU_TOTAL_S
-# replaces the shared deadline (475 s, --quick 180 s; before the scale).
+# replaces the shared deadline (500 s, --quick 180 s; before the scale).
 set -u
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 cd "$ROOT"
@@ -53,9 +53,9 @@ while [ $# -gt 0 ]; do
 done
 SCALE=${HT_GPU_LIMIT_SCALE:-1}
 T_START=$(date +%s.%N)
-# The per-check limits below add up to 465 s (--quick: 165 s); the shared deadline only matters
+# The per-check limits below add up to 490 s (--quick: 165 s); the shared deadline only matters
 # in source-tree mode (the build's 240 s come first) or when a check overruns its limit's kill.
-TOTAL=${HT_GPU_TOTAL_S:-$([ $QUICK = 1 ] && echo 180 || echo 475)}  # seconds for all checks (+ packing)
+TOTAL=${HT_GPU_TOTAL_S:-$([ $QUICK = 1 ] && echo 180 || echo 500)}  # seconds for all checks (+ packing)
 TF32_LIMIT=300; [ $TF32CMP = 1 ] && TOTAL=$((TOTAL + TF32_LIMIT))  # --tf32-compare: its own 300 s on top
 DEADLINE=$(awk -v t="$T_START" -v a="$TOTAL" -v s="$SCALE" 'BEGIN { printf "%.3f", t + a * s }')
 if [ -x "$ROOT/bin/hypertrain" ] && [ -f "$ROOT/BUNDLE" ]; then
@@ -241,6 +241,30 @@ elif [ $rc -eq 0 ] && [ -n "$ms" ]; then
   record PASS bench_cuda_step "$secs" "$ms ms/step$([ -n "$conv_ms" ] && echo " (ms/step by conv: $conv_ms)")$([ -n "$val" ] && echo ", validation $val s"); 13,000 steps: $(awk -v p="${proj:-0}" -v m="$ms" 'BEGIN { if (p > 0) printf "%.1f min", p / 60; else printf "%.1f min of steps", 13000 * m / 60000 }')"
 else record FAIL bench_cuda_step "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)')"; show_tail bench_cuda_step 6; fi
 
+# ---------------------------------------------------------------- multi-GPU model inputs
+# Full mode only: the default path once more at batch 8 (the paper job otherwise; no validation).
+# With the batch-32 figures above it fits the fixed and per-network step time of the multi-GPU
+# model (scripts/gpu-scaling-model.py, docs/performance-gpu.md); its tables go into the logs
+# (scaling_model.md) and bench.json ("scaling_model"). The collective latency stays assumed: one
+# GPU cannot measure it. Reported, not judged.
+MODEL_JSON=""
+if [ $QUICK = 0 ] && [ -s "$LOGS/bench_cuda_step.json" ]; then
+  sed 's/"batch": 32,/"batch": 8,/' "$ROOT/jobs/mnist.json" >"$LOGS/mnist-b8.json"
+  run bench_b8 25 "${ENV[@]}" HT_CUDA_CONV=igemm HT_CUDA_GENS=grouped "$G/bench_cuda_step" --steps 200 --no-val \
+    --job "$LOGS/mnist-b8.json" --json "$LOGS/bench_b8.json"
+  PY=$(command -v python3 2>/dev/null || true)
+  if [ $rc -ne 0 ] || [ ! -s "$LOGS/bench_b8.json" ]; then
+    record FAIL bench_b8 "$secs" "exit $rc$([ $killed = 1 ] && echo ' (time limit)')"; show_tail bench_b8 6
+  elif [ -z "$PY" ]; then record SKIP bench_b8 "$secs" "no python3 for scripts/gpu-scaling-model.py (bench_b8.json is in the logs)"
+  elif "$PY" "$ROOT/scripts/gpu-scaling-model.py" --bench "$LOGS/bench_cuda_step.json" --bench "$LOGS/bench_b8.json" \
+         --json "$LOGS/scaling_model.json" >"$LOGS/scaling_model.md" 2>&1; then
+    MODEL_JSON=$LOGS/scaling_model.json
+    eff=$(awk -F'|' '/^\| 8 \| 8 \(grouped\) \| yes/ { gsub(/ /, "", $12); print $12; exit }' "$LOGS/scaling_model.md")
+    b8=$(sed -n 's/^step: \([0-9.]*\) ms\/step.*/\1/p' "$LOGS/bench_b8.log" | head -1)
+    record PASS bench_b8 "$secs" "batch 8: $b8 ms/step; model, 8 GPUs x 32 networks at the assumed NCCL latency: $eff weak-scaling efficiency"
+  else record FAIL bench_b8 "$secs" "scripts/gpu-scaling-model.py failed: $(tail -1 "$LOGS/scaling_model.md" | cut -c1-120)"; fi
+fi
+
 # ---------------------------------------------------------------- TF32 against FP32, 2,000 steps
 # Only with --tf32-compare: two trainings of the paper job (cuda_math fp32, then tf32; im2col),
 # their accuracy/loss trajectories and differences (tests/gpu/tf32-compare.sh). Reported, not judged.
@@ -280,13 +304,14 @@ TWO_STEPS=("$G/bench_cuda_step" --steps 2 --warmup 0 --profile 0 --no-val)
 if [ -z "$SAN" ]; then
   record SKIP compute-sanitizer 0 "not found (PATH, CUDA_HOME/bin, /usr/local/cuda/bin)"
 elif [ $QUICK = 1 ]; then
-  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
+  HT_CUDA_CONV=igemm HT_CUDA_GENS=grouped sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}" --job jobs/tiny.json
 else
   sanitize memcheck_kernels 40 memcheck "$G/test_cuda_kernels"
-  # The steps with the default conv path only (unset, bench_cuda_step would run im2col and igemm).
-  HT_CUDA_CONV=igemm sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
-  HT_CUDA_CONV=igemm sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
-  HT_CUDA_CONV=igemm sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
+  # The steps with the default conv and generator paths only (unset, bench_cuda_step would run
+  # the split generators, TF32, im2col and igemm).
+  HT_CUDA_CONV=igemm HT_CUDA_GENS=grouped sanitize memcheck_steps 35 memcheck "${TWO_STEPS[@]}"
+  HT_CUDA_CONV=igemm HT_CUDA_GENS=grouped sanitize racecheck 25 racecheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
+  HT_CUDA_CONV=igemm HT_CUDA_GENS=grouped sanitize initcheck 25 initcheck "$G/bench_cuda_step" --steps 1 --warmup 0 --profile 0 --no-val --job jobs/tiny.json
 fi
 
 # ---------------------------------------------------------------- verdict
@@ -301,6 +326,7 @@ cat >"$LOGS/bench.json" <<JSON
   "conv_ms_per_step": "$(json_str "$conv_ms")",
   "step_bench": $([ -s "$LOGS/bench_cuda_step.json" ] && cat "$LOGS/bench_cuda_step.json" || echo null),
   "tf32_compare": $([ -n "$TF32_JSON" ] && cat "$TF32_JSON" || echo null),
+  "scaling_model": $([ -n "$MODEL_JSON" ] && cat "$MODEL_JSON" || echo null),
   "checks_passed": $passes, "checks_failed": $failures, "checks_skipped": $skips, "elapsed_s": $ELAPSED
 }
 JSON
