@@ -157,7 +157,7 @@ def step_time(args, m, P, n, B, bn_mode, overlap):
 def tables(args, m):
     out = {"inputs": m[4], "fixed_ms": m[0] * 1e3, "per_network_ms": m[1] * 1e3, "pair_us": m[2] * 1e6,
            "alpha_us": args.alphas, "busbw_gbs": args.busbw_gbs,
-           "small_calls": args.small_calls, "rows": []}
+           "small_calls": args.small_calls, "batch": args.batch, "rows": []}
     B0 = args.batch
     t1 = step_time(args, m, 1, B0, B0, "grouped", False)["step_ms"]
     for scaling in ("weak", "strong"):
@@ -178,8 +178,9 @@ def print_markdown(out):
     print(f"fixed {out['fixed_ms']:.3f} ms, per network {out['per_network_ms']:.4f} ms, entropy pair "
           f"{out['pair_us']:.4f} us; collective latency {'/'.join(f'{a:g}' for a in out['alpha_us'])} us at 2/4/8 "
           f"GPUs, bus bandwidth {out['busbw_gbs']:g} GB/s, {out['small_calls']} small collectives\n")
-    for scaling, title in (("weak", "32 networks per GPU (global batch 32 P)"),
-                           ("strong", "the same global batch of 32 networks")):
+    b = out["batch"]
+    for scaling, title in (("weak", f"{b} networks per GPU (global batch {b} P)"),
+                           ("strong", f"the same global batch of {b} networks")):
         print(f"### {title}\n")
         print("| GPUs | BN all-reduces | overlap | compute ms | all-gather ms | grad all-reduce ms | BN ms | "
               "small ms | hidden ms | step ms | efficiency |")
