@@ -21,20 +21,6 @@
 #include "model.h"
 #include "train.h"
 
-static void synthetic(Mnist *d, int n_train, int n_val) {
-    memset(d, 0, sizeof(*d));
-    Dataset *sets[3] = {&d->train, &d->val, &d->test};
-    const int sizes[3] = {n_train, n_val, 1};
-    for (int s = 0; s < 3; s++) {
-        Dataset *ds = sets[s];
-        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
-        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
-        ds->labels = XMALLOC((size_t)ds->n);
-        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
-        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
-    }
-}
-
 static void reset_counters(Comm *c) {
     c->bytes_allgather = c->bytes_allreduce = c->bytes_bn = 0.0;
     c->sec_allgather = c->sec_allreduce = c->sec_bn = 0.0;
@@ -121,7 +107,7 @@ int main(int argc, char **argv) {
     job_validate(&job);
     HT_CHECK(job.task == TASK_MNIST, "bench_mpi measures the MNIST task");
     Mnist data;
-    synthetic(&data, 5000, 100);
+    mnist_synthetic(&data, 5000, 100);
     Model m;
     model_init(&m, &job);
     Trainer tr;

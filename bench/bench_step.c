@@ -74,20 +74,6 @@ static double median(const double *v, int n) {
 static double minv(const double *v, int n) { double m = v[0]; for (int i = 1; i < n; i++) if (v[i] < m) m = v[i]; return m; }
 static double maxv(const double *v, int n) { double m = v[0]; for (int i = 1; i < n; i++) if (v[i] > m) m = v[i]; return m; }
 
-static void synthetic(Mnist *d, int n_train, int n_val) {
-    memset(d, 0, sizeof(*d));
-    Dataset *sets[3] = {&d->train, &d->val, &d->test};
-    int sizes[3] = {n_train, n_val, 1};
-    for (int s = 0; s < 3; s++) {
-        Dataset *ds = sets[s];
-        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
-        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
-        ds->labels = XMALLOC((size_t)ds->n);
-        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
-        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
-    }
-}
-
 int main(int argc, char **argv) {
     int threads = 0, steps = 10, eval_images = 500;
     const char *job_file = NULL;
@@ -107,7 +93,7 @@ int main(int argc, char **argv) {
     job.val_images = eval_images;
     job_validate(&job);
     Mnist data;
-    synthetic(&data, 5000, eval_images);
+    mnist_synthetic(&data, 5000, eval_images);
     Model m;
     model_init(&m, &job);
     Trainer tr;

@@ -337,6 +337,20 @@ void mnist_free(Mnist *m) {
     dataset_free(&m->test);
 }
 
+void mnist_synthetic(Mnist *m, int n_train, int n_val) {
+    memset(m, 0, sizeof(*m));
+    Dataset *sets[3] = {&m->train, &m->val, &m->test};
+    const int sizes[3] = {n_train, n_val, 1};
+    for (int s = 0; s < 3; s++) {
+        Dataset *ds = sets[s];
+        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
+        ds->images = XALLOC_FLOATS(XMUL(ds->n, 784, "synthetic MNIST: %d images", ds->n));
+        ds->labels = XMALLOC((size_t)ds->n);
+        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sampler
 

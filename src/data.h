@@ -47,6 +47,10 @@ void data_load(Mnist *m, int id, const char *dir, int n_train, int n_val, int ve
 // = data_load(m, DATA_MNIST, ...).
 void mnist_load(Mnist *m, const char *dir, int n_train, int n_val, int verify);
 void mnist_free(Mnist *m);
+// MNIST-shaped synthetic data for benchmarks and tests whose speed or logic does not depend on
+// pixel values: n_train / n_val / 1 images of 28 x 28, pixels from a multiplicative hash, labels
+// i mod 10. Free with mnist_free.
+void mnist_synthetic(Mnist *m, int n_train, int n_val);
 
 // Reads one IDX file (gz or raw). Checks magic (2051 images, 2049 labels) and that the data
 // length matches the header. Returns the payload (caller frees), dims in dims[0..ndim).

@@ -345,20 +345,6 @@ static void test_group(Comm *w, Comm *one) {
 
 // ---------------------------------------------------------------- batch-norm collectives of a step
 
-static void synthetic_mnist(Mnist *d, int n_train, int n_val) {
-    memset(d, 0, sizeof(*d));
-    Dataset *sets[3] = {&d->train, &d->val, &d->test};
-    const int sizes[3] = {n_train, n_val, 1};
-    for (int s = 0; s < 3; s++) {
-        Dataset *ds = sets[s];
-        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
-        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
-        ds->labels = XMALLOC((size_t)ds->n);
-        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
-        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
-    }
-}
-
 static int hidden_levels(const MlpArch *a) { return a->n_dense - 1; }
 
 // One training step of the paper job: 2 x (extractor hidden levels + deepest generator's) batch-norm
@@ -369,7 +355,7 @@ static void test_step_bn_calls(Comm *w) {
     job_load_file(&job, "jobs/mnist.json");
     job_validate(&job);
     Mnist data;
-    synthetic_mnist(&data, 2000, 100);
+    mnist_synthetic(&data, 2000, 100);
     Model m;
     model_init(&m, &job);
     Trainer tr;

@@ -40,20 +40,6 @@ extern "C" {
 #define MAX_CONFIGS 8
 #define MAX_PHASES 16
 
-static void synthetic(Mnist *d, int n_train, int n_val) {
-    memset(d, 0, sizeof(*d));
-    Dataset *sets[3] = {&d->train, &d->val, &d->test};
-    int sizes[3] = {n_train, n_val, 1};
-    for (int s = 0; s < 3; s++) {
-        Dataset *ds = sets[s];
-        ds->n = sizes[s]; ds->h = 28; ds->w = 28;
-        ds->images = XALLOC_FLOATS((size_t)ds->n * 784);
-        ds->labels = (uint8_t *)XMALLOC((size_t)ds->n);
-        for (size_t i = 0; i < (size_t)ds->n * 784; i++) ds->images[i] = (float)((i * 2654435761u) % 256) / 255.0f;
-        for (int i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % 10);
-    }
-}
-
 typedef struct {
     const char *label;   // printed and stored
     int graph;           // cuda_trainer_set_graph
@@ -224,7 +210,7 @@ int main(int argc, char **argv) {
     job_load_file(&job, o.job_file);
     job_validate(&job);
     Mnist data;
-    synthetic(&data, job.n_train, job.n_val);
+    mnist_synthetic(&data, job.n_train, job.n_val);
     Model m;
     model_init(&m, &job);
     Trainer tr;
@@ -257,7 +243,6 @@ int main(int argc, char **argv) {
     m.job.cuda_math = job.cuda_math;
     trainer_free(&tr);
     model_free(&m);
-    Dataset *sets[3] = {&data.train, &data.val, &data.test};
-    for (int s = 0; s < 3; s++) { free(sets[s]->images); free(sets[s]->labels); }
+    mnist_free(&data);
     return 0;
 }
