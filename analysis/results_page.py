@@ -413,24 +413,11 @@ def sec_baseline(root, missing):
             "ensemble stands in for the paper's second comparison.", ""]
 
 
-def sec_adversarial(root, figdir, missing):
+def adversarial_rows(f, path):
+    """The Fig. 8 table's rows of one adversarial result file: median smallest eps (1/255) and the
+    fraction fooled at eps_max, per population, attack and line."""
     import numpy as np
-    f, cmd, path = analysis_input(root, "adversarial", missing, "Fig. 8, adversarial examples")
-    if f is None:
-        return []
-    eps_max = float(f.attrs["eps_max"])
-    out = ["## Fig. 8: adversarial examples (fast gradient sign)", "",
-           f"    {cmd}", "",
-           "The original code's protocol, image by image: a fresh source network and a fresh ensemble of",
-           f"{int(f.attrs['members'])} for every one of {int(f.attrs['images'])} {f.attrs['split']} images; images the source gets wrong",
-           "are skipped; the ensemble votes by majority; per image the smallest ε of the grid 0, 1/255, …",
-           f"that fools (untargeted: any wrong class; targeted: a random other class), clipped to [0, 1]",
-           f"{'(on)' if int(f.attrs['clip']) else '(off: the original variant)'}. Lines: the source itself",
-           "(white-box, one network), one other network, the ensemble (transfer from the source) and a",
-           "white-box attack on the ensemble's mean probability. Median ε in 1/255 units (inf: more than",
-           f"half the images resist every ε ≤ {eps_max:.2f}) and the fraction fooled at ε = {eps_max:.2f}:", "",
-           "| networks | attack | attacked images | source | other network | ensemble (transfer) | ensemble (white-box) |",
-           "|---|---|---|---|---|---|---|"]
+    rows = []
     for pop, label in (("generated", "generated"), ("deep", "deep ensemble")):
         if f"{pop}/attacked" not in f:
             continue
@@ -443,10 +430,46 @@ def sec_adversarial(root, figdir, missing):
                 med = np.median(e) * 255 if len(e) else float("nan")
                 fooled = np.mean(np.isfinite(e)) if len(e) else float("nan")
                 cells.append(f"{med:.1f} ({100 * fooled:.0f}%)")
-            out.append(f"| {label} | {mode} | {int(np.sum(att))} | " + " | ".join(cells) + " |")
-    f.close()
-    out += ["", plot("plot_adversarial.py", [path], os.path.join(figdir, "fig8_adversarial.png"),
-                     "--labels", "generated,deep ensemble"), ""]
+            rows.append(f"| {label} | {mode} | {int(np.sum(att))} | " + " | ".join(cells) + " |")
+    return rows
+
+
+ADV_HEADER = ["| networks | attack | attacked images | source | other network | ensemble (transfer) | ensemble (white-box) |",
+              "|---|---|---|---|---|---|---|"]
+
+
+def sec_adversarial(root, figdir, missing):
+    """Fig. 8 on the test images (the issue's protocol) and on the validation images (the split the
+    original code attacked); the first that exists carries the description and the figure."""
+    results = []
+    for name, what in (("adversarial-test", "Fig. 8, adversarial examples on test images"),
+                       ("adversarial", "Fig. 8, adversarial examples on validation images")):
+        f, cmd, path = analysis_input(root, name, missing, what)
+        if f is not None:
+            results.append((f, cmd, path))
+    if not results:
+        return []
+    f, cmd, path = results[0]
+    eps_max = float(f.attrs["eps_max"])
+    out = ["## Fig. 8: adversarial examples (fast gradient sign)", "",
+           f"    {cmd}", "",
+           "The original code's protocol, image by image: a fresh source network and a fresh ensemble of",
+           f"{int(f.attrs['members'])} for every one of {int(f.attrs['images'])} {f.attrs['split']} images; images the source gets wrong",
+           "are skipped; the ensemble votes by majority; per image the smallest ε of the grid 0, 1/255, …",
+           f"that fools (untargeted: any wrong class; targeted: a random other class), clipped to [0, 1]",
+           f"{'(on)' if int(f.attrs['clip']) else '(off: the original variant)'}. Lines: the source itself",
+           "(white-box, one network), one other network, the ensemble (transfer from the source) and a",
+           "white-box attack on the ensemble's mean probability. Median ε in 1/255 units (inf: more than",
+           f"half the images resist every ε ≤ {eps_max:.2f}) and the fraction fooled at ε = {eps_max:.2f}:", "",
+           *ADV_HEADER, *adversarial_rows(f, path), "",
+           plot("plot_adversarial.py", [path], os.path.join(figdir, "fig8_adversarial.png"),
+                "--labels", "generated,deep ensemble"), ""]
+    for g, cmd_g, path_g in results[1:]:
+        out += [f"The same protocol on the {int(g.attrs['images'])} first {g.attrs['split']} images "
+                f"(the original code attacked its validation images):", "",
+                f"    {cmd_g}", "", *ADV_HEADER, *adversarial_rows(g, path_g), ""]
+    for g, _, _ in results:
+        g.close()
     return out
 
 

@@ -16,9 +16,9 @@
 #   1. the five paper runs (scripts/paper-runs.sh) and their test-set ensembles at step 13,000
 #      (scripts/paper-evals.sh)
 #   2. a deep ensemble of 102 directly trained networks (the baseline of every comparison)
-#   3. Fig. 8 adversarial, function-space diversity, rotated MNIST, calibration, OOD, Fig. 3
-#      filter diversity, Figs. 6/9-15 PCA with null comparisons, Fig. 7 paths, on λ = 1e3 seed 1's
-#      4,000 networks of step 13,000
+#   3. Fig. 8 adversarial (validation and test images), function-space diversity, rotated MNIST,
+#      calibration, OOD, Fig. 3 filter diversity, Figs. 6/9-15 PCA with null comparisons, Fig. 7
+#      paths, on λ = 1e3 seed 1's 4,000 networks of step 13,000
 #   4. the toy problem (Fig. 1)
 #   5. the noise-batch study: N = 32, 64, 128 networks per step, 3,000 steps each, validation only
 #   6. the ensembles at step 11,000
@@ -39,7 +39,7 @@ if [ $mode = page ]; then exec "$PY" analysis/results_page.py --root "$ROOT"; fi
 if [ $mode = list ]; then
   bash scripts/paper-runs.sh --list "$ROOT"
   bash scripts/paper-evals.sh --list "$ROOT"
-  for f in baseline adversarial diversity shift calibrate ood filterdiv pca-filter-1-0 pca-filter-2-0 pca-layer-1 pca-layer-2 pca-all paths toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate fashion-ood; do
+  for f in baseline adversarial adversarial-test diversity shift calibrate ood filterdiv pca-filter-1-0 pca-filter-2-0 pca-layer-1 pca-layer-2 pca-all paths toy noise-n32 noise-n64 noise-n128 fashion-ensemble fashion-calibrate fashion-ood; do
     if [ -e "$A/$f.h5" ] || [ -e "$A/$f/metrics.jsonl" ]; then echo "analysis $f: done"; else echo "analysis $f: pending"; fi
   done
   exit 0
@@ -74,6 +74,10 @@ step baseline "$BASE" ./hyperanalyze baseline --job jobs/mnist.json --members 10
 # 3. the analyses of one run's networks (λ = 1e3, seed 1, step 13,000)
 step adversarial "$A/adversarial.h5" ./hyperanalyze adversarial "$SAMPLES" --n-images 1000 --members 100 \
      --baseline "$BASE" --out "$A/adversarial.h5" --threads "$THREADS"
+# the same on the test set (the issue's "for each test image"; the default split above is the
+# original code's validation images)
+step adversarial-test "$A/adversarial-test.h5" ./hyperanalyze adversarial "$SAMPLES" --split test --n-images 1000 \
+     --members 100 --baseline "$BASE" --out "$A/adversarial-test.h5" --threads "$THREADS"
 step diversity "$A/diversity.h5" ./hyperanalyze diversity "$SAMPLES" --baseline "$BASE" --members 100 \
      --split test --images 10000 --out "$A/diversity.h5" --threads "$THREADS"
 step shift "$A/shift.h5" ./hyperanalyze shift "$SAMPLES" --baseline "$BASE" --members 50 --images 10000 \

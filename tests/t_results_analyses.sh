@@ -56,6 +56,7 @@ ANALYSES=(
   "ood ./hyperanalyze ood $S --outliers $T/other --members 4 --images 200 --out $A/ood.h5 --data $T/data"
   "filterdiv ./hyperanalyze filterdiv $S --n 40 --out $A/filterdiv.h5"
   "pca-layer-1 ./hyperanalyze pca $S --what layer:1 --n 40 --components 4 --baseline $B --out $A/pca-layer-1.h5"
+  "adversarial-test ./hyperanalyze adversarial $S --split test --n-images 12 --members 6 --baseline $B --eps-max 0.1 --out $A/adversarial-test.h5 --data $T/data"
   "paths ./hyperanalyze paths $R/l1e3-s1/ckpt_00000012.h5 --pairs 3 --points 5 --images 100 --out $A/paths.h5 --data $T/data"
 )
 i=0
@@ -85,20 +86,33 @@ def sec(title):
     j = page.find("\n## ", i + 1)
     return page[i:j if j > 0 else len(page)]
 def p(x, nd=2): return f"{100 * x:.{nd}f}%"
-# Fig. 8: per population and attack, the median smallest eps (1/255) and the fraction fooled
-with h5py.File(f"{A}/adversarial.h5") as f:
-    for pop, label in (("generated", "generated"), ("deep", "deep ensemble")):
-        n = int(np.sum(f[f"{pop}/attacked"][...]))
-        for mode in ("untargeted", "targeted"):
-            cells = []
-            for line in ("source", "other", "ensemble_transfer", "ensemble_whitebox"):
-                e = f[f"{pop}/{mode}/{line}"][...]
-                e = e[~np.isnan(e)]
-                cells.append(f"{np.median(e) * 255:.1f} ({100 * np.mean(np.isfinite(e)):.0f}%)")
-            want(f"| {label} | {mode} | {n} | " + " | ".join(cells) + " |", f"Fig. 8 {label} {mode}")
+# Fig. 8: per split, population and attack, the median smallest eps (1/255) and the fraction fooled
 s8 = sec("## Fig. 8")
-if "./hyperanalyze adversarial" not in s8 or "--n-images 12" not in s8:
-    bad.append("Fig. 8: the stored command (adversarial.cmd) is not shown")
+rows = {}
+for split, name in (("test", "adversarial-test"), ("val", "adversarial")):
+    with h5py.File(f"{A}/{name}.h5") as f:
+        if f.attrs["split"] != split:
+            bad.append(f"{name}.h5: split {f.attrs['split']}, expected {split}")
+        rows[split] = []
+        for pop, label in (("generated", "generated"), ("deep", "deep ensemble")):
+            n = int(np.sum(f[f"{pop}/attacked"][...]))
+            for mode in ("untargeted", "targeted"):
+                cells = []
+                for line in ("source", "other", "ensemble_transfer", "ensemble_whitebox"):
+                    e = f[f"{pop}/{mode}/{line}"][...]
+                    e = e[~np.isnan(e)]
+                    cells.append(f"{np.median(e) * 255:.1f} ({100 * np.mean(np.isfinite(e)):.0f}%)")
+                rows[split].append(f"| {label} | {mode} | {n} | " + " | ".join(cells) + " |")
+# the test-image table comes first (with the figure), then the validation table under its command
+i_test = [s8.find(r) for r in rows["test"]]
+i_val_cmd = s8.find("--out " + f"{A}/adversarial.h5")
+i_val = [s8.find(r, max(i_val_cmd, 0)) for r in rows["val"]]
+if min(i_test) < 0 or i_val_cmd < 0 or min(i_val) < 0:
+    bad.append(f"Fig. 8: rows or commands missing (test rows at {i_test}, val command at {i_val_cmd}, val rows at {i_val})")
+elif not max(i_test) < s8.find("![") < i_val_cmd < min(i_val):
+    bad.append("Fig. 8: expected the test table, the figure, then the validation command and table")
+if "--split test" not in s8 or "./hyperanalyze adversarial" not in s8:
+    bad.append("Fig. 8: the test-image command (the file's command_line) is not shown")
 with h5py.File(f"{A}/diversity.h5") as f:
     for g in ("generated", "baseline"):
         a = f[g].attrs
