@@ -684,18 +684,38 @@ def sec_filterdiv(root, figdir, missing):
            "gauge-fixed weights and bias (0: the same filter in every network; 1: a filter with mean 0),",
            "against the RMS norm of the next layer's weights on that filter's channel. The paper's",
            "\"low-diversity filter\" argument is that such a filter is one the next layer ignores.", "",
-           "| layer | filters | diversity min / median / max | least diverse (its next-layer norm) | most diverse (its next-layer norm) | Pearson | Spearman |",
-           "|---|---|---|---|---|---|---|"]
+           "| layer | filters | diversity min / median / max | least diverse (its next-layer norm) | its norm's rank (1 = smallest) | most diverse (its next-layer norm) | mean next-layer norm: less / more diverse half | Pearson | Spearman |",
+           "|---|---|---|---|---|---|---|---|---|"]
     import numpy as np
     layers = sorted((k for k in f.keys() if k.startswith("layer")), key=lambda k: int(k[5:]))
+    reading = []
     for k in layers:
         d = need(f, path, f"{k}/diversity")
+        nn = need(f, path, f"{k}/next_norm")
         a, lo, hi = f[k].attrs, f[f"{k}/least"].attrs, f[f"{k}/most"].attrs
+        rank = int(np.sum(nn < nn[int(lo["filter"])])) + 1     # of the least diverse filter's norm
+        order = np.argsort(d, kind="stable")
+        half = len(d) // 2
+        low_half, high_half = float(nn[order[:half]].mean()), float(nn[order[len(d) - half:]].mean())
+        sp = float(a["spearman"])
         out.append(f"| {k[5:]} ({a['layer_type'].decode() if isinstance(a['layer_type'], bytes) else a['layer_type']}) | {len(d)} | "
                    f"{d.min():.3f} / {np.median(d):.3f} / {d.max():.3f} | filter {int(lo['filter'])}: {float(lo['diversity']):.3f} "
-                   f"({float(lo['next_norm']):.3g}) | filter {int(hi['filter'])}: {float(hi['diversity']):.3f} ({float(hi['next_norm']):.3g}) | "
-                   f"{float(a['pearson']):+.2f} | {float(a['spearman']):+.2f} |")
+                   f"({float(lo['next_norm']):.3g}) | {rank} of {len(d)} | filter {int(hi['filter'])}: {float(hi['diversity']):.3f} "
+                   f"({float(hi['next_norm']):.3g}) | {low_half:.3g} / {high_half:.3g} | {float(a['pearson']):+.2f} | {sp:+.2f} |")
+        # Spearman's rho under independence: approximately normal with sd 1/sqrt(n - 1)
+        zs = sp * (len(d) - 1) ** 0.5
+        if sp > 0 and zs > 1.96:
+            verdict = f"as the argument says (ρ√(n−1) = {zs:.2f} > 1.96: significant at 5%)"
+        elif sp > 0:
+            verdict = f"the argument's direction, but not significant at 5% (ρ√(n−1) = {zs:.2f})"
+        else:
+            verdict = "not what the argument says"
+        reading.append(f"layer {k[5:]}: the least diverse filter's next-layer norm ranks {rank} of {len(d)} "
+                       f"(1 = smallest), the less diverse half is read with norm {low_half:.3g} against {high_half:.3g}, "
+                       f"Spearman {sp:+.2f}: {verdict}")
     f.close()
+    out += ["", "Reading (if the next layer ignores the low-diversity filters, the less diverse filters have the "
+            "smaller next-layer norms: a positive rank correlation): " + "; ".join(reading) + "."]
     png = os.path.join(figdir, "fig3_filters.png")
     out += ["", f"    python3 analysis/plot_filters.py --diversity {path} --layers 1,2 -o {png}", "",
             plot("plot_filters.py", ["--diversity", path, "--layers", "1,2"], png), ""]
@@ -707,8 +727,38 @@ PCA_SETS = [("filter-1-0", "one filter: layer 1, filter 0"), ("filter-2-0", "one
             ("all", "the whole network, standardized")]
 
 
+def pca_reading(summary):
+    """What survives the null comparisons, said from the numbers of the PCA table."""
+    if not summary:
+        return []
+    nongauss = [w for w, sig, k, *_ in summary if sig > 0]
+    null_max = max(s[3] for s in summary)
+    null_ok = all(s[3] <= s[4] for s in summary)
+    neg = sum(s[5] for s in summary)
+    tot = sum(s[1] for s in summary)
+    caps = [(w, c) for w, *_, c in summary if c is not None]
+    out = [f"Reading: the generated networks' leading axes are non-Gaussian in {len(nongauss)} of {len(summary)} weight "
+           f"sets ({sum(s[1] for s in summary)} of {sum(s[2] for s in summary)} axes), "
+           + (f"while the Gaussian null of the same covariance stays below the threshold on every axis (largest |k| "
+              f"{null_max:.2f}): " if null_ok else f"but the Gaussian null itself reaches |k| = {null_max:.2f}, above a threshold: ")
+           + (f"{neg} of these {tot} axes have negative excess kurtosis (a flat or two-peaked spread along the axis: "
+              "bands and clusters, not a Gaussian cloud). " if tot else "")]
+    if caps:
+        small = [c for _, c in caps if c <= 0.01]
+        big = [(w, c) for w, c in caps if c > 0.01]
+        out[0] += (f"The deep ensemble puts {100 * max(small):.2f}% or less of its own variance on these axes in "
+                   f"{len(small)} of {len(caps)} sets" if small else "The deep ensemble puts more than 1% of its variance on "
+                   "these axes in every set")
+        if big:
+            out[0] += "; " + ", ".join(f"{w}: {100 * c:.1f}%" for w, c in big)
+        out[0] += (": the directions in which the generated networks vary are, for the most part, not directions in which "
+                   "independently trained networks vary.")
+    return out + [""]
+
+
 def sec_pca(root, figdir, missing):
-    rows, figs = [], []
+    import numpy as np
+    rows, figs, summary = [], [], []
     for key, what in PCA_SETS:
         f, cmd, path = analysis_input(root, f"pca-{key}", missing, f"PCA of {what}")
         if f is None:
@@ -724,6 +774,8 @@ def sec_pca(root, figdir, missing):
         n = int(f.attrs["networks"])
         thr = 3.0 * (24.0 / n) ** 0.5
         sig = sum(abs(float(x)) > thr for x in kg)
+        summary.append((what, sig, len(kg), float(np.max(np.abs(kn))), thr, int(np.sum(kg < -thr)),
+                        None if cap is None else float(cap)))
         rows.append(f"| {what} | {int(f.attrs['dim'])} | {n} | {' '.join(f'{100 * x:.1f}%' for x in r)} | {fmt(kg)} | {fmt(kn)} | "
                     f"{fmt(kb) if kb is not None else '—'} | {sig} of {len(kg)} (> {thr:.2f}) | "
                     f"{f'{100 * float(cap):.2f}%' if cap is not None else '—'} |")
@@ -744,7 +796,7 @@ def sec_pca(root, figdir, missing):
             "kurtosis of n Gaussian draws, 3·√(24/n); negative values (a flat or two-peaked",
             "distribution along the axis) are the thin curves of the figures.", "",
             "| weights | dim | networks n | variance explained by PC1..4 | excess kurtosis along PC1..4: generated | Gaussian | deep ensemble | non-Gaussian axes (\\|k\\| > 3·√(24/n)) | deep ensemble's variance on these axes |",
-            "|---|---|---|---|---|---|---|---|---|"] + rows + [""] + figs
+            "|---|---|---|---|---|---|---|---|---|"] + rows + [""] + pca_reading(summary) + figs
 
 
 def sec_paths(root, figdir, missing):

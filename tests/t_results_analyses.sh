@@ -138,6 +138,13 @@ with h5py.File(f"{A}/filterdiv.h5") as f:
     for k in ("layer1", "layer2"):
         d = f[f"{k}/diversity"][...]
         want(f"{d.min():.3f} / {np.median(d):.3f} / {d.max():.3f} | filter {int(np.argmin(d))}: ", f"Fig. 3 {k}")
+        nn = f[f"{k}/next_norm"][...]
+        lo = int(np.argmin(d))
+        rank = sorted(nn.tolist()).index(nn[lo]) + 1        # 1 = the smallest next-layer norm
+        srt = np.argsort(d, kind="stable"); h = len(d) // 2
+        want(f"| {rank} of {len(d)} |", f"Fig. 3 {k}: rank of the least diverse filter's norm")
+        want(f"| {nn[srt[:h]].mean():.3g} / {nn[srt[len(d) - h:]].mean():.3g} |", f"Fig. 3 {k}: norms of the halves")
+        want(f"layer {k[5:]}: the least diverse filter's next-layer norm ranks {rank} of {len(d)}", f"Fig. 3 {k}: reading")
 with h5py.File(f"{A}/pca-layer-1.h5") as f:
     x = f["projections"][...]                      # (n, k) generated networks on their components
     n = x.shape[0]
@@ -146,6 +153,9 @@ with h5py.File(f"{A}/pca-layer-1.h5") as f:
     thr = 3 * np.sqrt(24 / n)
     want(f"| {n} | ", "PCA networks")
     want(f"| {int(np.sum(np.abs(kurt) > thr))} of {len(kurt)} (> {thr:.2f}) |", "PCA non-Gaussian axes")
+    sig = int(np.sum(np.abs(kurt) > thr))
+    want(f"Reading: the generated networks' leading axes are non-Gaussian in {1 if sig else 0} of 1 weight sets "
+         f"({sig} of {len(kurt)} axes)", "PCA reading")
 with h5py.File(f"{A}/paths.h5") as f:
     ia, da = f["interpolated/accuracy"][...], f["direct/accuracy"][...]
     want(f"| interpolated in z | {p((ia[:, 0].mean() + ia[:, -1].mean()) / 2)} | {p(ia.min(axis=1).mean())} | {p(ia.min())} |", "Fig. 7 interpolated")
