@@ -212,6 +212,26 @@ def ensemble_rows(runs, lam, step):
     return [r for r in runs if r["lambda"] == lam and step in r.get("ensembles", {})]
 
 
+def paired_steps(runs, steps):
+    """The change of the majority vote of 200 between the two evaluated checkpoints, paired within
+    each run (the same training run at two steps), per λ: mean ± std over seeds of the runs'
+    differences."""
+    final, early = steps
+    parts = []
+    for lam in (1e3, 1e5):
+        d = [r["ensembles"][final]["majority"].mean() - r["ensembles"][early]["majority"].mean()
+             for r in runs if r["lambda"] == lam and final in r.get("ensembles", {}) and early in r.get("ensembles", {})]
+        if not d:
+            continue
+        m, sd = mean_std(d)
+        parts.append(f"λ = {lam_str(lam)}: {100 * m:+.3f}" + (f" ± {100 * sd:.3f} points (mean ± std over {len(d)} seeds)"
+                                                                 if len(d) > 1 else " points (one seed)"))
+    if not parts:
+        return []
+    return [f"**Step {early:,} (the original code's evaluation point) against step {final:,}.** The majority vote of "
+            f"200 changes from step {early:,} to {final:,}, paired within each run, by " + "; ".join(parts) + ".", ""]
+
+
 def sec_ensembles(runs, root, missing, steps):
     out = ["## The paper's ensemble table: 20 ensembles of 200 networks, test set", "",
            "For every run and checkpoint, 4,000 networks are generated and split into 20 disjoint",
@@ -293,6 +313,7 @@ def sec_ensembles(runs, root, missing, steps):
         else:
             txt += f" ({gap / within:+.1f} ensemble-to-ensemble standard deviations; one seed, so no seed-level uncertainty yet)."
         out += [txt, ""]
+    out += paired_steps(runs, steps)
     if pooled:
         out += ["The paper gives no spread and one training run, so its own seed-to-seed variation is unknown;",
                 "its \"validation set\" may be our validation split (the original loader's first 5,000",

@@ -7,7 +7,8 @@
 #      `hyperanalyze ensemble` into RUN/eval/stepSSSSS/ensemble.h5; the page with --steps 12,8;
 #   2. the page holds, computed here with numpy from the ensemble files (not by the page's code):
 #      each run's majority-vote mean ± std over its ensembles, the two-seed pooled mean ± the std of
-#      the seeds' means, the single-network mean, and the difference to the paper's 99.14%; the
+#      the seeds' means, the single-network mean, the difference to the paper's 99.14%, the change
+#      between the two steps paired within each run; the
 #      runs table's validation numbers from metrics.jsonl; the Fig. 2 and curve PNGs exist;
 #      everything not made (l1e3-s3, l1e5-s2, the analyses) is listed under "Not measured yet" with
 #      its command;
@@ -83,6 +84,12 @@ for step in (12, 8):
     pi = 12.706 * s * math.sqrt(1 + 1 / 2)       # t(0.975, 1 df): the prediction interval of one more run
     want(f"{100 * (m - pi):.3f}–{100 * (m + pi):.3f}%", f"the 95% prediction interval at step {step}")
     want(f"| 1e5 | {step} | 1 |", f"λ=1e5 step {step} pooled row")
+# the paired change from step 8 to step 12, per λ (mean ± std over the seeds' differences)
+d3 = [means[(n, 12)][0] - means[(n, 8)][0] for n in ("l1e3-s1", "l1e3-s2")]
+want(f"λ = 1e3: {100 * statistics.mean(d3):+.3f} ± {100 * statistics.stdev(d3):.3f} points (mean ± std over 2 seeds)",
+     "the paired change between the steps, λ = 1e3")
+want(f"λ = 1e5: {100 * (means[('l1e5-s1', 12)][0] - means[('l1e5-s1', 8)][0]):+.3f} points (one seed)",
+     "the paired change between the steps, λ = 1e5")
 val = [json.loads(l) for l in open(f"{root}/l1e3-s1/metrics.jsonl") if '"val"' in l]
 v = [r for r in val if r["step"] == 12][-1]
 want(f"| l1e3-s1 | 1e3 | 1 | 12 |", "runs table row")
