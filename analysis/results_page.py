@@ -622,7 +622,9 @@ def sec_noise(root, missing):
             continue
         with h5py.File(hp, "r") as f:
             a = dict(f["generated"].attrs)
-        rows.append((n, val, train_seconds(train), a))
+        jp = os.path.join(d, "job.json")
+        ips = int(json.load(open(jp))["images_per_sample"]) if os.path.isfile(jp) else None
+        rows.append((n, val, train_seconds(train), a, ips))
     if len(rows) < 3:
         missing.append(("the noise-batch study (N = 32, 64, 128)", f"scripts/results.sh {root}"))
     if not rows:
@@ -638,13 +640,38 @@ def sec_noise(root, missing):
            "comparable across N), and the pairwise diversity of 100 networks:", "",
            "| N | training time | single network | majority vote (200) | mean probability (200) | NLL | Ĥ (200 networks) | pairwise disagreement | symmetric KL | disagreement / error |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for n, val, secs, a in rows:
+    for n, val, secs, a, _ in rows:
         v = val[3000]
         out.append(f"| {n} | {secs / 60:.1f} min | {pm(v['mean_acc'], v['std_acc'])} | {pct(v['majority_acc'])} | "
                    f"{pct(v['mean_prob_acc'])} | {v['mean_nll']:.4f} | {v['entropy']:.1f} | {pct(a['disagreement_mean'])} | "
                    f"{a['kl_sym_mean']:.4f} | {a['norm_disagreement_mean']:.3f} |")
     out.append("")
+    if len(rows) > 1:
+        out += [noise_reading(rows), ""]
     return out
+
+
+def noise_reading(rows):
+    """The trends of the noise-batch table, said from its numbers (first and last N, and whether the
+    change is monotone over all N)."""
+    def trend(name, vals, fmt):
+        d = [b - a for a, b in zip(vals, vals[1:])]
+        how = ("rises" if all(x > 0 for x in d) else "falls" if all(x < 0 for x in d)
+               else "is not monotone")
+        return f"{name} {how} ({fmt(vals[0])} → {fmt(vals[-1])})"
+    v = [r[1][3000] for r in rows]
+    a = [r[3] for r in rows]
+    ns = [r[0] for r in rows]
+    parts = [trend("the single-network accuracy", [x["mean_acc"] for x in v], pct),
+             trend("the majority vote", [x["majority_acc"] for x in v], pct),
+             trend("the entropy estimate Ĥ", [x["entropy"] for x in v], lambda x: f"{x:.1f}"),
+             trend("the pairwise disagreement", [x["disagreement_mean"] for x in a], pct),
+             trend("the symmetric KL", [x["kl_sym_mean"] for x in a], lambda x: f"{x:.4f}")]
+    ips = rows[0][4]
+    per = f"its own {ips} images, so a step sees {ips}·N images" if ips else "its own images, so a step sees N times them"
+    return (f"Reading: from N = {ns[0]} to N = {ns[-1]}, " + ", ".join(parts) + ". The same number of steps is not "
+            f"the same amount of data: each generated network trains on {per}, and N = {ns[-1]} sees "
+            f"{ns[-1] / ns[0]:g}× the images of N = {ns[0]} in its 3,000 steps.")
 
 
 def sec_fashion(root, figdir, missing):
