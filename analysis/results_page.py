@@ -487,7 +487,7 @@ def sec_adversarial(root, figdir, missing):
                 "--labels", "generated,deep ensemble"), ""]
     for g, cmd_g, path_g in results[1:]:
         out += [f"The same protocol on the {int(g.attrs['images'])} first {g.attrs['split']} images "
-                f"(the original code attacked its validation images):", "",
+                f"(the paper, Sec. 5: “all images in the validation set”):", "",
                 f"    {cmd_g}", "", *ADV_HEADER, *adversarial_rows(g, path_g), ""]
     for g, _, _ in results:
         g.close()

@@ -74,8 +74,8 @@ step baseline "$BASE" ./hyperanalyze baseline --job jobs/mnist.json --members 10
 # 3. the analyses of one run's networks (λ = 1e3, seed 1, step 13,000)
 step adversarial "$A/adversarial.h5" ./hyperanalyze adversarial "$SAMPLES" --n-images 1000 --members 100 \
      --baseline "$BASE" --out "$A/adversarial.h5" --threads "$THREADS"
-# the same on the test set (the issue's "for each test image"; the default split above is the
-# original code's validation images)
+# the same on the test set (issue #14's "for each test image"; the default split above is the
+# paper's, Sec. 5: "all images in the validation set")
 step adversarial-test "$A/adversarial-test.h5" ./hyperanalyze adversarial "$SAMPLES" --split test --n-images 1000 \
      --members 100 --baseline "$BASE" --out "$A/adversarial-test.h5" --threads "$THREADS"
 step diversity "$A/diversity.h5" ./hyperanalyze diversity "$SAMPLES" --baseline "$BASE" --members 100 \
