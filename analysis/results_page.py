@@ -758,9 +758,13 @@ def sec_filterdiv(root, figdir, missing):
             verdict = f"the argument's direction, but not significant at 5% (ρ√(n−1) = {zs:.2f})"
         else:
             verdict = "not what the argument says"
+        outl = d < 0.9 * np.median(d)     # filters well below the layer's typical diversity
+        grp = (f", and the {int(outl.sum())} filter{'s' if outl.sum() > 1 else ''} below 0.9× the median diversity "
+               f"{'are' if outl.sum() > 1 else 'is'} read with norm {float(nn[outl].mean()):.3g} against "
+               f"{float(nn[~outl].mean()):.3g} for the rest" if outl.any() else "")
         reading.append(f"layer {k[5:]}: the least diverse filter's next-layer norm ranks {rank} of {len(d)} "
-                       f"(1 = smallest), the less diverse half is read with norm {low_half:.3g} against {high_half:.3g}, "
-                       f"Spearman {sp:+.2f}: {verdict}")
+                       f"(1 = smallest), the less diverse half is read with norm {low_half:.3g} against {high_half:.3g}"
+                       f"{grp}, Spearman {sp:+.2f}: {verdict}")
     f.close()
     out += ["", "Reading (if the next layer ignores the low-diversity filters, the less diverse filters have the "
             "smaller next-layer norms: a positive rank correlation): " + "; ".join(reading) + "."]

@@ -16,7 +16,8 @@
 #
 # Resumable and idempotent: an evaluation whose ensemble.h5 exists is skipped; a partial one (no
 # ensemble.h5) is redone from the start. Steps: STEPS (default "13000 11000"). THREADS (default all
-# cores). Each evaluation takes ~13 min on this 2-core machine when it runs alone.
+# cores). Each evaluation takes ~15 min on this 2-core machine when it runs alone (879 s measured
+# for l1e3-s1 at step 11,000: 4,000 networks generated and run on the 10,000 test images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 list=0

@@ -170,6 +170,10 @@ with h5py.File(f"{A}/filterdiv.h5") as f:
         want(f"| {rank} of {len(d)} |", f"Fig. 3 {k}: rank of the least diverse filter's norm")
         want(f"| {nn[srt[:h]].mean():.3g} / {nn[srt[len(d) - h:]].mean():.3g} |", f"Fig. 3 {k}: norms of the halves")
         want(f"layer {k[5:]}: the least diverse filter's next-layer norm ranks {rank} of {len(d)}", f"Fig. 3 {k}: reading")
+        low = d < 0.9 * np.median(d)
+        if low.any():
+            want(f"below 0.9× the median diversity {'are' if low.sum() > 1 else 'is'} read with norm "
+                 f"{nn[low].mean():.3g} against {nn[~low].mean():.3g} for the rest", f"Fig. 3 {k}: the low-diversity group")
 with h5py.File(f"{A}/pca-layer-1.h5") as f:
     x = f["projections"][...]                      # (n, k) generated networks on their components
     n = x.shape[0]
