@@ -486,7 +486,7 @@ def sec_adversarial(root, figdir, missing):
            plot("plot_adversarial.py", [path], os.path.join(figdir, "fig8_adversarial.png"),
                 "--labels", "generated,deep ensemble"), ""]
     for g, cmd_g, path_g in results[1:]:
-        out += [f"The same protocol on the {int(g.attrs['images'])} first {g.attrs['split']} images "
+        out += [f"The same protocol on the first {int(g.attrs['images'])} {'validation' if g.attrs['split'] == 'val' else g.attrs['split']} images "
                 f"(the paper, Sec. 5: “all images in the validation set”):", "",
                 f"    {cmd_g}", "", *ADV_HEADER, *adversarial_rows(g, path_g), ""]
     for g, _, _ in results:
