@@ -783,14 +783,14 @@ def pca_reading(summary):
     """What survives the null comparisons, said from the numbers of the PCA table."""
     if not summary:
         return []
-    nongauss = [w for w, sig, k, *_ in summary if sig > 0]
+    n_sets = sum(1 for s in summary if s[1] > 0)
     null_max = max(s[3] for s in summary)
     null_ok = all(s[3] <= s[4] for s in summary)
     neg = sum(s[5] for s in summary)
     tot = sum(s[1] for s in summary)
     caps = [(w, c) for w, *_, c in summary if c is not None]
-    out = [f"Reading: the generated networks' leading axes are non-Gaussian in {len(nongauss)} of {len(summary)} weight "
-           f"sets ({sum(s[1] for s in summary)} of {sum(s[2] for s in summary)} axes), "
+    out = [f"Reading: the generated networks' leading axes are non-Gaussian in {n_sets} of {len(summary)} weight "
+           f"sets ({tot} of {sum(s[2] for s in summary)} axes), "
            + (f"while the Gaussian null of the same covariance stays below the threshold on every axis (largest |k| "
               f"{null_max:.2f}): " if null_ok else f"but the Gaussian null itself reaches |k| = {null_max:.2f}, above a threshold: ")
            + (f"{neg} of these {tot} axes have negative excess kurtosis (a flat or two-peaked spread along the axis: "

@@ -53,6 +53,27 @@ static float *abs_copy(const float *x, size_t n) {
     return a;
 }
 
+// The random inputs of one conv-block check and their absolute values (for the error bounds'
+// magnitudes): weights (nb, WS), images (nb, isz), output gradients (nb, osz).
+typedef struct {
+    float *theta, *in, *dout, *atheta, *ain, *adout;
+} ConvData;
+
+static ConvData conv_data(int nb, size_t WS, size_t isz, size_t osz, uint32_t key) {
+    ConvData c;
+    c.theta = rand_floats((size_t)nb * WS, -0.3f, 0.3f, key);
+    c.in = rand_floats((size_t)nb * isz, -0.5f, 1.0f, key + 1);
+    c.dout = rand_floats((size_t)nb * osz, -1.0f, 1.0f, key + 2);
+    c.atheta = abs_copy(c.theta, (size_t)nb * WS);
+    c.ain = abs_copy(c.in, (size_t)nb * isz);
+    c.adout = abs_copy(c.dout, (size_t)nb * osz);
+    return c;
+}
+
+static void conv_data_free(ConvData *c) {
+    free(c->theta); free(c->in); free(c->dout); free(c->atheta); free(c->ain); free(c->adout);
+}
+
 // A one-block architecture: conv (k, F) on (H, W, C), ReLU, max pool 2 (SAME), then an fc layer
 // that is never run here (the pack functions only look at the conv layer).
 static void block_arch(TargetArch *a, int H, int W, int C, int k, int F) {
@@ -127,11 +148,7 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     const size_t psz = (size_t)n_img * OH * OW * F;
     printf("conv block %s: %dx%dx%d, kernel %d, %d filters -> pool %dx%d; %d networks x %d images\n", what, H, W, C,
            k, F, OH, OW, nb, n_img);
-    float *theta = rand_floats((size_t)nb * WS, -0.3f, 0.3f, key);
-    float *in = rand_floats((size_t)nb * isz, -0.5f, 1.0f, key + 1);
-    float *dout = rand_floats((size_t)nb * psz, -1.0f, 1.0f, key + 2);
-    float *atheta = abs_copy(theta, (size_t)nb * WS), *ain = abs_copy(in, (size_t)nb * isz);
-    float *adout = abs_copy(dout, (size_t)nb * psz);
+    ConvData cd = conv_data(nb, WS, isz, psz, key);
     // CPU reference, network by network
     float *conv = XALLOC_FLOATS((size_t)nb * csz), *cmag = XALLOC_FLOATS((size_t)nb * csz);
     float *pout = XALLOC_FLOATS((size_t)nb * psz), *pmag = XALLOC_FLOATS((size_t)nb * psz);
@@ -143,24 +160,24 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     float *scratch = XALLOC_FLOATS(target_conv_scratch_floats(cv, n_img));
     for (int b = 0; b < nb; b++) {
         const size_t ci = (size_t)b * csz, pi = (size_t)b * psz, ii = (size_t)b * isz, wi = (size_t)b * WS;
-        target_conv_forward(cv, n_img, in + ii, theta + wi, scratch, conv + ci);
+        target_conv_forward(cv, n_img, cd.in + ii, cd.theta + wi, scratch, conv + ci);
         target_relu_forward(csz, conv + ci, conv + ci);
         target_maxpool_forward(pl, n_img, conv + ci, pout + pi, amax + pi);
-        target_conv_forward(cv, n_img, ain + ii, atheta + wi, scratch, cmag + ci);
+        target_conv_forward(cv, n_img, cd.ain + ii, cd.atheta + wi, scratch, cmag + ci);
         target_maxpool_forward(pl, n_img, cmag + ci, pmag + pi, amag + pi); // >= |every pixel's terms|
         // backward of the dense chain: pool (routes to argmax), ReLU (mask of the output), conv
-        target_maxpool_backward(pl, n_img, amax + pi, dout + pi, dconv + ci);
+        target_maxpool_backward(pl, n_img, amax + pi, cd.dout + pi, dconv + ci);
         target_relu_backward(csz, conv + ci, dconv + ci, dconv + ci);
-        target_maxpool_backward(pl, n_img, amax + pi, adout + pi, dcmag + ci);
+        target_maxpool_backward(pl, n_img, amax + pi, cd.adout + pi, dcmag + ci);
         target_relu_backward(csz, conv + ci, dcmag + ci, dcmag + ci);
-        target_conv_backward(cv, n_img, in + ii, theta + wi, dconv + ci, scratch, dw + wi, with_din ? din + ii : NULL);
-        target_conv_backward(cv, n_img, ain + ii, atheta + wi, dcmag + ci, scratch, dwm + wi,
+        target_conv_backward(cv, n_img, cd.in + ii, cd.theta + wi, dconv + ci, scratch, dw + wi, with_din ? din + ii : NULL);
+        target_conv_backward(cv, n_img, cd.ain + ii, cd.atheta + wi, dcmag + ci, scratch, dwm + wi,
                              with_din ? dinm + ii : NULL);
     }
     // GPU
     IgemmPack p;
     igemm_pack_init(&p, &a);
-    float *d_theta = gc_upload(theta, (size_t)nb * WS), *d_in = gc_upload(in, (size_t)nb * isz);
+    float *d_theta = gc_upload(cd.theta, (size_t)nb * WS), *d_in = gc_upload(cd.in, (size_t)nb * isz);
     float *d_pack = DALLOC(float, (size_t)nb * p.stride, "pack"), *d_dpack = DALLOC(float, (size_t)nb * p.stride, "dpack");
     float *d_out = DALLOC(float, (size_t)nb * psz, "out");
     int32_t *d_amax = DALLOC(int32_t, (size_t)nb * psz, "argmax");
@@ -204,7 +221,7 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     printf("  dW: %s\n", nscr ? "pooled positions split over several blocks (partial sums + ordered reduction)"
                               : "one block per weight tile (no split)");
     int32_t *d_camax = gc_upload(amax, (size_t)nb * psz);
-    float *d_pout = gc_upload(pout, (size_t)nb * psz), *d_dout = gc_upload(dout, (size_t)nb * psz);
+    float *d_pout = gc_upload(pout, (size_t)nb * psz), *d_dout = gc_upload(cd.dout, (size_t)nb * psz);
     float *d_din = DALLOC(float, (size_t)nb * isz, "din"), *d_dw = DALLOC(float, (size_t)nb * WS, "dw");
     igemm_conv_pool_backward(g_ctx.stream, cv, pl, nb, n_img, d_in, isz, d_pack + p.off[0], p.kp[0], p.stride,
                              d_pout, d_camax, d_dout, d_dpack + p.off[0], p.stride, with_din ? d_din : NULL, d_scr);
@@ -234,7 +251,7 @@ static void test_block(const char *what, int H, int W, int C, int k, int F, int 
     ht_cuda_free(d_theta); ht_cuda_free(d_in); ht_cuda_free(d_pack); ht_cuda_free(d_dpack); ht_cuda_free(d_out);
     ht_cuda_free(d_amax); ht_cuda_free(d_camax); ht_cuda_free(d_pout); ht_cuda_free(d_dout); ht_cuda_free(d_din);
     ht_cuda_free(d_dw); ht_cuda_free(d_scr);
-    free(theta); free(in); free(dout); free(atheta); free(ain); free(adout); free(conv); free(cmag); free(pout);
+    conv_data_free(&cd); free(conv); free(cmag); free(pout);
     free(pmag); free(amax); free(amag); free(dconv); free(dcmag); free(dw); free(dwm); free(din); free(dinm);
     free(scratch); free(ga);
 }
@@ -455,11 +472,7 @@ static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, 
     const size_t WS = a.n_weights, isz = (size_t)n_img * H * W * C, csz = (size_t)n_img * H * W * F;
     printf("TF32 conv (im2col + cuBLAS TF32) %s: %dx%dx%d, kernel %d, %d filters; %d networks x %d images\n", what, H,
            W, C, k, F, nb, n_img);
-    float *theta = rand_floats((size_t)nb * WS, -0.3f, 0.3f, key);
-    float *in = rand_floats((size_t)nb * isz, -0.5f, 1.0f, key + 1);
-    float *dout = rand_floats((size_t)nb * csz, -1.0f, 1.0f, key + 2);
-    float *atheta = abs_copy(theta, (size_t)nb * WS), *ain = abs_copy(in, (size_t)nb * isz);
-    float *adout = abs_copy(dout, (size_t)nb * csz);
+    ConvData cd = conv_data(nb, WS, isz, csz, key);
     // references: r (float inputs), mag (|inputs|), rn / rt (TF32-rounded GEMM operands: the weights,
     // not the biases, which enter as the GEMM's C; the image and dOut; dbias is a float sum of dOut)
     float *r[3], *mg[3], *rn[3], *rt[3], *g[3], *f[3];
@@ -468,15 +481,15 @@ static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, 
         r[i] = XALLOC_FLOATS(sz[i]); mg[i] = XALLOC_FLOATS(sz[i]); rn[i] = XALLOC_FLOATS(sz[i]);
         rt[i] = XALLOC_FLOATS(sz[i]); g[i] = XALLOC_FLOATS(sz[i]); f[i] = XALLOC_FLOATS(sz[i]);
     }
-    cpu_conv(&a, nb, n_img, theta, in, dout, r[0], r[1], r[2]);
-    cpu_conv(&a, nb, n_img, atheta, ain, adout, mg[0], mg[1], mg[2]);
+    cpu_conv(&a, nb, n_img, cd.theta, cd.in, cd.dout, r[0], r[1], r[2]);
+    cpu_conv(&a, nb, n_img, cd.atheta, cd.ain, cd.adout, mg[0], mg[1], mg[2]);
     for (int trunc = 0; trunc <= 1; trunc++) {
-        float *th = tf32_copy(theta, (size_t)nb * WS, trunc), *x = tf32_copy(in, (size_t)nb * isz, trunc);
-        float *d = tf32_copy(dout, (size_t)nb * csz, trunc);
+        float *th = tf32_copy(cd.theta, (size_t)nb * WS, trunc), *x = tf32_copy(cd.in, (size_t)nb * isz, trunc);
+        float *d = tf32_copy(cd.dout, (size_t)nb * csz, trunc);
         for (int b = 0; b < nb; b++)
             for (int fi = 0; fi < F; fi++) {
                 const size_t o = b * WS + (size_t)fi * (K + 1) + K;
-                th[o] = theta[o];
+                th[o] = cd.theta[o];
             }
         float **rr = trunc ? rt : rn;
         cpu_conv(&a, nb, n_img, th, x, d, rr[0], rr[1], rr[2]);
@@ -487,8 +500,8 @@ static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, 
             }
         free(th); free(x); free(d);
     }
-    float *d_theta = gc_upload(theta, (size_t)nb * WS), *d_in = gc_upload(in, (size_t)nb * isz);
-    float *d_dout = gc_upload(dout, (size_t)nb * csz);
+    float *d_theta = gc_upload(cd.theta, (size_t)nb * WS), *d_in = gc_upload(cd.in, (size_t)nb * isz);
+    float *d_dout = gc_upload(cd.dout, (size_t)nb * csz);
 #ifdef HT_CUDA_EMU
     const long tf32_before = emu_tf32_gemms();
 #endif
@@ -512,7 +525,7 @@ static void test_tf32_conv(const char *what, int H, int W, int C, int k, int F, 
     }
     for (int i = 0; i < 3; i++) { free(r[i]); free(mg[i]); free(rn[i]); free(rt[i]); free(g[i]); free(f[i]); }
     ht_cuda_free(d_theta); ht_cuda_free(d_in); ht_cuda_free(d_dout);
-    free(theta); free(in); free(dout); free(atheta); free(ain); free(adout);
+    conv_data_free(&cd);
 }
 
 // Runs cuda_conv_impl_choose(a, math) with HT_CUDA_CONV=value in a child; returns its exit status

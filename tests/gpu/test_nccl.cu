@@ -32,6 +32,40 @@ static void check_guard(const char *what, const float *h, size_t n) {
     T_CHECK(&g_ts, bad == 0, "rank %d: %s: guard after %zu elements untouched (%zu overwritten)", g_rank, what, n, bad);
 }
 
+// An f32 all-gather of `per` values per rank, in place: counts/displs (P), the host buffer h
+// (P * per + GUARD) holding -1 everywhere, this rank's rows q * a + b * j at its place and the
+// sentinel in the guard region.
+typedef struct {
+    int per, a, b;
+    size_t n;
+    int *counts, *displs;
+    float *h;
+} Gather;
+
+static Gather gather_setup(int P, int r, int per, int a, int b) {
+    Gather g = {per, a, b, (size_t)per * P, NULL, NULL, NULL};
+    g.counts = (int *)malloc(sizeof(int) * P);
+    g.displs = (int *)malloc(sizeof(int) * P);
+    g.h = (float *)malloc((g.n + GUARD) * sizeof(float));
+    if (!g.counts || !g.displs || !g.h) { fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__); exit(1); }
+    for (int q = 0; q < P; q++) { g.counts[q] = per; g.displs[q] = q * per; }
+    for (size_t i = 0; i < g.n + GUARD; i++) g.h[i] = i < g.n ? -1.0f : SENTINEL;
+    for (int j = 0; j < per; j++) g.h[r * per + j] = (float)(r * a + b * j);
+    return g;
+}
+
+// The gathered values in h that differ from every rank's rows.
+static size_t gather_wrong(const Gather *g, int P) {
+    size_t bad = 0;
+    for (int q = 0; q < P; q++)
+        for (int j = 0; j < g->per; j++) bad += g->h[q * g->per + j] != (float)(q * g->a + g->b * j);
+    return bad;
+}
+
+static void gather_free(Gather *g) {
+    free(g->h); free(g->counts); free(g->displs);
+}
+
 int main(int argc, char **argv) {
     Comm comm;
     comm_init(&comm, &argc, &argv);
@@ -118,36 +152,28 @@ int main(int argc, char **argv) {
     }
     // 3. all-gather f32, equal shards, in place
     {
-        const int per = 5;
-        const size_t n = (size_t)per * P;
-        int *counts = (int *)malloc(sizeof(int) * P), *displs = (int *)malloc(sizeof(int) * P);
-        for (int q = 0; q < P; q++) { counts[q] = per; displs[q] = q * per; }
-        float *h = (float *)malloc((n + GUARD) * sizeof(float));
-        for (size_t i = 0; i < n + GUARD; i++) h[i] = i < n ? -1.0f : SENTINEL;
-        for (int j = 0; j < per; j++) h[r * per + j] = (float)(r * 100 + j);
+        Gather g = gather_setup(P, r, 5, 100, 1);
+        const size_t n = g.n;
+        const int *counts = g.counts, *displs = g.displs;
+        float *h = g.h;
         float *d = DALLOC(float, n + GUARD, "allgather f32");
         CUDA_CHECK(cudaMemcpyAsync(d, h, (n + GUARD) * sizeof(float), cudaMemcpyHostToDevice, st));
         devcomm_allgatherv_f32(&dc, d + displs[r], d, counts, displs, st);
         CUDA_CHECK(cudaMemcpyAsync(h, d, (n + GUARD) * sizeof(float), cudaMemcpyDeviceToHost, st));
         CUDA_CHECK(cudaStreamSynchronize(st));
-        size_t bad = 0;
-        for (int q = 0; q < P; q++)
-            for (int j = 0; j < per; j++) bad += h[q * per + j] != (float)(q * 100 + j);
+        const size_t bad = gather_wrong(&g, P);
         T_CHECK(&g_ts, bad == 0, "rank %d: all-gather f32 (equal shards, in place): %zu wrong", r, bad);
         check_guard("all-gather f32", h, n);
         ht_cuda_free(d);
-        free(h); free(counts); free(displs);
+        gather_free(&g);
     }
     // 3b. the same gather left running (devcomm_allgatherv_f32_start), other work queued on the
     // caller's stream meanwhile, then devcomm_join: the pending flag and the gathered rows
     {
-        const int per = 7;
-        const size_t n = (size_t)per * P;
-        int *counts = (int *)malloc(sizeof(int) * P), *displs = (int *)malloc(sizeof(int) * P);
-        for (int q = 0; q < P; q++) { counts[q] = per; displs[q] = q * per; }
-        float *h = (float *)malloc((n + GUARD) * sizeof(float));
-        for (size_t i = 0; i < n + GUARD; i++) h[i] = i < n ? -1.0f : SENTINEL;
-        for (int j = 0; j < per; j++) h[r * per + j] = (float)(r * 1000 + 3 * j);
+        Gather g = gather_setup(P, r, 7, 1000, 3);
+        const size_t n = g.n;
+        const int *counts = g.counts, *displs = g.displs;
+        float *h = g.h;
         float *d = DALLOC(float, n + GUARD, "allgather start/join"), *other = DALLOC(float, 64, "other work");
         CUDA_CHECK(cudaMemcpyAsync(d, h, (n + GUARD) * sizeof(float), cudaMemcpyHostToDevice, st));
         devcomm_allgatherv_f32_start(&dc, d + displs[r], d, counts, displs, st);
@@ -157,15 +183,13 @@ int main(int argc, char **argv) {
         const int pending_after_join = dc.pending;
         CUDA_CHECK(cudaMemcpyAsync(h, d, (n + GUARD) * sizeof(float), cudaMemcpyDeviceToHost, st));
         CUDA_CHECK(cudaStreamSynchronize(st));
-        size_t bad = 0;
-        for (int q = 0; q < P; q++)
-            for (int j = 0; j < per; j++) bad += h[q * per + j] != (float)(q * 1000 + 3 * j);
+        const size_t bad = gather_wrong(&g, P);
         T_CHECK(&g_ts, bad == 0 && pending_after_start == 1 && pending_after_join == 0,
                 "rank %d: all-gather f32 started, joined after other work: %zu wrong; pending %d after the start "
                 "(expected 1), %d after the join (expected 0)", r, bad, pending_after_start, pending_after_join);
         check_guard("all-gather f32 start/join", h, n);
         ht_cuda_free(d); ht_cuda_free(other);
-        free(h); free(counts); free(displs);
+        gather_free(&g);
     }
     // 4. all-gather i32, uneven shards
     {
